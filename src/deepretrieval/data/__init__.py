@@ -1,0 +1,42 @@
+"""Loaders: user files (BEIR folders, SMART collections, examples JSONL) or the generated demo -> Collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DataError
+from ..types import Collection
+from .splits import split_ids
+
+__all__ = ["load_collection", "split_ids"]
+
+
+def load_collection(
+    spec: str | Path,
+    *,
+    corpus: Path | None = None,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.6, 0.1, 0.3),
+) -> Collection:
+    """``demo`` | a BEIR folder | a SMART folder | an examples ``.jsonl`` (corpus beside it or ``corpus``)."""
+    if str(spec) == "demo":
+        from .demo import build_demo_collection
+
+        return build_demo_collection(seed=seed)
+    path = Path(spec)
+    if path.is_file() and path.suffix == ".jsonl":
+        from .jsonl import load_jsonl
+
+        return load_jsonl(path, corpus, seed=seed, fractions=fractions)
+    if path.is_dir():
+        if (path / "corpus.jsonl").exists():
+            from .beir import load_beir
+
+            return load_beir(path)
+        from .classic import find_files, load_classic
+
+        if find_files(path):
+            return load_classic(path, seed=seed, fractions=fractions)
+    if not path.exists():
+        raise DataError(path, "no such file or folder (expected 'demo', a BEIR or SMART folder, or a .jsonl)")
+    raise DataError(path, "not a BEIR folder (corpus.jsonl), SMART folder (*.ALL, *.QRY, *.REL) or .jsonl file")

@@ -1,0 +1,226 @@
+"""Evaluate policies on a collection split: run each policy's queries, score them, write resumable runs.
+
+Layout of an evaluation folder::
+
+    OUT/metrics.json                 the first policy of this invocation (flat keys) + every policy in OUT
+    OUT/report.md, OUT/comparison.png
+    OUT/policies/<slug>/config.json  what produced the run (a resumed run must match it)
+    OUT/policies/<slug>/runs.jsonl   one line per query: query sent, ranked ids, per-query metrics
+    OUT/policies/<slug>/metrics.json aggregate metrics computed by pytrec_eval from runs.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import metrics as M
+from .errors import DataError, DeepRetrievalError
+from .policies.base import Policy, PolicyOutput
+from .search.bm25 import BM25Searcher
+from .types import Collection, Example, Hit
+
+DEFAULT_MEASURES = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    k: int = 1000
+    batch_size: int = 32
+    measures: tuple[str, ...] = DEFAULT_MEASURES
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    slug: str
+    metrics: dict[str, float | int | str]
+    runs_path: Path
+
+
+# Called after each batch with the number of examples just finished.
+Advance = Callable[[int], None]
+
+
+def policy_slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "policy"
+
+
+def search_outputs(searcher: BM25Searcher, outputs: Sequence[PolicyOutput], k: int) -> list[list[Hit]]:
+    """One batched search for the text queries and one for the weighted ones, results in input order."""
+    results: list[list[Hit]] = [[] for _ in outputs]
+    text_idx = [i for i, o in enumerate(outputs) if o.weights is None]
+    weighted_idx = [i for i, o in enumerate(outputs) if o.weights is not None]
+    if text_idx:
+        for i, hits in zip(text_idx, searcher.search([outputs[i].query for i in text_idx], k), strict=True):
+            results[i] = hits
+    if weighted_idx:
+        weights = [outputs[i].weights or {} for i in weighted_idx]
+        for i, hits in zip(weighted_idx, searcher.search_weighted(weights, k), strict=True):
+            results[i] = hits
+    return results
+
+
+def per_query_metrics(ranked: Sequence[str], qrels: dict[str, int], measures: Sequence[str]) -> dict[str, float]:
+    return {name: M.measure(name, ranked, qrels) for name in measures}
+
+
+def run_policy(
+    policy: Policy,
+    examples: Sequence[Example],
+    searcher: BM25Searcher,
+    run_dir: Path,
+    settings: EvalSettings,
+    identity: dict[str, object],
+    *,
+    overwrite: bool = False,
+    advance: Advance | None = None,
+) -> Path:
+    """Write ``runs.jsonl`` for ``policy`` on ``examples``, skipping examples already written."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path, runs_path = run_dir / "config.json", run_dir / "runs.jsonl"
+    if overwrite:
+        runs_path.unlink(missing_ok=True)
+    _check_config(config_path, identity, runs_path)
+    config_path.write_text(json.dumps(identity, indent=2, sort_keys=True))
+    done = _completed_ids(runs_path)
+    if advance and done:
+        advance(len(done))
+    todo = [e for e in examples if e.id not in done]
+    with runs_path.open("a", encoding="utf-8") as out:
+        for batch in _batches(todo, settings.batch_size):
+            outputs = policy.generate(batch)
+            hits = search_outputs(searcher, outputs, settings.k)
+            for example, output, ranked_hits in zip(batch, outputs, hits, strict=True):
+                ranked = [h.doc_id for h in ranked_hits]
+                out.write(json.dumps(_run_line(example, output, ranked, settings)) + "\n")
+            out.flush()
+            if advance:
+                advance(len(batch))
+    return runs_path
+
+
+def score_runs(runs_path: Path, examples: Sequence[Example], measures: Sequence[str]) -> dict[str, float | int]:
+    """Aggregate metrics over ``examples`` with pytrec_eval, from the ranked ids stored in ``runs_path``."""
+    wanted = {e.id for e in examples}
+    run = {qid: ranked for qid, ranked in _read_runs(runs_path) if qid in wanted}
+    missing = wanted - run.keys()
+    if missing:
+        raise DeepRetrievalError(f"{runs_path}: {len(missing)} queries have no run line; rerun eval to resume")
+    qrels = {e.id: dict(e.targets) for e in examples}
+    per_query = M.evaluate_run(run, qrels, measures)
+    summary: dict[str, float | int] = dict(M.aggregate(per_query))
+    summary["queries"] = len(examples)
+    return summary
+
+
+def evaluate(
+    collection: Collection,
+    split: str,
+    policies: Sequence[Policy],
+    searcher: BM25Searcher,
+    out_dir: Path,
+    settings: EvalSettings | None = None,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[str, int], Advance] | None = None,
+) -> list[PolicyResult]:
+    """Evaluate each policy and (re)write the folder's metrics.json, report.md and comparison.png."""
+    from .report import write_report
+
+    settings = settings or EvalSettings()
+    examples = collection.split(split)
+    if not examples:
+        raise DeepRetrievalError(f"split {split!r} of {collection.name!r} has no queries")
+    results = []
+    for policy in policies:
+        slug = policy_slug(policy.name)
+        run_dir = out_dir / "policies" / slug
+        identity = {
+            "collection": collection.name,
+            "split": split,
+            "queries": len(examples),
+            "k": settings.k,
+            "searcher": searcher.describe(),
+            **policy.describe(),
+        }
+        advance = progress(slug, len(examples)) if progress else None
+        runs_path = run_policy(
+            policy, examples, searcher, run_dir, settings, identity, overwrite=overwrite, advance=advance
+        )
+        summary: dict[str, float | int | str] = {
+            "policy": policy.name,
+            "collection": collection.name,
+            "split": split,
+            **score_runs(runs_path, examples, settings.measures),
+        }
+        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        results.append(PolicyResult(slug, summary, runs_path))
+    every = load_policy_metrics(out_dir)
+    top = {**results[0].metrics, "policies": every}
+    (out_dir / "metrics.json").write_text(json.dumps(top, indent=2))
+    write_report(out_dir, every)
+    return results
+
+
+def load_policy_metrics(out_dir: Path) -> dict[str, dict]:
+    """Every policy evaluated into ``out_dir`` so far, by slug, in evaluation order."""
+    found = []
+    for path in (out_dir / "policies").glob("*/metrics.json"):
+        found.append((path.stat().st_mtime, path.parent.name, json.loads(path.read_text())))
+    return {slug: m for _, slug, m in sorted(found)}
+
+
+def _run_line(example: Example, output: PolicyOutput, ranked: list[str], settings: EvalSettings) -> dict:
+    line = {
+        "id": example.id,
+        "question": example.question,
+        "query": output.query,
+        "ranked": ranked,
+        "metrics": per_query_metrics(ranked, dict(example.targets), settings.measures),
+    }
+    if output.completion is not None:
+        line["completion"] = output.completion
+        line["format_ok"] = output.format_ok
+    return line
+
+
+def _check_config(config_path: Path, identity: dict[str, object], runs_path: Path) -> None:
+    if not (config_path.exists() and runs_path.exists()):
+        return
+    previous = json.loads(config_path.read_text())
+    if previous != json.loads(json.dumps(identity, sort_keys=True)):
+        changed = sorted(k for k in previous.keys() | identity.keys() if previous.get(k) != identity.get(k))
+        raise DeepRetrievalError(
+            f"{runs_path} was produced with other settings ({', '.join(changed)}); use --overwrite or another --out"
+        )
+
+
+def _completed_ids(runs_path: Path) -> set[str]:
+    return {qid for qid, _ in _read_runs(runs_path, repair=True)} if runs_path.exists() else set()
+
+
+def _read_runs(runs_path: Path, *, repair: bool = False) -> Iterator[tuple[str, list[str]]]:
+    """Yield (id, ranked ids). With ``repair``, a torn last line (interrupted write) is cut off."""
+    raw = runs_path.read_bytes()
+    lines = raw.split(b"\n")
+    if repair and lines and lines[-1]:
+        # No trailing newline: the last write was interrupted. Drop the partial line so resume redoes it.
+        good = raw[: len(raw) - len(lines[-1])]
+        runs_path.write_bytes(good)
+        lines = lines[:-1]
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            yield str(record["id"]), list(record["ranked"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(runs_path, f"unreadable run line ({exc})", line=number) from exc
+
+
+def _batches(items: Sequence[Example], size: int) -> Iterator[Sequence[Example]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

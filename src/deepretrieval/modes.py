@@ -1,0 +1,21 @@
+"""Query modes: how a model's text becomes the query that is run.
+
+- ``rewrite``: the model's query replaces the user's.
+- ``expand``: the model's text is appended to the user's query (as Query2doc does). The user's query may
+  be repeated ``repeats`` times first, so that BM25 keeps weighting its terms above the generated ones.
+"""
+
+from __future__ import annotations
+
+MODES = ("rewrite", "expand")
+
+
+def compose_query(mode: str, question: str, generated: str | None, *, repeats: int = 1) -> str:
+    """The text sent to the backend. ``generated`` may be None or empty (nothing usable was produced)."""
+    generated = (generated or "").strip()
+    if mode == "rewrite":
+        return generated
+    if mode == "expand":
+        base = " ".join([question.strip()] * max(repeats, 1))
+        return f"{base} {generated}".strip()
+    raise ValueError(f"unknown query mode {mode!r} (known: {', '.join(MODES)})")

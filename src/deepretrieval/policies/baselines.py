@@ -1,0 +1,104 @@
+"""Baseline policies every trained rewriter must beat: the query as written, and RM3 feedback."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from ..search.bm25 import BM25Searcher
+from ..types import Example
+from .base import PolicyOutput
+
+
+class OriginalPolicy:
+    """The user's own query, unchanged."""
+
+    name = "original"
+
+    def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
+        return [PolicyOutput(query=e.question) for e in examples]
+
+    def describe(self) -> dict[str, object]:
+        return {"policy": self.name}
+
+
+@dataclass(frozen=True)
+class PRFSettings:
+    """RM3 pseudo-relevance feedback (Lavrenko & Croft's relevance model, interpolated as in Anserini)."""
+
+    fb_docs: int = 10
+    fb_terms: int = 10
+    original_weight: float = 0.5
+
+
+class PRFPolicy:
+    """RM3: a first BM25 pass, a relevance model from the top documents, an interpolated weighted query.
+
+    Feedback documents are weighted by their first-pass score (normalised to sum to one), each
+    document's terms by their within-document frequency (L1-normalised); the ``fb_terms`` heaviest
+    terms form the relevance model, which is mixed with the L1-normalised original query.
+    """
+
+    name = "prf"
+
+    def __init__(self, searcher: BM25Searcher, settings: PRFSettings | None = None) -> None:
+        self.searcher = searcher
+        self.settings = settings or PRFSettings()
+
+    def describe(self) -> dict[str, object]:
+        return {"policy": self.name, **asdict(self.settings)}
+
+    def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
+        s = self.settings
+        first_pass = self.searcher.search([e.question for e in examples], s.fb_docs)
+        outputs = []
+        for example, hits in zip(examples, first_pass, strict=True):
+            weights = self._expanded_weights(example.question, hits)
+            rendered = " ".join(f"{t}^{w:.4f}" for t, w in sorted(weights.items(), key=lambda x: -x[1]))
+            outputs.append(PolicyOutput(query=rendered, weights=weights))
+        return outputs
+
+    def _expanded_weights(self, question: str, hits: Sequence) -> dict[str, float]:
+        s = self.settings
+        original = _l1(Counter(self.searcher.analyze(question)))
+        if not hits:
+            return original
+        total_score = sum(h.score for h in hits) or 1.0
+        model: Counter[str] = Counter()
+        for hit in hits:
+            tf = self.searcher.doc_term_counts(hit.doc_id)
+            length = sum(tf.values()) or 1
+            doc_weight = hit.score / total_score
+            for term, count in tf.items():
+                model[term] += doc_weight * count / length
+        top = _l1(dict(model.most_common(s.fb_terms)))
+        mixed: dict[str, float] = {}
+        for term in original.keys() | top.keys():
+            mixed[term] = s.original_weight * original.get(term, 0.0) + (1 - s.original_weight) * top.get(term, 0.0)
+        return mixed
+
+
+def _l1(weights: dict[str, float] | Counter) -> dict[str, float]:
+    total = sum(weights.values())
+    return {t: w / total for t, w in weights.items()} if total else {}
+
+
+class OraclePolicy:
+    """The collection's own perfect rewrite (``meta['oracle_query']``), where a generator knows it.
+
+    Only synthetic collections have one; it shows the ceiling a learned rewriter can reach.
+    """
+
+    name = "oracle"
+
+    def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
+        missing = [e.id for e in examples if "oracle_query" not in e.meta]
+        if missing:
+            from ..errors import DeepRetrievalError
+
+            raise DeepRetrievalError(f"the oracle policy needs meta.oracle_query; example {missing[0]!r} has none")
+        return [PolicyOutput(query=str(e.meta["oracle_query"])) for e in examples]
+
+    def describe(self) -> dict[str, object]:
+        return {"policy": self.name}

@@ -1,0 +1,196 @@
+"""Model-backed policies: a local HF model (trained run or registry name) and any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeepRetrievalError, SearchFailure
+from ..modes import compose_query
+from ..parsing import extract_query_lenient, parse_completion
+from ..prompts import build_messages
+from ..types import Example
+from .base import PolicyOutput
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    variant: str = "direct"
+    mode: str = "rewrite"
+    expand_repeats: int = 1
+    max_new_tokens: int = 48
+
+
+def to_output(completion: str, example: Example, prompt: PromptSettings) -> PolicyOutput:
+    """Parse a completion; an unparsable one still yields its best-effort query (marked format_ok=False)."""
+    parsed = parse_completion(completion, variant=prompt.variant)
+    generated = parsed.query if parsed.query else extract_query_lenient(completion)
+    query = compose_query(prompt.mode, example.question, generated, repeats=prompt.expand_repeats)
+    return PolicyOutput(query=query, completion=completion, format_ok=parsed.format_ok)
+
+
+def read_policy_settings(folder: Path) -> dict[str, Any]:
+    """Settings a trained run saved beside its weights (policy.json), if any."""
+    path = folder / "policy.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def resolve_run_dir(ref: str) -> str:
+    """A training output dir means its ``final`` folder."""
+    path = Path(ref)
+    if path.is_dir() and (path / "final" / "config.json").exists():
+        return str(path / "final")
+    return ref
+
+
+class HFPolicy:
+    """Greedy (by default), batched generation with a local model, prompts via its chat template."""
+
+    def __init__(
+        self,
+        ref: str,
+        *,
+        prompt: PromptSettings | None = None,
+        batch_size: int = 16,
+        name: str | None = None,
+        model: Any = None,
+        tokenizer: Any = None,
+    ) -> None:
+        self.ref = resolve_run_dir(ref)
+        saved = read_policy_settings(Path(self.ref)) if Path(self.ref).is_dir() else {}
+        fields = PromptSettings.__dataclass_fields__
+        self.prompt = prompt or PromptSettings(**{k: v for k, v in saved.items() if k in fields})
+        self.batch_size = batch_size
+        self.name = name or f"{Path(ref).name or ref}[{self.prompt.mode}]"
+        self._model, self._tokenizer = model, tokenizer
+
+    def describe(self) -> dict[str, object]:
+        return {"policy": "hf", "model": self.ref, **self.prompt.__dict__}
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._model is None:
+            from ..models import load_model_and_tokenizer
+
+            self._model, self._tokenizer = load_model_and_tokenizer(self.ref)
+            self._model.eval()
+        return self._model, self._tokenizer
+
+    def complete(self, examples: Sequence[Example]) -> list[str]:
+        import torch
+
+        from ..prompts import render_prompt
+
+        model, tokenizer = self._load()
+        texts = [
+            render_prompt(build_messages(e, variant=self.prompt.variant, mode=self.prompt.mode), tokenizer)
+            for e in examples
+        ]
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        completions: list[str] = []
+        try:
+            for start in range(0, len(texts), self.batch_size):
+                batch = tokenizer(
+                    texts[start : start + self.batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    add_special_tokens=False,
+                )
+                with torch.no_grad():
+                    generated = model.generate(
+                        **batch,
+                        max_new_tokens=self.prompt.max_new_tokens,
+                        do_sample=False,
+                        pad_token_id=tokenizer.pad_token_id,
+                    )
+                new = generated[:, batch["input_ids"].shape[1] :]
+                completions += tokenizer.batch_decode(new, skip_special_tokens=True)
+        finally:
+            tokenizer.padding_side = side
+        return completions
+
+    def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
+        return [to_output(c, e, self.prompt) for c, e in zip(self.complete(examples), examples, strict=True)]
+
+
+class OpenAIPolicy:
+    """Any OpenAI-compatible chat endpoint (vLLM, Ollama, ...): ``openai:<model>@<base url>``.
+
+    The API key comes from ``OPENAI_API_KEY`` (never logged). Requests run concurrently, with retries and
+    exponential back-off; an endpoint that keeps failing raises ``SearchFailure`` rather than yielding
+    an empty query.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        prompt: PromptSettings | None = None,
+        client: Any = None,
+        concurrency: int = 8,
+        retries: int = 3,
+        backoff_seconds: float = 1.0,
+        timeout: float = 60.0,
+    ) -> None:
+        import httpx
+
+        self.model, self.base_url = model, base_url.rstrip("/")
+        self.prompt = prompt or PromptSettings()
+        self.name = f"openai:{model}[{self.prompt.mode}]"
+        self.concurrency, self.retries, self.backoff_seconds = concurrency, retries, backoff_seconds
+        headers = {}
+        if key := os.environ.get("OPENAI_API_KEY"):
+            headers["Authorization"] = f"Bearer {key}"
+        self.client = client or httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def describe(self) -> dict[str, object]:
+        return {"policy": "openai", "model": self.model, "base_url": self.base_url, **self.prompt.__dict__}
+
+    def _complete_one(self, example: Example) -> str:
+        import httpx
+
+        body = {
+            "model": self.model,
+            "messages": build_messages(example, variant=self.prompt.variant, mode=self.prompt.mode),
+            "max_tokens": self.prompt.max_new_tokens,
+            "temperature": 0.0,
+        }
+        error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                response = self.client.post("/chat/completions", json=body)
+                if response.status_code in (429,) or response.status_code >= 500:
+                    raise httpx.HTTPStatusError(
+                        f"HTTP {response.status_code}", request=response.request, response=response
+                    )
+                if response.status_code >= 400:
+                    raise DeepRetrievalError(
+                        f"{self.base_url}: HTTP {response.status_code} for model {self.model!r}: {response.text[:200]}"
+                    )
+                return str(response.json()["choices"][0]["message"]["content"] or "")
+            except (httpx.TransportError, httpx.HTTPStatusError, KeyError, ValueError) as exc:
+                error = exc
+                if attempt < self.retries:
+                    time.sleep(self.backoff_seconds * 2**attempt)
+        raise SearchFailure(f"{self.base_url}: endpoint failed after {self.retries + 1} attempts: {error}")
+
+    def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            completions = list(pool.map(self._complete_one, examples))
+        return [to_output(c, e, self.prompt) for c, e in zip(completions, examples, strict=True)]
+
+
+def parse_openai_spec(spec: str) -> tuple[str, str]:
+    """``openai:<model>@<base url>`` -> (model, base url)."""
+    body = spec.removeprefix("openai:")
+    model, sep, url = body.rpartition("@")
+    if not sep or not model or not url.startswith(("http://", "https://")):
+        raise DeepRetrievalError(f"policy {spec!r}: expected openai:<model>@<http(s) base url>")
+    return model, url

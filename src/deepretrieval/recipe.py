@@ -1,0 +1,83 @@
+"""Training recipes: one validated record, from YAML and/or command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import DeepRetrievalError
+
+
+class TrainRecipe(BaseModel):
+    """Everything a training run depends on. Unknown keys are errors (a typo must not be ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # data
+    data: str = Field("demo", description="'demo', a BEIR folder, a SMART folder or an examples .jsonl")
+    corpus: str | None = Field(None, description="corpus.jsonl for a .jsonl of examples")
+    split: str = Field("train", description="split to train on")
+    seed: int = Field(0, description="seed for data generation, splitting, sampling and initialisation")
+    # retrieval (reward backend)
+    k1: float = 0.9
+    b: float = 0.4
+    bm25_method: str = "lucene"
+    stemmer: str | None = "english"
+    stopwords: str | None = "en"
+    # prompt and query
+    variant: Literal["direct", "reasoning"] = "direct"
+    mode: Literal["rewrite", "expand"] = "rewrite"
+    expand_repeats: int = Field(1, ge=1, description="expand mode: times the user's query is repeated")
+    # reward
+    reward: str = Field("recall-gain", description="reward preset (see deepretrieval.rewards.PRESETS)")
+    reward_k: int | None = Field(None, ge=1, description="override the preset's metric depth k")
+    # model
+    model: str = Field("smollm2-135m", description="registry name, local HF folder or hub id")
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    # optimisation
+    learning_rate: float = Field(1e-5, gt=0)
+    max_steps: int = Field(30, ge=1)
+    prompts_per_step: int = Field(2, ge=1)
+    num_generations: int = Field(8, ge=2)
+    max_completion_length: int = Field(48, ge=4)
+    temperature: float = Field(1.0, gt=0)
+    beta: float = Field(0.0, ge=0, description="KL coefficient")
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    save_steps: int = Field(10, ge=1)
+    logging_steps: int = Field(1, ge=1)
+    bf16: bool = False
+    use_vllm: bool = False
+    output_dir: str = "runs/train"
+
+
+def load_recipe(path: Path | None, overrides: dict[str, object]) -> TrainRecipe:
+    """A recipe from YAML (if given) with command-line ``overrides`` on top; errors name the field."""
+    import yaml
+
+    values: dict[str, object] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise DeepRetrievalError(f"{path}: no such recipe file") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise DeepRetrievalError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise DeepRetrievalError(f"{path}: a recipe is a mapping of settings, got {type(loaded).__name__}")
+        values.update(loaded or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainRecipe(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "recipe"
+        source = f"{path}: " if path else ""
+        raise DeepRetrievalError(f"{source}field {field!r}: {error['msg']}") from None

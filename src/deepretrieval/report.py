@@ -1,0 +1,104 @@
+"""Human-readable evaluation output: a Markdown table and a PNG comparing policies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+NON_METRIC_KEYS = {"policy", "collection", "split", "queries"}
+
+
+def metric_names(summaries: Mapping[str, Mapping]) -> list[str]:
+    names: list[str] = []
+    for summary in summaries.values():
+        names += [k for k, v in summary.items() if k not in NON_METRIC_KEYS and isinstance(v, float | int)]
+    return list(dict.fromkeys(names))
+
+
+def markdown_table(summaries: Mapping[str, Mapping]) -> str:
+    names = metric_names(summaries)
+    header = "| policy | queries | " + " | ".join(names) + " |"
+    rule = "|---|---:|" + "---:|" * len(names)
+    rows = []
+    for summary in summaries.values():
+        cells = [_fmt(summary.get(n)) for n in names]
+        rows.append(f"| {summary.get('policy', '?')} | {summary.get('queries', '')} | " + " | ".join(cells) + " |")
+    return "\n".join([header, rule, *rows])
+
+
+def write_report(out_dir: Path, summaries: Mapping[str, Mapping]) -> None:
+    if not summaries:
+        return
+    first = next(iter(summaries.values()))
+    title = f"# Evaluation: {first.get('collection', '?')}, split {first.get('split', '?')}\n\n"
+    (out_dir / "report.md").write_text(title + markdown_table(summaries) + "\n")
+    plot_comparison(summaries, out_dir / "comparison.png", title=title.strip("# \n"))
+
+
+def plot_comparison(summaries: Mapping[str, Mapping], path: Path, *, title: str = "") -> None:
+    """Grouped bars: one group per metric, one bar per policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = metric_names(summaries)
+    policies = list(summaries)
+    width = 0.8 / max(len(policies), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(names) + 2), 4))
+    for i, slug in enumerate(policies):
+        values = [float(summaries[slug].get(n, 0.0)) for n in names]
+        xs = [j + i * width for j in range(len(names))]
+        ax.bar(xs, values, width=width, label=str(summaries[slug].get("policy", slug)))
+    ax.set_xticks([j + width * (len(policies) - 1) / 2 for j in range(len(names))], names)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+def plot_training(log_path: Path, path: Path) -> None:
+    """Reward (mean, with std band) and retrieval metric per GRPO step, from train_log.jsonl."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .train import read_log
+
+    records = [r for r in read_log(log_path) if "reward" in r]
+    steps = [r["step"] for r in records]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if records:
+        reward = [r["reward"] for r in records]
+        std = [r.get("reward_std", 0.0) for r in records]
+        left.plot(steps, reward, label="reward (mean)")
+        low = [m - s for m, s in zip(reward, std, strict=True)]
+        high = [m + s for m, s in zip(reward, std, strict=True)]
+        left.fill_between(steps, low, high, alpha=0.2)
+        for key, label in (
+            ("retrieval/metric", "reward metric"),
+            ("retrieval/format_error_ratio", "format errors"),
+        ):
+            if any(key in r for r in records):
+                right.plot(
+                    [r["step"] for r in records if key in r],
+                    [r[key] for r in records if key in r],
+                    label=label,
+                )
+    left.set_xlabel("step")
+    left.set_title("GRPO reward")
+    left.legend(fontsize="small")
+    right.set_xlabel("step")
+    right.set_title("retrieval metric and format errors")
+    right.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,343 @@
+"""GRPO training of a query-writing policy with TRL: the DeepRetrieval loop.
+
+prompt (chat template) -> TRL samples completions -> parse -> compose query -> one batched, de-duplicated
+BM25 search for the whole batch -> reward (pure, configurable) -> GRPO update. Checkpoints every
+``save_steps``; ``resume`` continues from the last one; the final policy is a normal HF folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DeepRetrievalError, SearchFailure
+from .modes import compose_query
+from .parsing import parse_completion
+from .recipe import TrainRecipe
+from .rewards import PRESETS, RewardConfig, RewardResult, metric_value, score
+from .search.bm25 import BM25Searcher
+from .types import Example
+
+log = logging.getLogger(__name__)
+
+POLICY_FILE = "policy.json"
+LOG_FILE = "train_log.jsonl"
+
+
+def reward_config(recipe: TrainRecipe) -> RewardConfig:
+    if recipe.reward not in PRESETS:
+        raise DeepRetrievalError(f"unknown reward preset {recipe.reward!r} (known: {', '.join(PRESETS)})")
+    config = PRESETS[recipe.reward]
+    if recipe.reward_k is not None:
+        from dataclasses import replace
+
+        config = replace(config, k=recipe.reward_k)
+    return config
+
+
+class RetrievalReward:
+    """A TRL reward function: the whole batch is scored with one de-duplicated, batched search.
+
+    Returns ``None`` for a sample whose search failed (TRL 1.16 keeps such samples out of the group
+    baseline and gives them zero advantage); a failure that persists for ``max_failed_batches``
+    consecutive batches stops training with ``SearchFailure``.
+    """
+
+    __name__ = "retrieval"
+
+    def __init__(
+        self,
+        searcher: BM25Searcher,
+        examples: Sequence[Example],
+        config: RewardConfig,
+        *,
+        variant: str = "direct",
+        mode: str = "rewrite",
+        repeats: int = 1,
+        tokenizer: Any = None,
+        retries: int = 2,
+        backoff_seconds: float = 0.5,
+        max_failed_batches: int = 3,
+    ) -> None:
+        self.searcher = searcher
+        self.examples = {e.id: e for e in examples}
+        self.config = config
+        self.variant, self.mode, self.repeats = variant, mode, repeats
+        self.tokenizer = tokenizer
+        self.retries, self.backoff_seconds = retries, backoff_seconds
+        self.max_failed_batches = max_failed_batches
+        self.failed_batches = 0
+        self.failures_total = 0
+        self.original_metric: dict[str, float] = {}
+        if config.relative_to_original:
+            self.original_metric = self._original_metrics(list(self.examples.values()))
+
+    def __call__(self, prompts: list, completions: list, example_id: list[str], **kwargs: Any) -> list[float | None]:
+        texts = [_completion_text(c) for c in completions]
+        results = self.score_batch(texts, example_id)
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None:
+            for name, value in self.batch_stats(texts, results).items():
+                log_metric(name, value)
+        return [r.total for r in results]
+
+    def score_batch(self, completions: Sequence[str], example_ids: Sequence[str]) -> list[RewardResult]:
+        examples = [self.examples[i] for i in example_ids]
+        parsed = [parse_completion(c, variant=self.variant) for c in completions]
+        queries = [
+            compose_query(self.mode, e.question, p.query, repeats=self.repeats) if p.query else ""
+            for p, e in zip(parsed, examples, strict=True)
+        ]
+        ranked, failure = self._search_unique(queries)
+        return [
+            score(
+                p,
+                None if ranked is None else ranked.get(q, []),
+                e,
+                self.config,
+                original_metric=self.original_metric.get(e.id),
+                failure=failure,
+            )
+            for p, q, e in zip(parsed, queries, examples, strict=True)
+        ]
+
+    def batch_stats(self, completions: Sequence[str], results: Sequence[RewardResult]) -> dict[str, float]:
+        scored = [r for r in results if r.failure is None]
+        metrics = [r.metric for r in scored if r.metric is not None]
+        parsed = [parse_completion(c, variant=self.variant) for c in completions]
+        stats = {
+            "retrieval/metric": _mean(metrics),
+            "retrieval/format_error_ratio": _mean([0.0 if r.format_ok else 1.0 for r in scored]),
+            "retrieval/failures": float(len(results) - len(scored)),
+            "retrieval/query_tokens": _mean([self._tokens(p.query) for p in parsed if p.query]),
+            "retrieval/think_tokens": _mean([self._tokens(p.think) for p in parsed if p.think]),
+            "retrieval/unique_queries": float(len({r.query for r in scored if r.query})),
+        }
+        return {k: v for k, v in stats.items() if not math.isnan(v)}
+
+    def _search_unique(self, queries: Sequence[str]) -> tuple[dict[str, list[str]] | None, str | None]:
+        unique = sorted({q for q in queries if q.strip()})
+        if not unique:
+            return {}, None
+        error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                hits = self.searcher.search(unique, self.config.k)
+                self.failed_batches = 0
+                return {q: [h.doc_id for h in hs] for q, hs in zip(unique, hits, strict=True)}, None
+            except SearchFailure as exc:
+                error = exc
+                log.warning("search failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, exc)
+                time.sleep(self.backoff_seconds * 2**attempt)
+        self.failed_batches += 1
+        self.failures_total += len(queries)
+        if self.failed_batches >= self.max_failed_batches:
+            raise SearchFailure(f"search kept failing for {self.failed_batches} batches; stopping: {error}")
+        return None, f"search failed: {error}"
+
+    def _original_metrics(self, examples: Sequence[Example]) -> dict[str, float]:
+        hits = self.searcher.search([e.question for e in examples], self.config.k)
+        return {
+            e.id: metric_value(self.config, [h.doc_id for h in hs], e) for e, hs in zip(examples, hits, strict=True)
+        }
+
+    def _tokens(self, text: str | None) -> float:
+        if not text:
+            return 0.0
+        if self.tokenizer is None:
+            return float(len(text.split()))
+        return float(len(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    output_dir: Path
+    final_dir: Path
+    log_path: Path
+    steps: int
+
+
+def build_dataset(examples: Sequence[Example], tokenizer: Any, recipe: TrainRecipe):
+    """Prompts rendered once through the tokenizer's chat template, with the example id alongside."""
+    from datasets import Dataset
+
+    from .prompts import build_messages, render_prompt
+
+    prompts = [render_prompt(build_messages(e, variant=recipe.variant, mode=recipe.mode), tokenizer) for e in examples]
+    return Dataset.from_dict({"prompt": prompts, "example_id": [e.id for e in examples]})
+
+
+def _log_callback(path: Path):
+    from transformers import TrainerCallback
+
+    class JsonlLog(TrainerCallback):
+        """Appends every logged dict (reward, loss, retrieval/* ...) to train_log.jsonl with its step."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and state.is_world_process_zero:
+                with path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    return JsonlLog()
+
+
+def train(
+    recipe: TrainRecipe,
+    *,
+    resume: bool = False,
+    collection=None,
+    searcher: BM25Searcher | None = None,
+) -> TrainResult:
+    """Run GRPO for ``recipe.max_steps`` steps (in total, counting a resumed checkpoint's steps)."""
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOConfig, GRPOTrainer
+
+    from .data import load_collection
+    from .models import load_model_and_tokenizer
+    from .search.bm25 import BM25Settings
+
+    output_dir = Path(recipe.output_dir)
+    checkpoint = _prepare_output(output_dir, recipe, resume, get_last_checkpoint)
+    if collection is None:
+        collection = load_collection(
+            recipe.data, corpus=Path(recipe.corpus) if recipe.corpus else None, seed=recipe.seed
+        )
+    examples = collection.split(recipe.split)
+    if not examples:
+        raise DeepRetrievalError(f"split {recipe.split!r} of {collection.name!r} has no queries")
+    if searcher is None:
+        settings = BM25Settings(
+            k1=recipe.k1,
+            b=recipe.b,
+            method=recipe.bm25_method,
+            stemmer=recipe.stemmer,
+            stopwords=recipe.stopwords,
+        )
+        searcher = BM25Searcher.build(collection.documents, settings)
+    model, tokenizer = load_model_and_tokenizer(recipe.model)
+    reward = RetrievalReward(
+        searcher,
+        examples,
+        reward_config(recipe),
+        variant=recipe.variant,
+        mode=recipe.mode,
+        repeats=recipe.expand_repeats,
+        tokenizer=tokenizer,
+    )
+    args = GRPOConfig(
+        output_dir=str(output_dir),
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type="constant",
+        max_steps=recipe.max_steps,
+        per_device_train_batch_size=recipe.prompts_per_step * recipe.num_generations,
+        gradient_accumulation_steps=1,
+        num_generations=recipe.num_generations,
+        max_completion_length=recipe.max_completion_length,
+        temperature=recipe.temperature,
+        beta=recipe.beta,
+        loss_type=recipe.loss_type,
+        scale_rewards=recipe.scale_rewards,
+        save_strategy="steps",
+        save_steps=recipe.save_steps,
+        logging_steps=recipe.logging_steps,
+        report_to=["tensorboard"],
+        bf16=recipe.bf16,
+        use_vllm=recipe.use_vllm,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        shuffle_dataset=True,
+    )
+    peft_config = None
+    if recipe.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=recipe.lora_r,
+            lora_alpha=recipe.lora_alpha,
+            lora_dropout=recipe.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+    log_path = output_dir / LOG_FILE
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=build_dataset(examples, tokenizer, recipe),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[_log_callback(log_path)],
+    )
+    trainer.train(resume_from_checkpoint=checkpoint)
+    final_dir = save_policy(trainer.model, tokenizer, output_dir / "final", recipe)
+    return TrainResult(output_dir, final_dir, log_path, trainer.state.global_step)
+
+
+def save_policy(model: Any, tokenizer: Any, final_dir: Path, recipe: TrainRecipe) -> Path:
+    """Save a normal HF folder (LoRA merged) plus policy.json, which tells eval how to prompt it."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    final_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(final_dir)
+    tokenizer.save_pretrained(final_dir)
+    policy = {
+        "variant": recipe.variant,
+        "mode": recipe.mode,
+        "expand_repeats": recipe.expand_repeats,
+        "max_new_tokens": recipe.max_completion_length,
+        "base_model": recipe.model,
+        "data": recipe.data,
+    }
+    (final_dir / POLICY_FILE).write_text(json.dumps(policy, indent=2))
+    return final_dir
+
+
+def _prepare_output(output_dir: Path, recipe: TrainRecipe, resume: bool, get_last_checkpoint) -> str | None:
+    """Write the recipe; on resume, check it matches the run's (only max_steps may change)."""
+    recipe_path = output_dir / "recipe.json"
+    checkpoint = None
+    if resume:
+        if not output_dir.is_dir() or (checkpoint := get_last_checkpoint(str(output_dir))) is None:
+            raise DeepRetrievalError(f"{output_dir}: no checkpoint to resume from (run without --resume first)")
+        if recipe_path.exists():
+            previous = json.loads(recipe_path.read_text())
+            current = recipe.model_dump()
+            changed = [k for k in current if k != "max_steps" and previous.get(k) != current[k]]
+            if changed:
+                raise DeepRetrievalError(f"{recipe_path}: --resume with changed settings: {', '.join(changed)}")
+    elif output_dir.exists() and any(output_dir.glob("checkpoint-*")):
+        raise DeepRetrievalError(f"{output_dir} already holds a run; use --resume or another --output-dir")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    recipe_path.write_text(json.dumps(recipe.model_dump(), indent=2))
+    return checkpoint
+
+
+def read_log(path: Path) -> list[dict]:
+    """The training log, one dict per logged step (the last entry wins when a resumed run re-logs a step)."""
+    by_step: dict[int, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                by_step.setdefault(record["step"], {}).update(record)
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _completion_text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[0], dict):
+        return str(completion[0].get("content", ""))
+    return str(completion)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")

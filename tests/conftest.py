@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deepretrieval.types import Collection, Document, Example
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "classic"
+
+
+def shared_collection(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture
+def small_collection() -> Collection:
+    """A hand-made collection where the right words matter: 'cardiac' docs vs 'heart' queries."""
+    docs = [
+        Document("d1", "myocardial infarction therapy", "aspirin and thrombolysis after myocardial infarction"),
+        Document("d2", "myocardial infarction outcomes", "mortality after acute myocardial infarction"),
+        Document("d3", "hypertension drugs", "angiotensin inhibitors lower blood pressure in hypertension"),
+        Document("d4", "kidney stones", "nephrolithiasis and ureteral calculi treated by lithotripsy"),
+        Document("d5", "heart health", "walking is good for the heart"),
+        Document("d6", "diet", "vegetables fruit and fibre"),
+    ]
+    examples = [
+        Example("q1", "heart attack treatment", {"d1": 2, "d2": 1, "d5": 0}),
+        Example("q2", "high blood pressure medicine", {"d3": 1}),
+        Example("q3", "kidney stones", {"d4": 1}),
+        Example("q4", "heart attack death", {"d2": 2}),
+    ]
+    return Collection("small", docs, examples, {"train": ["q1", "q2"], "test": ["q3", "q4"]})
+
+
+def write_beir(folder: Path, collection: Collection, split: str = "test") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "corpus.jsonl").open("w") as f:
+        for d in collection.documents:
+            f.write(json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n")
+    with (folder / "queries.jsonl").open("w") as f:
+        for e in collection.examples:
+            f.write(json.dumps({"_id": e.id, "text": e.question}) + "\n")
+    (folder / "qrels").mkdir(exist_ok=True)
+    with (folder / "qrels" / f"{split}.tsv").open("w") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for e in collection.examples:
+            for doc, grade in e.targets.items():
+                f.write(f"{e.id}\t{doc}\t{grade}\n")
+    return folder

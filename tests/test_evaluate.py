@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepretrieval import metrics as M
+from deepretrieval.errors import DeepRetrievalError
+from deepretrieval.evaluate import EvalSettings, evaluate, load_policy_metrics
+from deepretrieval.policies import OriginalPolicy, PRFPolicy, PRFSettings
+from deepretrieval.policies.base import PolicyOutput
+from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
+
+SETTINGS = EvalSettings(k=10, batch_size=1, measures=("ndcg@10", "recall@10", "mrr@10"))
+
+
+class CountingPolicy(OriginalPolicy):
+    """The original query, counting how many examples it was asked about."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def generate(self, examples):
+        self.seen += [e.id for e in examples]
+        return super().generate(examples)
+
+
+class FixedPolicy:
+    name = "fixed"
+
+    def __init__(self, queries):
+        self.queries = queries
+
+    def generate(self, examples):
+        return [PolicyOutput(query=self.queries[e.id]) for e in examples]
+
+    def describe(self):
+        return {"policy": self.name}
+
+
+@pytest.fixture
+def searcher(small_collection):
+    return BM25Searcher.build(small_collection.documents, BM25Settings())
+
+
+def test_evaluate_writes_runs_metrics_report_and_plot(small_collection, searcher, tmp_path):
+    results = evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, SETTINGS)
+    top = json.loads((tmp_path / "metrics.json").read_text())
+    assert top["policy"] == "original" and top["queries"] == 4
+    assert set(SETTINGS.measures) <= top.keys()
+    lines = [json.loads(x) for x in results[0].runs_path.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["q1", "q2", "q3", "q4"]
+    # The per-query metrics written to runs.jsonl agree with the pytrec_eval aggregate.
+    mean_ndcg = sum(x["metrics"]["ndcg@10"] for x in lines) / 4
+    assert top["ndcg@10"] == pytest.approx(mean_ndcg, abs=1e-9)
+    assert "| original |" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "comparison.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_better_query_scores_higher(small_collection, searcher, tmp_path):
+    fixed = FixedPolicy(
+        {
+            "q1": "myocardial infarction",
+            "q2": "hypertension",
+            "q3": "nephrolithiasis",
+            "q4": "myocardial infarction mortality",
+        }
+    )
+    evaluate(small_collection, "all", [OriginalPolicy(), fixed], searcher, tmp_path, SETTINGS)
+    both = load_policy_metrics(tmp_path)
+    assert list(both) == ["original", "fixed"]
+    assert both["fixed"]["recall@10"] == 1.0
+    assert both["original"]["recall@10"] < 1.0
+
+
+def test_resume_skips_done_queries_and_repairs_a_torn_line(small_collection, searcher, tmp_path):
+    first = CountingPolicy()
+    evaluate(small_collection, "all", [first], searcher, tmp_path, SETTINGS)
+    runs = tmp_path / "policies" / "original" / "runs.jsonl"
+    complete = runs.read_text()
+    lines = complete.splitlines(keepends=True)
+    runs.write_text("".join(lines[:2]) + lines[2][:15])  # interrupted mid-write of the third line
+    again = CountingPolicy()
+    evaluate(small_collection, "all", [again], searcher, tmp_path, SETTINGS)
+    assert again.seen == ["q3", "q4"]
+    assert runs.read_text() == complete
+
+
+def test_resume_with_other_settings_is_refused(small_collection, searcher, tmp_path):
+    evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, SETTINGS)
+    with pytest.raises(DeepRetrievalError, match="other settings"):
+        evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, EvalSettings(k=5, batch_size=1))
+    evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, EvalSettings(k=5), overwrite=True)
+
+
+def test_unknown_split_is_a_clear_error(small_collection, searcher, tmp_path):
+    with pytest.raises(DeepRetrievalError, match="no split 'dev'"):
+        evaluate(small_collection, "dev", [OriginalPolicy()], searcher, tmp_path, SETTINGS)
+
+
+def test_prf_adds_feedback_terms_and_keeps_the_original(small_collection, searcher):
+    policy = PRFPolicy(searcher, PRFSettings(fb_docs=2, fb_terms=5, original_weight=0.5))
+    out = policy.generate([small_collection.examples[0]])[0]
+    assert out.weights is not None
+    assert sum(out.weights.values()) == pytest.approx(1.0)
+    analyzed = set(searcher.analyze("heart attack treatment"))
+    assert analyzed <= out.weights.keys()
+    # Feedback from the top documents brings in a term the user never wrote.
+    assert set(out.weights) - analyzed
+
+
+def test_prf_with_zero_feedback_weight_equals_original(small_collection, searcher):
+    policy = PRFPolicy(searcher, PRFSettings(fb_docs=3, fb_terms=5, original_weight=1.0))
+    examples = small_collection.examples
+    outputs = policy.generate(examples)
+    weighted = searcher.search_weighted([o.weights for o in outputs], 5)
+    plain = searcher.search([e.question for e in examples], 5)
+    for w, p in zip(weighted, plain, strict=True):
+        assert [h.doc_id for h in w] == [h.doc_id for h in p]
+
+
+def test_measure_names_dispatch():
+    ranked, qrels = ["a", "b", "c"], {"b": 1, "z": 2}
+    assert M.measure("recall@2", ranked, qrels) == pytest.approx(0.5)
+    assert M.measure("mrr@10", ranked, qrels) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        M.measure("bogus@3", ranked, qrels)

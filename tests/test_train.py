@@ -1,0 +1,129 @@
+"""Real GRPO training (TRL) with the tiny random model against the real bm25s Searcher."""
+
+from __future__ import annotations
+
+import pytest
+from deepretrieval.rewards import PRESETS
+
+from deepretrieval.errors import DeepRetrievalError, SearchFailure
+from deepretrieval.recipe import TrainRecipe
+from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
+from deepretrieval.train import RetrievalReward, read_log, train
+
+
+class FlakySearcher:
+    """Wraps a real searcher; fails the first ``failures`` calls like an unreachable backend."""
+
+    def __init__(self, inner, failures: int) -> None:
+        self.inner, self.failures, self.calls = inner, failures, []
+
+    def search(self, queries, k):
+        self.calls.append(list(queries))
+        if self.failures > 0:
+            self.failures -= 1
+            raise SearchFailure("backend unreachable")
+        return self.inner.search(queries, k)
+
+
+@pytest.fixture
+def searcher(small_collection):
+    return BM25Searcher.build(small_collection.documents, BM25Settings())
+
+
+def answer(query: str) -> str:
+    return f'<answer>{{"query": "{query}"}}</answer>'
+
+
+def test_reward_batch_is_one_deduplicated_search(small_collection, searcher):
+    flaky = FlakySearcher(searcher, failures=0)
+    reward = RetrievalReward(flaky, small_collection.examples, PRESETS["recall"])
+    completions = [
+        answer("myocardial infarction"),
+        answer("myocardial infarction"),
+        answer("heart"),
+        "garbage",
+    ]
+    totals = reward([""] * 4, completions, example_id=["q1", "q1", "q1", "q1"])
+    assert len(flaky.calls) == 1
+    assert sorted(flaky.calls[0]) == ["heart", "myocardial infarction"]
+    assert totals[0] == totals[1] > totals[2]
+    assert totals[3] < 0  # format penalty, not a retrieval score
+
+
+def test_search_failure_is_never_a_reward_and_stops_when_it_persists(small_collection, searcher):
+    flaky = FlakySearcher(searcher, failures=3)
+    reward = RetrievalReward(
+        flaky,
+        small_collection.examples,
+        PRESETS["recall"],
+        retries=1,
+        backoff_seconds=0.0,
+        max_failed_batches=2,
+    )
+    assert reward([""], [answer("hypertension")], example_id=["q2"]) == [None]
+    with pytest.raises(SearchFailure, match="kept failing"):
+        reward([""], [answer("hypertension")], example_id=["q2"])
+
+
+def test_transient_failure_is_retried(small_collection, searcher):
+    flaky = FlakySearcher(searcher, failures=1)
+    reward = RetrievalReward(flaky, small_collection.examples, PRESETS["recall"], retries=2, backoff_seconds=0.0)
+    assert reward([""], [answer("hypertension")], example_id=["q2"]) == [pytest.approx(PRESETS["recall"].scale)]
+    assert len(flaky.calls) == 2
+
+
+def test_relative_reward_uses_the_original_query(small_collection, searcher):
+    reward = RetrievalReward(searcher, small_collection.examples, PRESETS["recall-gain"])
+    same = reward([""], [answer("kidney stones")], example_id=["q3"])[0]
+    assert same == pytest.approx(0.0)
+
+
+@pytest.mark.slow
+def test_grpo_trains_checkpoints_and_resumes(tmp_path):
+    recipe = TrainRecipe(
+        data="demo",
+        model="tiny-random",
+        mode="expand",
+        reward="recall-lenient",
+        max_steps=2,
+        save_steps=2,
+        prompts_per_step=2,
+        num_generations=4,
+        max_completion_length=12,
+        learning_rate=1e-3,
+        output_dir=str(tmp_path / "run"),
+    )
+    result = train(recipe)
+    assert result.steps == 2
+    assert (tmp_path / "run" / "checkpoint-2").is_dir()
+    assert (result.final_dir / "policy.json").exists()
+    log = [r for r in read_log(result.log_path) if "reward" in r]
+    assert [r["step"] for r in log] == [1, 2]
+    for key in (
+        "reward",
+        "reward_std",
+        "retrieval/metric",
+        "retrieval/format_error_ratio",
+        "retrieval/failures",
+        "retrieval/query_tokens",
+    ):
+        assert all(key in r for r in log), key
+    with pytest.raises(DeepRetrievalError, match="already holds a run"):
+        train(recipe)
+    resumed = train(recipe.model_copy(update={"max_steps": 3}), resume=True)
+    assert resumed.steps == 3
+    log = [r for r in read_log(result.log_path) if "reward" in r]
+    assert [r["step"] for r in log] == [1, 2, 3]
+    # Learning moved something: the logged quantities are not frozen across steps.
+    changing = [
+        k
+        for k in ("reward", "retrieval/metric", "loss", "entropy", "completions/mean_length")
+        if len({round(r.get(k, 0.0), 9) for r in log}) > 1
+    ]
+    assert changing, log
+
+
+def test_resume_without_checkpoint_is_refused(tmp_path):
+    recipe = TrainRecipe(data="demo", model="tiny-random", output_dir=str(tmp_path / "none"))
+    with pytest.raises(DeepRetrievalError, match="no checkpoint"):
+        train(recipe, resume=True)
