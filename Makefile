@@ -22,7 +22,7 @@ demo: setup
 	$(BIN)/deepretrieval demo
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

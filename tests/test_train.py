@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from deepretrieval.rewards import PRESETS
 
 from deepretrieval.errors import DeepRetrievalError, SearchFailure
 from deepretrieval.recipe import TrainRecipe
+from deepretrieval.rewards import PRESETS
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
 from deepretrieval.train import RetrievalReward, read_log, train
 
@@ -31,7 +31,8 @@ def searcher(small_collection):
 
 
 def answer(query: str) -> str:
-    return f'<answer>{{"query": "{query}"}}</answer>'
+    """A completion in format: the prompt already ends with the direct variant's `<answer>{"query": "`."""
+    return f'{query}"}}</answer>'
 
 
 def test_reward_batch_is_one_deduplicated_search(small_collection, searcher):
@@ -51,7 +52,7 @@ def test_reward_batch_is_one_deduplicated_search(small_collection, searcher):
 
 
 def test_search_failure_is_never_a_reward_and_stops_when_it_persists(small_collection, searcher):
-    flaky = FlakySearcher(searcher, failures=3)
+    flaky = FlakySearcher(searcher, failures=10)
     reward = RetrievalReward(
         flaky,
         small_collection.examples,

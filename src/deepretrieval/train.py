@@ -18,7 +18,8 @@ from typing import Any
 
 from .errors import DeepRetrievalError, SearchFailure
 from .modes import compose_query
-from .parsing import parse_completion
+from .parsing import Parsed, extract_query_lenient, parse_completion
+from .prompts import assistant_prefix
 from .recipe import TrainRecipe
 from .rewards import PRESETS, RewardConfig, RewardResult, metric_value, score
 from .search.bm25 import BM25Searcher
@@ -89,10 +90,11 @@ class RetrievalReward:
 
     def score_batch(self, completions: Sequence[str], example_ids: Sequence[str]) -> list[RewardResult]:
         examples = [self.examples[i] for i in example_ids]
-        parsed = [parse_completion(c, variant=self.variant) for c in completions]
+        parsed = [self.parse(c) for c in completions]
+        generated = [self._generated(p, c) for p, c in zip(parsed, completions, strict=True)]
         queries = [
-            compose_query(self.mode, e.question, p.query, repeats=self.repeats) if p.query else ""
-            for p, e in zip(parsed, examples, strict=True)
+            compose_query(self.mode, e.question, g, repeats=self.repeats) if g else ""
+            for g, e in zip(generated, examples, strict=True)
         ]
         ranked, failure = self._search_unique(queries)
         return [
@@ -101,21 +103,30 @@ class RetrievalReward:
                 None if ranked is None else ranked.get(q, []),
                 e,
                 self.config,
+                query=g or "",
                 original_metric=self.original_metric.get(e.id),
                 failure=failure,
             )
-            for p, q, e in zip(parsed, queries, examples, strict=True)
+            for p, g, q, e in zip(parsed, generated, queries, examples, strict=True)
         ]
+
+    def parse(self, completion: str) -> Parsed:
+        return parse_completion(completion, variant=self.variant, prefilled=assistant_prefix(self.variant))
+
+    def _generated(self, parsed: Parsed, completion: str) -> str | None:
+        if parsed.query or self.config.require_format:
+            return parsed.query
+        return extract_query_lenient(assistant_prefix(self.variant) + completion) or None
 
     def batch_stats(self, completions: Sequence[str], results: Sequence[RewardResult]) -> dict[str, float]:
         scored = [r for r in results if r.failure is None]
         metrics = [r.metric for r in scored if r.metric is not None]
-        parsed = [parse_completion(c, variant=self.variant) for c in completions]
+        parsed = [self.parse(c) for c in completions]
         stats = {
             "retrieval/metric": _mean(metrics),
             "retrieval/format_error_ratio": _mean([0.0 if r.format_ok else 1.0 for r in scored]),
             "retrieval/failures": float(len(results) - len(scored)),
-            "retrieval/query_tokens": _mean([self._tokens(p.query) for p in parsed if p.query]),
+            "retrieval/query_tokens": _mean([self._tokens(r.query) for r in results if r.query]),
             "retrieval/think_tokens": _mean([self._tokens(p.think) for p in parsed if p.think]),
             "retrieval/unique_queries": float(len({r.query for r in scored if r.query})),
         }

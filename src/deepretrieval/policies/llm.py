@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import DeepRetrievalError, SearchFailure
 from ..modes import compose_query
 from ..parsing import extract_query_lenient, parse_completion
-from ..prompts import build_messages
+from ..prompts import assistant_prefix, build_messages
 from ..types import Example
 from .base import PolicyOutput
 
@@ -27,10 +27,14 @@ class PromptSettings:
     max_new_tokens: int = 48
 
 
-def to_output(completion: str, example: Example, prompt: PromptSettings) -> PolicyOutput:
-    """Parse a completion; an unparsable one still yields its best-effort query (marked format_ok=False)."""
-    parsed = parse_completion(completion, variant=prompt.variant)
-    generated = parsed.query if parsed.query else extract_query_lenient(completion)
+def to_output(completion: str, example: Example, prompt: PromptSettings, *, prefilled: bool = True) -> PolicyOutput:
+    """Parse a completion; an unparsable one still yields its best-effort query (marked format_ok=False).
+
+    ``prefilled``: the prompt ended with the variant's answer prefix (local models; not chat endpoints).
+    """
+    prefix = assistant_prefix(prompt.variant) if prefilled else ""
+    parsed = parse_completion(completion, variant=prompt.variant, prefilled=prefix)
+    generated = parsed.query if parsed.query else extract_query_lenient(prefix + completion)
     query = compose_query(prompt.mode, example.question, generated, repeats=prompt.expand_repeats)
     return PolicyOutput(query=query, completion=completion, format_ok=parsed.format_ok)
 
@@ -88,7 +92,11 @@ class HFPolicy:
 
         model, tokenizer = self._load()
         texts = [
-            render_prompt(build_messages(e, variant=self.prompt.variant, mode=self.prompt.mode), tokenizer)
+            render_prompt(
+                build_messages(e, variant=self.prompt.variant, mode=self.prompt.mode),
+                tokenizer,
+                variant=self.prompt.variant,
+            )
             for e in examples
         ]
         side = tokenizer.padding_side
@@ -184,7 +192,7 @@ class OpenAIPolicy:
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             completions = list(pool.map(self._complete_one, examples))
-        return [to_output(c, e, self.prompt) for c, e in zip(completions, examples, strict=True)]
+        return [to_output(c, e, self.prompt, prefilled=False) for c, e in zip(completions, examples, strict=True)]
 
 
 def parse_openai_spec(spec: str) -> tuple[str, str]:

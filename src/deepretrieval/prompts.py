@@ -1,0 +1,63 @@
+"""Prompts for query writing, rendered through the tokenizer's chat template (never hand-written markup).
+
+The direct variant pre-fills the start of the answer (``<answer>{"query": "``) after the generation
+prompt, so even a 135M model answers in format; the parser is given the same prefix. The reasoning
+variant pre-fills ``<think>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import DeepRetrievalError
+from .types import Example
+
+VARIANTS = ("direct", "reasoning")
+
+_TASK = {
+    "rewrite": (
+        "You are a search expert. Rewrite the user's information need as a keyword query for a search engine "
+        "over a collection of {domain} documents. Use the technical terms, synonyms and phrasing that relevant "
+        "documents would contain."
+    ),
+    "expand": (
+        "You are a search expert. The user's information need will be searched in a collection of {domain} "
+        "documents. Write extra keywords to add to it: technical terms, synonyms and related concepts that "
+        "relevant documents would contain."
+    ),
+}
+_FORMAT = {
+    "direct": 'Reply with the keywords only, in this format: <answer>{{"query": "{example}"}}</answer>',
+    "reasoning": (
+        "First think briefly inside <think> </think>, then reply in this format: "
+        '<answer>{{"query": "{example}"}}</answer>'
+    ),
+}
+_PREFIX = {"direct": '<answer>{"query": "', "reasoning": "<think>"}
+
+
+def build_messages(example: Example, *, variant: str = "direct", mode: str = "rewrite") -> list[dict[str, str]]:
+    """System and user chat messages for one information need."""
+    if variant not in _FORMAT:
+        raise DeepRetrievalError(f"unknown prompt variant {variant!r} (known: {', '.join(VARIANTS)})")
+    if mode not in _TASK:
+        raise DeepRetrievalError(f"unknown query mode {mode!r} (known: rewrite, expand)")
+    domain = str(example.meta.get("domain", "scientific"))
+    system = _TASK[mode].format(domain=domain) + " " + _FORMAT[variant].format(example="...")
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"Information need: {example.question.strip()}"},
+    ]
+
+
+def assistant_prefix(variant: str) -> str:
+    """Text the prompt puts at the start of the assistant's turn (the parser must be told the same)."""
+    return _PREFIX[variant]
+
+
+def render_prompt(messages: list[dict[str, str]], tokenizer: Any, *, variant: str | None = None) -> str:
+    """The chat template's rendering with the generation prompt, plus the variant's answer prefix."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise DeepRetrievalError("the model's tokenizer has no chat template; use an instruction-tuned model")
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return text + (assistant_prefix(variant) if variant else "")
