@@ -128,3 +128,32 @@ def test_resume_without_checkpoint_is_refused(tmp_path):
     recipe = TrainRecipe(data="demo", model="tiny-random", output_dir=str(tmp_path / "none"))
     with pytest.raises(DeepRetrievalError, match="no checkpoint"):
         train(recipe, resume=True)
+
+
+def test_a_trained_run_is_a_policy_for_eval(tmp_path):
+    """The run folder alone tells eval how to prompt the model (policy.json): mode and variant round-trip."""
+    from deepretrieval.data import load_collection
+    from deepretrieval.evaluate import EvalSettings, evaluate
+    from deepretrieval.policies import make_policy
+
+    recipe = TrainRecipe(
+        data="demo",
+        model="tiny-random",
+        mode="expand",
+        reward="recall-lenient",
+        max_steps=1,
+        save_steps=1,
+        prompts_per_step=1,
+        num_generations=2,
+        max_completion_length=6,
+        output_dir=str(tmp_path / "run"),
+    )
+    train(recipe)
+    collection = load_collection("demo")
+    searcher = BM25Searcher.build(collection.documents)
+    policy = make_policy(str(tmp_path / "run"), searcher=searcher)
+    assert policy.describe()["mode"] == "expand"
+    results = evaluate(collection, "test", [policy], searcher, tmp_path / "eval", EvalSettings(k=100, batch_size=30))
+    lines = results[0].runs_path.read_text().splitlines()
+    assert len(lines) == len(collection.split("test"))
+    assert results[0].metrics["recall@100"] >= 0.0

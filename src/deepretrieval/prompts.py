@@ -61,3 +61,27 @@ def render_prompt(messages: list[dict[str, str]], tokenizer: Any, *, variant: st
         raise DeepRetrievalError("the model's tokenizer has no chat template; use an instruction-tuned model")
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return text + (assistant_prefix(variant) if variant else "")
+
+
+def stop_token_ids(tokenizer: Any, variant: str) -> list[int]:
+    """Token ids that end generation besides EOS.
+
+    Direct variant: the answer is pre-filled up to the query's opening quote, so the first token holding a
+    closing quote ends the query (a stop sequence, as `stop=['"']` would be for an endpoint). Without it a
+    small model sampling at temperature 1 rambles past the answer and every completion fails the format.
+    """
+    if variant != "direct":
+        return []
+    cached = getattr(tokenizer, "_deepretrieval_quote_ids", None)
+    if cached is None:
+        vocab = tokenizer.get_vocab()
+        cached = sorted(i for i in vocab.values() if '"' in tokenizer.decode([i]))
+        tokenizer._deepretrieval_quote_ids = cached
+    return cached
+
+
+def close_answer(completion: str, variant: str) -> str:
+    """Give a completion stopped at its closing quote the answer's canonical end (``"}</answer>``)."""
+    if variant != "direct" or "</answer>" in completion or '"' not in completion:
+        return completion
+    return completion[: completion.index('"')] + '"}</answer>'

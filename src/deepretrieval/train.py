@@ -19,7 +19,7 @@ from typing import Any
 from .errors import DeepRetrievalError, SearchFailure
 from .modes import compose_query
 from .parsing import Parsed, extract_query_lenient, parse_completion
-from .prompts import assistant_prefix
+from .prompts import assistant_prefix, close_answer, stop_token_ids
 from .recipe import TrainRecipe
 from .rewards import PRESETS, RewardConfig, RewardResult, metric_value, score
 from .search.bm25 import BM25Searcher
@@ -111,6 +111,7 @@ class RetrievalReward:
         ]
 
     def parse(self, completion: str) -> Parsed:
+        completion = close_answer(completion, self.variant)
         return parse_completion(completion, variant=self.variant, prefilled=assistant_prefix(self.variant))
 
     def _generated(self, parsed: Parsed, completion: str) -> str | None:
@@ -232,6 +233,10 @@ def train(
         )
         searcher = BM25Searcher.build(collection.documents, settings)
     model, tokenizer = load_model_and_tokenizer(recipe.model)
+    # TRL stops sampling at the model's generation_config EOS ids: add the variant's stop tokens.
+    stops = stop_token_ids(tokenizer, recipe.variant)
+    if stops:
+        model.generation_config.eos_token_id = [tokenizer.eos_token_id, *stops]
     reward = RetrievalReward(
         searcher,
         examples,

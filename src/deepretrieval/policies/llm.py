@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import DeepRetrievalError, SearchFailure
 from ..modes import compose_query
 from ..parsing import extract_query_lenient, parse_completion
-from ..prompts import assistant_prefix, build_messages
+from ..prompts import assistant_prefix, build_messages, close_answer, stop_token_ids
 from ..types import Example
 from .base import PolicyOutput
 
@@ -33,6 +33,8 @@ def to_output(completion: str, example: Example, prompt: PromptSettings, *, pref
     ``prefilled``: the prompt ended with the variant's answer prefix (local models; not chat endpoints).
     """
     prefix = assistant_prefix(prompt.variant) if prefilled else ""
+    if prefilled:
+        completion = close_answer(completion, prompt.variant)
     parsed = parse_completion(completion, variant=prompt.variant, prefilled=prefix)
     generated = parsed.query if parsed.query else extract_query_lenient(prefix + completion)
     query = compose_query(prompt.mode, example.question, generated, repeats=prompt.expand_repeats)
@@ -116,6 +118,7 @@ class HFPolicy:
                         max_new_tokens=self.prompt.max_new_tokens,
                         do_sample=False,
                         pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=[tokenizer.eos_token_id, *stop_token_ids(tokenizer, self.prompt.variant)],
                     )
                 new = generated[:, batch["input_ids"].shape[1] :]
                 completions += tokenizer.batch_decode(new, skip_special_tokens=True)

@@ -1,0 +1,66 @@
+"""The reward hot path's metric functions equal pytrec_eval on real collections."""
+
+from __future__ import annotations
+
+import pytest
+import pytrec_eval
+
+from deepretrieval import metrics as M
+from deepretrieval.data import load_collection
+from deepretrieval.search.bm25 import BM25Searcher
+
+from .conftest import shared_collection
+
+TREC = {"ndcg@10": "ndcg_cut_10", "recall@100": "recall_100", "recall@1000": "recall_1000", "precision@10": "P_10"}
+
+
+@pytest.mark.parametrize("name", ["cranfield", "med"])
+def test_pure_metrics_equal_pytrec_eval_per_query(name):
+    collection = load_collection(shared_collection(name))
+    searcher = BM25Searcher.build(collection.documents)
+    examples = collection.examples
+    hits = searcher.search([e.question for e in examples], 1000)
+    run = {e.id: {h.doc_id: h.score for h in hs} for e, hs in zip(examples, hits, strict=True)}
+    qrels = {e.id: dict(e.targets) for e in examples}
+    measures = {"ndcg_cut.10", "recall.100,1000", "P.10", "recip_rank"}
+    reference = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    assert len(reference) == len(examples)
+    for e, hs in zip(examples, hits, strict=True):
+        # pytrec_eval breaks score ties by doc id descending; give it our order as strictly decreasing scores.
+        ranked = [h.doc_id for h in hs]
+        ours = {m: M.measure(m, ranked, e.targets) for m in TREC}
+        strict = {e.id: {d: float(len(ranked) - i) for i, d in enumerate(ranked)}}
+        ref = pytrec_eval.RelevanceEvaluator({e.id: qrels[e.id]}, measures).evaluate(strict)[e.id]
+        for m, trec in TREC.items():
+            assert ours[m] == pytest.approx(ref[trec], abs=1e-9), (e.id, m)
+        assert M.first_hit_rank(ranked, e.targets) is None or 1 / M.first_hit_rank(ranked, e.targets) == (
+            pytest.approx(ref["recip_rank"])
+        )
+    # And evaluate_run (the report path) agrees with the pure functions on average.
+    per_query = M.evaluate_run(
+        {e.id: [h.doc_id for h in hs] for e, hs in zip(examples, hits, strict=True)},
+        qrels,
+        ["ndcg@10", "recall@100", "mrr@10"],
+    )
+    pure = [M.ndcg_at_k([h.doc_id for h in hs], e.targets, 10) for e, hs in zip(examples, hits, strict=True)]
+    assert M.aggregate(per_query)["ndcg@10"] == pytest.approx(sum(pure) / len(pure), abs=1e-9)
+
+
+def test_edge_cases():
+    qrels = {"a": 2, "b": 1, "c": 0}
+    assert M.recall_at_k([], qrels, 10) == 0.0
+    assert M.recall_at_k(["c"], {"c": 0}, 10) == 0.0  # no relevant documents: 0, as trec_eval
+    assert M.ndcg_at_k(["a", "b"], qrels, 10) == pytest.approx(1.0)
+    assert M.ndcg_at_k(["b", "a"], qrels, 10) < 1.0
+    assert M.ndcg_at_k(["c"], qrels, 10) == 0.0
+    assert M.first_hit_rank(["x", "c", "b"], qrels) == 3
+    assert M.mrr_at_k(["x", "c", "b"], qrels, 2) == 0.0
+    assert M.precision_at_k(["a", "x"], qrels, 2) == 0.5
+
+
+def test_evaluate_run_counts_missing_and_empty_runs_as_zero():
+    qrels = {"q1": {"a": 1}, "q2": {"b": 1}, "q3": {"c": 1}}
+    per_query = M.evaluate_run({"q1": ["a"], "q2": []}, qrels, ["recall@10", "ndcg@10", "mrr@10"])
+    assert per_query["q1"] == {"recall@10": 1.0, "ndcg@10": 1.0, "mrr@10": 1.0}
+    assert per_query["q2"] == per_query["q3"] == {"recall@10": 0.0, "ndcg@10": 0.0, "mrr@10": 0.0}
+    assert M.aggregate(per_query)["recall@10"] == pytest.approx(1 / 3)

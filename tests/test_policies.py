@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from deepretrieval.errors import DeepRetrievalError, SearchFailure
+from deepretrieval.policies import make_policy
+from deepretrieval.policies.llm import HFPolicy, OpenAIPolicy, PromptSettings, parse_openai_spec
+
+
+def endpoint(replies):
+    """An OpenAI-compatible chat endpoint that answers from ``replies`` (status, content) in order."""
+    seen = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append((request, body))
+        status, content = replies[min(len(seen) - 1, len(replies) - 1)]
+        return httpx.Response(status, json={"choices": [{"message": {"content": content}}]})
+
+    return httpx.Client(base_url="http://llm.test/v1", transport=httpx.MockTransport(handle)), seen
+
+
+def test_openai_policy_sends_chat_messages_and_parses(small_collection, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    client, seen = endpoint([(200, '<answer>{"query": "myocardial infarction"}</answer>')])
+    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, prompt=PromptSettings(mode="expand"))
+    out = policy.generate(small_collection.examples[:1])[0]
+    assert out.query == "heart attack treatment myocardial infarction" and out.format_ok
+    request, body = seen[0]
+    assert request.url.path == "/v1/chat/completions"
+    assert [m["role"] for m in body["messages"]] == ["system", "user"] and body["temperature"] == 0.0
+    assert "sk-secret" not in json.dumps(policy.describe())
+
+
+def test_openai_policy_retries_then_surfaces_a_persistent_outage(small_collection):
+    client, seen = endpoint([(503, ""), (200, '<answer>{"query": "x"}</answer>')])
+    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, backoff_seconds=0.0)
+    assert policy.generate(small_collection.examples[:1])[0].query == "x"
+    client, seen = endpoint([(500, "")])
+    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, retries=2, backoff_seconds=0.0)
+    with pytest.raises(SearchFailure, match="after 3 attempts"):
+        policy.generate(small_collection.examples[:1])
+    assert len(seen) == 3
+
+
+def test_openai_spec():
+    assert parse_openai_spec("openai:qwen2.5:7b@http://localhost:11434/v1") == (
+        "qwen2.5:7b",
+        "http://localhost:11434/v1",
+    )
+    with pytest.raises(DeepRetrievalError):
+        parse_openai_spec("openai:model-without-url")
+
+
+def test_hf_policy_generates_batched_queries_with_a_local_model(small_collection):
+    from deepretrieval.models import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer("tiny-random")
+    policy = HFPolicy(
+        "tiny-random",
+        model=model,
+        tokenizer=tokenizer,
+        batch_size=3,
+        prompt=PromptSettings(mode="expand", max_new_tokens=6),
+    )
+    outputs = policy.generate(small_collection.examples)
+    assert len(outputs) == 4
+    for example, out in zip(small_collection.examples, outputs, strict=True):
+        assert out.query.startswith(example.question)  # expand mode keeps the user's query
+        assert out.completion is not None and out.format_ok is False  # random weights: no format
+    assert make_policy("original", searcher=None).name == "original"  # type: ignore[arg-type]
