@@ -78,17 +78,19 @@ VariantOpt = Annotated[str | None, typer.Option(help="Model policies: direct | r
 ModeOpt = Annotated[str | None, typer.Option(help="Model policies: rewrite | expand (default: as trained)")]
 RepeatsOpt = Annotated[int | None, typer.Option(help="Expand mode: times the user's query is repeated")]
 MaxNewOpt = Annotated[int | None, typer.Option(help="Model policies: max new tokens")]
+ContextOpt = Annotated[int | None, typer.Option(help="Model policies: top first-pass titles shown in the prompt")]
 StemOpt = Annotated[str, typer.Option(help="Snowball stemmer language, or 'none'")]
 StopOpt = Annotated[str, typer.Option(help="Stopword list ('en'), or 'none'")]
 
 
-def prompt_settings(variant, mode, expand_repeats, max_new_tokens):
+def prompt_settings(variant, mode, expand_repeats, max_new_tokens, context_docs=None):
     """PromptSettings from flags, or None to use what a trained run saved (or the defaults)."""
     given = {
         "variant": variant,
         "mode": mode,
         "expand_repeats": expand_repeats,
         "max_new_tokens": max_new_tokens,
+        "context_docs": context_docs,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if not given:
@@ -212,6 +214,7 @@ def eval_command(
     mode: ModeOpt = None,
     expand_repeats: RepeatsOpt = None,
     max_new_tokens: MaxNewOpt = None,
+    context_docs: ContextOpt = None,
     prf_docs: Annotated[int, typer.Option(help="PRF: feedback documents")] = 10,
     prf_terms: Annotated[int, typer.Option(help="PRF: expansion terms")] = 10,
     prf_weight: Annotated[float, typer.Option(help="PRF: weight of the original query")] = 0.5,
@@ -229,8 +232,10 @@ def eval_command(
     collection = load(data, seed, corpus)
     searcher = open_searcher(collection, index, _bm25_settings(k1, b, method, stemmer, stopwords))
     prf = PRFSettings(fb_docs=prf_docs, fb_terms=prf_terms, original_weight=prf_weight)
-    prompt = prompt_settings(variant, mode, expand_repeats, max_new_tokens)
-    policies = [make_policy(spec, searcher=searcher, prf=prf, prompt=prompt) for spec in policy]
+    prompt = prompt_settings(variant, mode, expand_repeats, max_new_tokens, context_docs)
+    policies = [
+        make_policy(spec, searcher=searcher, prf=prf, prompt=prompt, documents=collection.documents) for spec in policy
+    ]
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress_bar() as bar:
 
@@ -265,6 +270,7 @@ def train(
     variant: VariantOpt = None,
     mode: ModeOpt = None,
     expand_repeats: RepeatsOpt = None,
+    context_docs: ContextOpt = None,
     reward: Annotated[str | None, typer.Option(help="Reward preset")] = None,
     reward_k: Annotated[int | None, typer.Option(help="Override the reward metric depth")] = None,
     lora: Annotated[bool | None, typer.Option(help="Train a LoRA adapter instead of all weights")] = None,
@@ -303,6 +309,7 @@ def rewrite(
     mode: ModeOpt = None,
     expand_repeats: RepeatsOpt = None,
     max_new_tokens: MaxNewOpt = None,
+    context_docs: ContextOpt = None,
 ) -> None:
     """Print a policy's rewrite of QUERY (and its top hits when a collection or index is given)."""
     from .policies import make_policy
@@ -315,8 +322,9 @@ def rewrite(
         searcher = BM25Searcher.load(index)
     elif collection is not None:
         searcher = open_searcher(collection, index, BM25Settings())
-    prompt = prompt_settings(variant, mode, expand_repeats, max_new_tokens)
-    chosen = make_policy(policy, searcher=searcher, prompt=prompt)  # type: ignore[arg-type]
+    prompt = prompt_settings(variant, mode, expand_repeats, max_new_tokens, context_docs)
+    documents = collection.documents if collection else None
+    chosen = make_policy(policy, searcher=searcher, prompt=prompt, documents=documents)  # type: ignore[arg-type]
     output = chosen.generate([Example(id="cli", question=query, targets={})])[0]
     out.print(f"[bold]query sent:[/] {output.query}", highlight=False)
     if output.completion is not None:

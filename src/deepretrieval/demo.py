@@ -20,7 +20,8 @@ DEMO_RECIPE = TrainRecipe(
     variant="direct",
     mode="expand",
     reward="recall",
-    learning_rate=3e-5,
+    context_docs=3,
+    learning_rate=2e-5,
     max_steps=24,
     prompts_per_step=2,
     num_generations=8,
@@ -53,6 +54,7 @@ def run_demo(
     Also the learning benchmark's pipeline (on Cranfield and MED, without the oracle). Rerunning it
     resumes: evaluations skip finished queries and training continues from its last checkpoint.
     """
+    from .context import ContextProvider
     from .data import load_collection
     from .evaluate import EvalSettings, evaluate, load_policy_metrics
     from .policies import make_policy
@@ -77,11 +79,13 @@ def run_demo(
         mode=recipe.mode,
         expand_repeats=recipe.expand_repeats,
         max_new_tokens=recipe.max_completion_length,
+        context_docs=recipe.context_docs,
     )
+    context = ContextProvider(searcher, collection.documents, recipe.context_docs)
 
     say(f"1/3 baselines ({', '.join(baselines)}) and the untrained model")
     fixed = [make_policy(s, searcher=searcher) for s in baselines]
-    untrained = HFPolicy(recipe.model, prompt=prompt, name=f"untrained {recipe.model} [{recipe.mode}]")
+    untrained = HFPolicy(recipe.model, prompt=prompt, name=f"untrained {recipe.model} [{recipe.mode}]", context=context)
     evaluate(collection, split, [*fixed, untrained], searcher, eval_dir, eval_settings, progress=progress)
 
     train_dir = Path(recipe.output_dir)
@@ -90,7 +94,7 @@ def run_demo(
     result = train(recipe, resume=resume, collection=collection, searcher=searcher)
 
     say("3/3 trained policy on the held-out split")
-    trained = HFPolicy(str(result.final_dir), name=f"trained {recipe.model} [{recipe.mode}]")
+    trained = HFPolicy(str(result.final_dir), name=f"trained {recipe.model} [{recipe.mode}]", context=context)
     evaluate(collection, split, [trained], searcher, eval_dir, eval_settings, progress=progress, overwrite=True)
 
     curve = out_dir / "reward_curve.png"

@@ -44,10 +44,11 @@ def build_messages(example: Example, *, variant: str = "direct", mode: str = "re
         raise DeepRetrievalError(f"unknown query mode {mode!r} (known: rewrite, expand)")
     domain = str(example.meta.get("domain", "scientific"))
     system = _TASK[mode].format(domain=domain) + " " + _FORMAT[variant].format(example="...")
-    return [
-        {"role": "system", "content": system},
-        {"role": "user", "content": f"Information need: {example.question.strip()}"},
-    ]
+    user = f"Information need: {example.question.strip()}"
+    context = example.meta.get("context")
+    if context:
+        user += "\nTop search results for it:\n" + "\n".join(f"- {c}" for c in context)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def assistant_prefix(variant: str) -> str:

@@ -30,6 +30,7 @@ class TrainRecipe(BaseModel):
     variant: Literal["direct", "reasoning"] = "direct"
     mode: Literal["rewrite", "expand"] = "rewrite"
     expand_repeats: int = Field(1, ge=1, description="expand mode: times the user's query is repeated")
+    context_docs: int = Field(0, ge=0, description="titles of the top-n first-pass hits shown in the prompt")
     # reward
     reward: str = Field("recall-gain", description="reward preset (see deepretrieval.rewards.PRESETS)")
     reward_k: int | None = Field(None, ge=1, description="override the preset's metric depth k")
@@ -46,6 +47,8 @@ class TrainRecipe(BaseModel):
     num_generations: int = Field(8, ge=2)
     max_completion_length: int = Field(48, ge=4)
     temperature: float = Field(1.0, gt=0)
+    top_k: int = Field(50, ge=0, description="sample from the k likeliest tokens (0: all; transformers' default is 50)")
+    top_p: float = Field(1.0, gt=0, le=1)
     beta: float = Field(0.0, ge=0, description="KL coefficient")
     loss_type: str = "dapo"
     scale_rewards: str = "group"

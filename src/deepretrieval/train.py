@@ -232,6 +232,10 @@ def train(
             stopwords=recipe.stopwords,
         )
         searcher = BM25Searcher.build(collection.documents, settings)
+    if recipe.context_docs:
+        from .context import ContextProvider
+
+        examples = ContextProvider(searcher, collection.documents, recipe.context_docs)(examples)
     model, tokenizer = load_model_and_tokenizer(recipe.model)
     # TRL stops sampling at the model's generation_config EOS ids: add the variant's stop tokens.
     stops = stop_token_ids(tokenizer, recipe.variant)
@@ -256,6 +260,8 @@ def train(
         num_generations=recipe.num_generations,
         max_completion_length=recipe.max_completion_length,
         temperature=recipe.temperature,
+        top_k=recipe.top_k,
+        top_p=recipe.top_p,
         beta=recipe.beta,
         loss_type=recipe.loss_type,
         scale_rewards=recipe.scale_rewards,
@@ -308,6 +314,7 @@ def save_policy(model: Any, tokenizer: Any, final_dir: Path, recipe: TrainRecipe
         "variant": recipe.variant,
         "mode": recipe.mode,
         "expand_repeats": recipe.expand_repeats,
+        "context_docs": recipe.context_docs,
         "max_new_tokens": recipe.max_completion_length,
         "base_model": recipe.model,
         "data": recipe.data,

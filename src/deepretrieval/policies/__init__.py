@@ -26,6 +26,7 @@ def make_policy(
     prf: PRFSettings | None = None,
     prompt=None,
     batch_size: int = 16,
+    documents=None,
 ) -> Policy:
     """Resolve a policy spec.
 
@@ -44,4 +45,23 @@ def make_policy(
     if spec.startswith("openai:"):
         model, url = parse_openai_spec(spec)
         return OpenAIPolicy(model, url, prompt=prompt)
-    return HFPolicy(spec, prompt=prompt, batch_size=batch_size)
+    policy = HFPolicy(spec, prompt=prompt, batch_size=batch_size, context=_context(searcher, documents, prompt, spec))
+    return policy
+
+
+def _context(searcher, documents, prompt, spec):
+    """A context provider sized as the policy was trained (policy.json) or as ``prompt`` asks."""
+    from .llm import read_policy_settings, resolve_run_dir
+
+    if prompt is not None:
+        n = prompt.context_docs
+    else:
+        from pathlib import Path
+
+        ref = Path(resolve_run_dir(spec))
+        n = int(read_policy_settings(ref).get("context_docs", 0)) if ref.is_dir() else 0
+    if not n or documents is None:
+        return None
+    from ..context import ContextProvider
+
+    return ContextProvider(searcher, documents, n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ class PromptSettings:
     mode: str = "rewrite"
     expand_repeats: int = 1
     max_new_tokens: int = 48
+    context_docs: int = 0  # top first-pass titles shown in the prompt (needs a context provider)
 
 
 def to_output(completion: str, example: Example, prompt: PromptSettings, *, prefilled: bool = True) -> PolicyOutput:
@@ -67,6 +68,7 @@ class HFPolicy:
         name: str | None = None,
         model: Any = None,
         tokenizer: Any = None,
+        context: Callable[[Sequence[Example]], list[Example]] | None = None,
     ) -> None:
         self.ref = resolve_run_dir(ref)
         saved = read_policy_settings(Path(self.ref)) if Path(self.ref).is_dir() else {}
@@ -75,6 +77,9 @@ class HFPolicy:
         self.batch_size = batch_size
         self.name = name or f"{Path(ref).name or ref}[{self.prompt.mode}]"
         self._model, self._tokenizer = model, tokenizer
+        self.context = context
+        if self.prompt.context_docs and context is None:
+            raise DeepRetrievalError(f"{ref}: prompts show retrieved context; give the policy a context provider")
 
     def describe(self) -> dict[str, object]:
         return {"policy": "hf", "model": self.ref, **self.prompt.__dict__}
@@ -127,7 +132,8 @@ class HFPolicy:
         return completions
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
-        return [to_output(c, e, self.prompt) for c, e in zip(self.complete(examples), examples, strict=True)]
+        shown = self.context(examples) if self.prompt.context_docs and self.context else list(examples)
+        return [to_output(c, e, self.prompt) for c, e in zip(self.complete(shown), examples, strict=True)]
 
 
 class OpenAIPolicy:

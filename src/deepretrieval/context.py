@@ -1,0 +1,39 @@
+"""Retrieved context for prompts: the top first-pass results of the user's query, shown to the policy.
+
+With ``context_docs = n`` the prompt lists the titles (or opening words) of the n best BM25 hits for the
+original query, so the policy can pick vocabulary the collection really uses — pseudo-relevance feedback
+with a language model choosing the terms (cf. corpus-steered query expansion) — instead of having to
+know it. Training and evaluation attach the same context, so a trained run is evaluated as it was trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .search.bm25 import BM25Searcher
+from .types import Document, Example
+
+MAX_CHARS = 160
+
+
+class ContextProvider:
+    def __init__(self, searcher: BM25Searcher, documents: Sequence[Document], n_docs: int) -> None:
+        self.searcher = searcher
+        self.n_docs = n_docs
+        self._text = {d.id: snippet(d) for d in documents}
+
+    def __call__(self, examples: Sequence[Example]) -> list[Example]:
+        if self.n_docs <= 0:
+            return list(examples)
+        hits = self.searcher.search([e.question for e in examples], self.n_docs)
+        return [
+            replace(e, meta={**e.meta, "context": [self._text[h.doc_id] for h in hs]})
+            for e, hs in zip(examples, hits, strict=True)
+        ]
+
+
+def snippet(document: Document) -> str:
+    text = document.title.strip() or document.text.strip()
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1].rsplit(" ", 1)[0] + "…"
