@@ -8,7 +8,7 @@ import pytest
 from deepretrieval.errors import SearchFailure, StaleIndexError
 from deepretrieval.search.base import Searcher
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings, corpus_hash
-from deepretrieval.types import Document
+from deepretrieval.types import Document, Hit, Ranking
 
 
 @pytest.fixture
@@ -82,3 +82,14 @@ def test_settings_change_the_analysis(small_collection):
     raw = BM25Searcher.build(small_collection.documents, BM25Settings(stemmer=None, stopwords=None))
     assert stemmed.analyze("the stones") == ["stone"]
     assert raw.analyze("the stones") == ["the", "stones"]
+
+
+def test_ranking_is_a_lazy_sequence_of_hits(searcher):
+    ranking = searcher.search(["myocardial infarction heart"], 10)[0]
+    hits = list(ranking)
+    assert all(isinstance(h, Hit) for h in hits) and [h.doc_id for h in hits] == ranking.ids
+    assert ranking[0] == hits[0] and ranking[-1] == hits[-1]
+    assert ranking[1:3] == hits[1:3] and isinstance(ranking[1:3], Ranking)
+    assert ranking == hits and ranking != hits[:-1]
+    with pytest.raises(ValueError):
+        Ranking(["a", "b"], [1.0])

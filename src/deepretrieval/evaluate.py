@@ -21,7 +21,7 @@ from . import metrics as M
 from .errors import DataError, DeepRetrievalError
 from .policies.base import Policy, PolicyOutput
 from .search.bm25 import BM25Searcher
-from .types import Collection, Example, Hit
+from .types import Collection, Example, Ranking
 
 DEFAULT_MEASURES = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
 
@@ -48,9 +48,9 @@ def policy_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "policy"
 
 
-def search_outputs(searcher: BM25Searcher, outputs: Sequence[PolicyOutput], k: int) -> list[list[Hit]]:
+def search_outputs(searcher: BM25Searcher, outputs: Sequence[PolicyOutput], k: int) -> list[Ranking]:
     """One batched search for the text queries and one for the weighted ones, results in input order."""
-    results: list[list[Hit]] = [[] for _ in outputs]
+    results = [Ranking() for _ in outputs]
     text_idx = [i for i, o in enumerate(outputs) if o.weights is None]
     weighted_idx = [i for i, o in enumerate(outputs) if o.weights is not None]
     if text_idx:
@@ -94,7 +94,7 @@ def run_policy(
             outputs = policy.generate(batch)
             hits = search_outputs(searcher, outputs, settings.k)
             for example, output, ranked_hits in zip(batch, outputs, hits, strict=True):
-                ranked = [h.doc_id for h in ranked_hits]
+                ranked = ranked_hits.ids
                 out.write(json.dumps(_run_line(example, output, ranked, settings)) + "\n")
             out.flush()
             if advance:

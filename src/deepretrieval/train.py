@@ -142,7 +142,7 @@ class RetrievalReward:
             try:
                 hits = self.searcher.search(unique, self.config.k)
                 self.failed_batches = 0
-                return {q: [h.doc_id for h in hs] for q, hs in zip(unique, hits, strict=True)}, None
+                return {q: hs.ids for q, hs in zip(unique, hits, strict=True)}, None
             except SearchFailure as exc:
                 error = exc
                 log.warning("search failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, exc)
@@ -155,9 +155,7 @@ class RetrievalReward:
 
     def _original_metrics(self, examples: Sequence[Example]) -> dict[str, float]:
         hits = self.searcher.search([e.question for e in examples], self.config.k)
-        return {
-            e.id: metric_value(self.config, [h.doc_id for h in hs], e) for e, hs in zip(examples, hits, strict=True)
-        }
+        return {e.id: metric_value(self.config, hs.ids, e) for e, hs in zip(examples, hits, strict=True)}
 
     def _tokens(self, text: str | None) -> float:
         if not text:

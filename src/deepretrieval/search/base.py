@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from ..types import Hit
+from ..types import Ranking
 
 
 @runtime_checkable
@@ -16,4 +16,4 @@ class Searcher(Protocol):
     An infrastructure problem (missing index, backend outage) raises ``SearchFailure``.
     """
 
-    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]: ...
+    def search(self, queries: Sequence[str], k: int) -> list[Ranking]: ...

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SearchFailure, StaleIndexError
-from ..types import Document, Hit
+from ..types import Document, Ranking
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -196,26 +196,28 @@ class BM25Searcher:
         return {self._id_to_token[int(i)]: c for i, c in Counter(ids.tolist()).items()}
 
     # -- search --------------------------------------------------------------------------------
-    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+    def search(self, queries: Sequence[str], k: int) -> list[Ranking]:
         if not queries:
             return []
         k = min(k, len(self.doc_ids))
         vocab = self.retriever.vocab_dict
         token_ids = [[vocab[t] for t in q if t in vocab] for q in self._analyze_many(queries)]
-        results: list[list[Hit]] = [[] for _ in queries]
+        results = [Ranking() for _ in queries]
         todo = [i for i, ids in enumerate(token_ids) if ids]
         if not todo:
             return results
         docs, scores = self.retriever.retrieve(
             [token_ids[i] for i in todo], k=k, show_progress=False, return_as="tuple"
         )
-        names = self.doc_ids[docs]
+        # Scores are sorted, so the positive ones are a prefix: one count per row, one tolist per array.
+        counts = (scores > 0).sum(axis=1).tolist()
+        names, values = self.doc_ids[docs].tolist(), scores.tolist()
         for row, i in enumerate(todo):
-            keep = scores[row] > 0
-            results[i] = [Hit(d, float(s)) for d, s in zip(names[row][keep], scores[row][keep], strict=True)]
+            n = counts[row]
+            results[i] = Ranking(names[row][:n], values[row][:n])
         return results
 
-    def search_weighted(self, weights: Sequence[Mapping[str, float]], k: int) -> list[list[Hit]]:
+    def search_weighted(self, weights: Sequence[Mapping[str, float]], k: int) -> list[Ranking]:
         """Score = sum over analysed terms of weight x BM25 term score (RM3 feedback queries)."""
         matrix = self._score_matrix()
         vocab = self.retriever.vocab_dict
@@ -224,7 +226,7 @@ class BM25Searcher:
         for query in weights:
             terms = [(vocab[t], w) for t, w in query.items() if t in vocab and w != 0]
             if not terms:
-                results.append([])
+                results.append(Ranking())
                 continue
             ids = np.fromiter((t for t, _ in terms), dtype=np.int64, count=len(terms))
             w = np.fromiter((x for _, x in terms), dtype=np.float64, count=len(terms))
@@ -244,10 +246,11 @@ class BM25Searcher:
             self._matrix = csc_matrix((s["data"], s["indices"], s["indptr"]), shape=shape)
         return self._matrix
 
-    def _top_k(self, scores: np.ndarray, k: int) -> list[Hit]:
+    def _top_k(self, scores: np.ndarray, k: int) -> Ranking:
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.lexsort((top, -scores[top]))]
-        return [Hit(self.doc_ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        top = top[scores[top] > 0]
+        return Ranking(self.doc_ids[top].tolist(), scores[top].tolist())
 
 
 def _make_stemmer(language: str | None) -> Any:
