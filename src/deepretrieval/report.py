@@ -85,7 +85,8 @@ def plot_training(log_path: Path, path: Path) -> None:
         left.fill_between(steps, low, high, alpha=0.2)
         for key, label in (
             ("retrieval/metric", "reward metric"),
-            ("retrieval/format_error_ratio", "format errors"),
+            ("retrieval/format_error_ratio", "out of format"),
+            ("completions/clipped_ratio", "cut at length cap"),
         ):
             if any(key in r for r in records):
                 right.plot(
@@ -97,7 +98,7 @@ def plot_training(log_path: Path, path: Path) -> None:
     left.set_title("GRPO reward")
     left.legend(fontsize="small")
     right.set_xlabel("step")
-    right.set_title("retrieval metric and format errors")
+    right.set_title("retrieval metric; share of completions")
     right.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
