@@ -4,7 +4,7 @@
 
 Both sides do the same work a user's call needs: analyse the query texts (bm25s.tokenize with the same
 stemmer and stopwords) and retrieve the top k. Ours adds vocabulary mapping, dropping zero-score
-documents and turning internal indices into Hit(doc_id, score). Repeats are interleaved; medians reported.
+documents and turning internal indices into a Ranking (doc ids with scores). Repeats are interleaved; medians reported.
 """
 
 from __future__ import annotations
