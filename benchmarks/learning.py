@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/learning.py --data ../shared/data/classic/cranfield --out runs/bench/cranfield
     .venv/bin/python benchmarks/learning.py --data ../shared/data/classic/med --out runs/bench/med
 
-Any TrainRecipe field can be set with --set key=value (repeatable). Writes OUT/learning.json (the table,
-training wall time, the recipe) and OUT/demo.md; rerunning the same command resumes.
+The recipe is the demo's (``deepretrieval/recipes/demo.yaml``, the defaults) with the collection's train
+split; any TrainRecipe field can be set with --set key=value (repeatable). Writes OUT/learning.json (the
+table, training wall time and steps/s, the recipe, completion statistics from the training log) and
+OUT/demo.md; rerunning the same command resumes.
 """
 
 from __future__ import annotations
@@ -18,21 +20,21 @@ import yaml
 
 from deepretrieval.demo import run_demo
 from deepretrieval.evaluate import load_policy_metrics
-from deepretrieval.recipe import TrainRecipe
+from deepretrieval.recipe import TrainRecipe, demo_recipe
+from deepretrieval.train import LOG_FILE, read_log
 
-DEFAULTS = {
-    "model": "smollm2-135m",
-    "variant": "direct",
-    "mode": "expand",
-    "reward": "recall-lenient",
-    "context_docs": 3,
-    "learning_rate": 2e-5,
-    "max_steps": 60,
-    "prompts_per_step": 2,
-    "num_generations": 8,
-    "max_completion_length": 32,
-    "save_steps": 10,
-}
+
+def training_summary(log_path: Path) -> dict[str, float]:
+    """Means over the logged steps of what the completions looked like."""
+    records = [r for r in read_log(log_path) if "reward" in r]
+    keys = ("completions/clipped_ratio", "completions/mean_length", "retrieval/format_error_ratio", "step_time")
+    summary = {}
+    for key in keys:
+        values = [r[key] for r in records if key in r]
+        if values:
+            summary[f"mean {key}"] = round(sum(values) / len(values), 4)
+            summary[f"last {key}"] = round(values[-1], 4)
+    return summary
 
 
 def main() -> None:
@@ -41,7 +43,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe field")
     args = parser.parse_args()
-    values = {**DEFAULTS, "data": args.data, "split": "train"}
+    values = {**demo_recipe().model_dump(), "data": args.data, "split": "train"}
     for item in args.set:
         key, _, value = item.partition("=")
         values[key] = yaml.safe_load(value)
@@ -53,6 +55,9 @@ def main() -> None:
         "data": args.data,
         "recipe": recipe.model_dump(),
         "wall_seconds_total": round(elapsed, 1),
+        "train_seconds": round(result.train_seconds, 1),
+        "steps_per_second": round(recipe.max_steps / result.train_seconds, 5) if result.train_seconds else None,
+        "training": training_summary(result.train_dir / LOG_FILE),
         "policies": load_policy_metrics(result.eval_dir),
     }
     (args.out / "learning.json").write_text(json.dumps(report, indent=2))

@@ -7,7 +7,10 @@ import pytest
 
 from deepretrieval.errors import DeepRetrievalError, SearchFailure
 from deepretrieval.policies import make_policy
-from deepretrieval.policies.llm import HFPolicy, OpenAIPolicy, PromptSettings, parse_openai_spec
+from deepretrieval.policies.llm import HFPolicy, OpenAIPolicy, parse_openai_spec
+from deepretrieval.prompts import PromptSettings
+
+NO_CONTEXT = PromptSettings(mode="rewrite", context_docs=0)
 
 
 def endpoint(replies):
@@ -26,7 +29,9 @@ def endpoint(replies):
 def test_openai_policy_sends_chat_messages_and_parses(small_collection, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     client, seen = endpoint([(200, '<answer>{"query": "myocardial infarction"}</answer>')])
-    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, prompt=PromptSettings(mode="expand"))
+    policy = OpenAIPolicy(
+        "m", "http://llm.test/v1", client=client, prompt=PromptSettings(mode="expand", context_docs=0)
+    )
     out = policy.generate(small_collection.examples[:1])[0]
     assert out.query == "heart attack treatment myocardial infarction" and out.format_ok
     request, body = seen[0]
@@ -37,10 +42,10 @@ def test_openai_policy_sends_chat_messages_and_parses(small_collection, monkeypa
 
 def test_openai_policy_retries_then_surfaces_a_persistent_outage(small_collection):
     client, seen = endpoint([(503, ""), (200, '<answer>{"query": "x"}</answer>')])
-    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, backoff_seconds=0.0)
+    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, backoff_seconds=0.0, prompt=NO_CONTEXT)
     assert policy.generate(small_collection.examples[:1])[0].query == "x"
     client, seen = endpoint([(500, "")])
-    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, retries=2, backoff_seconds=0.0)
+    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, retries=2, backoff_seconds=0.0, prompt=NO_CONTEXT)
     with pytest.raises(SearchFailure, match="after 3 attempts"):
         policy.generate(small_collection.examples[:1])
     assert len(seen) == 3
@@ -64,7 +69,7 @@ def test_hf_policy_generates_batched_queries_with_a_local_model(small_collection
         model=model,
         tokenizer=tokenizer,
         batch_size=3,
-        prompt=PromptSettings(mode="expand", max_new_tokens=6),
+        prompt=PromptSettings(mode="expand", max_new_tokens=6, context_docs=0),
     )
     outputs = policy.generate(small_collection.examples)
     assert len(outputs) == 4

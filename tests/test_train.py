@@ -151,9 +151,36 @@ def test_a_trained_run_is_a_policy_for_eval(tmp_path):
     train(recipe)
     collection = load_collection("demo")
     searcher = BM25Searcher.build(collection.documents)
-    policy = make_policy(str(tmp_path / "run"), searcher=searcher)
+    policy = make_policy(str(tmp_path / "run"), searcher=searcher, documents=collection.documents)
     assert policy.describe()["mode"] == "expand"
+    assert policy.describe()["context_docs"] == recipe.context_docs == 3
     results = evaluate(collection, "test", [policy], searcher, tmp_path / "eval", EvalSettings(k=100, batch_size=30))
     lines = results[0].runs_path.read_text().splitlines()
     assert len(lines) == len(collection.split("test"))
     assert results[0].metrics["recall@100"] >= 0.0
+
+
+@pytest.mark.parametrize("mode", ["rewrite", "expand"])
+@pytest.mark.parametrize("variant", ["direct", "reasoning"])
+def test_training_prompts_are_the_prompts_evaluation_sends(tmp_path, variant, mode):
+    """The training dataset holds exactly what eval gives the trained policy: context, answer prefix and all."""
+    from deepretrieval.context import ContextProvider
+    from deepretrieval.data import load_collection
+    from deepretrieval.models import load_model_and_tokenizer
+    from deepretrieval.policies import make_policy
+    from deepretrieval.prompts import assistant_prefix
+    from deepretrieval.train import build_dataset, save_policy
+
+    collection = load_collection("demo")
+    searcher = BM25Searcher.build(collection.documents)
+    examples = collection.split("train")[:5]
+    recipe = TrainRecipe(data="demo", model="tiny-random", variant=variant, mode=mode, context_docs=2)
+    model, tokenizer = load_model_and_tokenizer("tiny-random")
+    context = ContextProvider(searcher, collection.documents, recipe.context_docs)
+    trained_on = build_dataset(examples, tokenizer, recipe, context)["prompt"]
+    run = save_policy(model, tokenizer, tmp_path / "run" / "final", recipe)
+    policy = make_policy(str(run.parent), searcher=searcher, documents=collection.documents)
+    sent = policy.prompts(examples)
+    assert trained_on == sent
+    assert all(p.endswith(assistant_prefix(variant)) for p in sent)
+    assert all("Top search results for it:" in p for p in sent)

@@ -83,8 +83,8 @@ StemOpt = Annotated[str, typer.Option(help="Snowball stemmer language, or 'none'
 StopOpt = Annotated[str, typer.Option(help="Stopword list ('en'), or 'none'")]
 
 
-def prompt_settings(variant, mode, expand_repeats, max_new_tokens, context_docs=None):
-    """PromptSettings from flags, or None to use what a trained run saved (or the defaults)."""
+def prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs) -> dict:
+    """The prompt settings given on the command line; each overrides only itself (see make_policy)."""
     given = {
         "variant": variant,
         "mode": mode,
@@ -93,15 +93,11 @@ def prompt_settings(variant, mode, expand_repeats, max_new_tokens, context_docs=
         "context_docs": context_docs,
     }
     given = {k: v for k, v in given.items() if v is not None}
-    if not given:
-        return None
-    from .policies.llm import PromptSettings
+    if given:
+        from .prompts import PromptSettings
 
-    if given.get("mode", "rewrite") not in ("rewrite", "expand"):
-        raise DeepRetrievalError(f"--mode must be rewrite or expand, not {given['mode']!r}")
-    if given.get("variant", "direct") not in ("direct", "reasoning"):
-        raise DeepRetrievalError(f"--variant must be direct or reasoning, not {given['variant']!r}")
-    return PromptSettings(**given)
+        PromptSettings().replace(**given)  # validates the values, with a message naming the setting
+    return given
 
 
 def load(data: str, seed: int, corpus: Path | None):
@@ -232,7 +228,7 @@ def eval_command(
     collection = load(data, seed, corpus)
     searcher = open_searcher(collection, index, _bm25_settings(k1, b, method, stemmer, stopwords))
     prf = PRFSettings(fb_docs=prf_docs, fb_terms=prf_terms, original_weight=prf_weight)
-    prompt = prompt_settings(variant, mode, expand_repeats, max_new_tokens, context_docs)
+    prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs)
     policies = [
         make_policy(spec, searcher=searcher, prf=prf, prompt=prompt, documents=collection.documents) for spec in policy
     ]
@@ -259,34 +255,59 @@ def eval_command(
     out.print(f"\nwrote {out_dir}/metrics.json, report.md, comparison.png")
 
 
-@app.command()
+def _recipe_help(name: str, text: str) -> str:
+    """Help text with the recipe field's default (flags default to None so that a YAML recipe can set them)."""
+    from .recipe import TrainRecipe
+
+    default = TrainRecipe.model_fields[name].default
+    return f"{text} (default: {'none' if default is None else default})"
+
+
+def _train_opt(name: str, text: str, kind: type):
+    return Annotated[kind | None, typer.Option(help=_recipe_help(name, text), show_default=False)]
+
+
+def _reward_help() -> str:
+    from .rewards import PRESETS
+
+    return _recipe_help("reward", "Reward preset: " + ", ".join(PRESETS))
+
+
+TRAIN_HELP = (
+    "Train a query-writing policy with GRPO against the BM25 retriever.\n\n"
+    "Every recipe field (a YAML file, or these flags on top of it) has a default: the best recipe measured "
+    "on 2 CPU cores. Further trl.GRPOConfig fields go in the recipe's `trl:` section."
+)
+
+
+@app.command(help=TRAIN_HELP)
 @clean_errors
 def train(
     recipe: Annotated[Path | None, typer.Argument(help="YAML recipe (flags override its fields)")] = None,
-    data: Annotated[str | None, typer.Option(help="'demo', a BEIR/SMART folder or examples .jsonl")] = None,
-    split: Annotated[str | None, typer.Option(help="Split to train on")] = None,
-    model: Annotated[str | None, typer.Option(help="smollm2-135m | tiny-random | HF folder | hub id")] = None,
-    output_dir: Annotated[str | None, typer.Option(help="Run folder (checkpoints, logs, final/)")] = None,
-    variant: VariantOpt = None,
-    mode: ModeOpt = None,
-    expand_repeats: RepeatsOpt = None,
-    context_docs: ContextOpt = None,
-    reward: Annotated[str | None, typer.Option(help="Reward preset")] = None,
-    reward_k: Annotated[int | None, typer.Option(help="Override the reward metric depth")] = None,
-    lora: Annotated[bool | None, typer.Option(help="Train a LoRA adapter instead of all weights")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Learning rate")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Total optimisation steps")] = None,
-    prompts_per_step: Annotated[int | None, typer.Option(help="Distinct prompts per step")] = None,
-    num_generations: Annotated[int | None, typer.Option(help="Completions per prompt (GRPO group)")] = None,
-    max_completion_length: Annotated[int | None, typer.Option(help="Max completion tokens")] = None,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature")] = None,
-    beta: Annotated[float | None, typer.Option(help="KL coefficient")] = None,
-    loss_type: Annotated[str | None, typer.Option(help="grpo | dr_grpo | dapo | bnpo | ...")] = None,
-    save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed")] = None,
+    data: _train_opt("data", "'demo', a BEIR/SMART folder or examples .jsonl", str) = None,
+    split: _train_opt("split", "Split to train on", str) = None,
+    model: _train_opt("model", "smollm2-135m | tiny-random | HF folder | hub id", str) = None,
+    output_dir: _train_opt("output_dir", "Run folder (checkpoints, logs, final/)", str) = None,
+    variant: _train_opt("variant", "direct | reasoning", str) = None,
+    mode: _train_opt("mode", "rewrite | expand", str) = None,
+    expand_repeats: _train_opt("expand_repeats", "Expand mode: times the user's query is repeated", int) = None,
+    context_docs: _train_opt("context_docs", "Top first-pass titles shown in the prompt", int) = None,
+    reward: Annotated[str | None, typer.Option(help=_reward_help(), show_default=False)] = None,
+    reward_k: _train_opt("reward_k", "Override the reward metric depth", int) = None,
+    lora: _train_opt("lora", "Train a LoRA adapter instead of all weights", bool) = None,
+    learning_rate: _train_opt("learning_rate", "Learning rate", float) = None,
+    max_steps: _train_opt("max_steps", "Total optimisation steps", int) = None,
+    prompts_per_step: _train_opt("prompts_per_step", "Distinct prompts per step", int) = None,
+    num_generations: _train_opt("num_generations", "Completions per prompt (GRPO group)", int) = None,
+    max_completion_length: _train_opt("max_completion_length", "Max completion tokens", int) = None,
+    temperature: _train_opt("temperature", "Sampling temperature", float) = None,
+    beta: _train_opt("beta", "KL coefficient", float) = None,
+    loss_type: _train_opt("loss_type", "grpo | dr_grpo | dapo | bnpo | ...", str) = None,
+    save_steps: _train_opt("save_steps", "Checkpoint every N steps", int) = None,
+    seed: _train_opt("seed", "Seed", int) = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --output-dir")] = False,
 ) -> None:
-    """Train a query-writing policy with GRPO against the BM25 retriever."""
+    """Train a query-writing policy with GRPO against the BM25 retriever (see TRAIN_HELP)."""
     overrides = {k: v for k, v in locals().items() if k not in ("recipe", "resume")}
     from .recipe import load_recipe
     from .train import train as run_training
@@ -322,7 +343,7 @@ def rewrite(
         searcher = BM25Searcher.load(index)
     elif collection is not None:
         searcher = open_searcher(collection, index, BM25Settings())
-    prompt = prompt_settings(variant, mode, expand_repeats, max_new_tokens, context_docs)
+    prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs)
     documents = collection.documents if collection else None
     chosen = make_policy(policy, searcher=searcher, prompt=prompt, documents=documents)  # type: ignore[arg-type]
     output = chosen.generate([Example(id="cli", question=query, targets={})])[0]
@@ -346,10 +367,11 @@ def demo(
     model: Annotated[str | None, typer.Option(help="Model (default: the embedded SmolLM2-135M)")] = None,
 ) -> None:
     """The main job on the embedded default: baselines, a short GRPO run, the trained policy, a table."""
-    from .demo import DEMO_RECIPE, run_demo
+    from .demo import run_demo
+    from .recipe import demo_recipe
 
     updates = {k: v for k, v in {"max_steps": max_steps, "model": model}.items() if v is not None}
-    recipe = DEMO_RECIPE.model_copy(update=updates)
+    recipe = demo_recipe().model_copy(update=updates)
     with progress_bar() as bar:
 
         def track(slug: str, total: int):

@@ -7,12 +7,69 @@ variant pre-fills ``<think>``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import DeepRetrievalError
+from .modes import MODES
 from .types import Example
 
 VARIANTS = ("direct", "reasoning")
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """How a model policy is prompted and how its text becomes a query (saved in a run's policy.json).
+
+    The defaults are the best measured recipe's (see ``recipe.TrainRecipe``): expand mode, the direct
+    variant with its pre-filled answer, three context titles.
+    """
+
+    variant: str = "direct"
+    mode: str = "expand"
+    expand_repeats: int = 1
+    max_new_tokens: int = 32
+    context_docs: int = 3  # top first-pass titles shown in the prompt (needs a context provider)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise DeepRetrievalError(f"unknown prompt variant {self.variant!r} (known: {', '.join(VARIANTS)})")
+        if self.mode not in MODES:
+            raise DeepRetrievalError(f"unknown query mode {self.mode!r} (known: {', '.join(MODES)})")
+        for name in ("expand_repeats", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise DeepRetrievalError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.context_docs < 0:
+            raise DeepRetrievalError(f"context_docs must be 0 or more, got {self.context_docs}")
+
+    def replace(self, **changes: Any) -> PromptSettings:
+        """A copy with only the given (non-None) settings changed."""
+        from dataclasses import replace
+
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# Adds retrieved context to examples (see context.ContextProvider); None when prompts show none.
+Context = Callable[[Sequence[Example]], list[Example]]
+
+
+def render_prompts(
+    examples: Sequence[Example], settings: PromptSettings, tokenizer: Any, context: Context | None = None
+) -> list[str]:
+    """The exact text a local model is given for each example: the one prompt function that training,
+    evaluation, ``rewrite`` and exports share, so a policy is always evaluated as it was trained."""
+    if settings.context_docs:
+        if context is None:
+            raise DeepRetrievalError("these prompts show retrieved context (context_docs > 0): give a context provider")
+        examples = context(examples)
+    return [
+        render_prompt(
+            build_messages(e, variant=settings.variant, mode=settings.mode), tokenizer, variant=settings.variant
+        )
+        for e in examples
+    ]
+
 
 _TASK = {
     "rewrite": (
@@ -41,7 +98,7 @@ def build_messages(example: Example, *, variant: str = "direct", mode: str = "re
     if variant not in _FORMAT:
         raise DeepRetrievalError(f"unknown prompt variant {variant!r} (known: {', '.join(VARIANTS)})")
     if mode not in _TASK:
-        raise DeepRetrievalError(f"unknown query mode {mode!r} (known: rewrite, expand)")
+        raise DeepRetrievalError(f"unknown query mode {mode!r} (known: {', '.join(MODES)})")
     domain = str(example.meta.get("domain", "scientific"))
     system = _TASK[mode].format(domain=domain) + " " + _FORMAT[variant].format(example="...")
     user = f"Information need: {example.question.strip()}"

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import DeepRetrievalError
+from .prompts import PromptSettings
 
 
 class TrainRecipe(BaseModel):
-    """Everything a training run depends on. Unknown keys are errors (a typo must not be ignored)."""
+    """Everything a training run depends on. Unknown keys are errors (a typo must not be ignored).
+
+    The defaults are the best recipe measured on 2 CPU cores (docs/BENCHMARKS.md): expand mode, the direct
+    variant with a pre-filled answer, three context titles, the lenient recall reward. The README demo's
+    recipe (``deepretrieval/recipes/demo.yaml``) is these defaults on the demo collection.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -24,15 +30,15 @@ class TrainRecipe(BaseModel):
     k1: float = 0.9
     b: float = 0.4
     bm25_method: str = "lucene"
-    stemmer: str | None = "english"
-    stopwords: str | None = "en"
+    stemmer: str | None = Field("english", description="Snowball stemmer language, or none")
+    stopwords: str | None = Field("en", description="stopword list, or none")
     # prompt and query
     variant: Literal["direct", "reasoning"] = "direct"
-    mode: Literal["rewrite", "expand"] = "rewrite"
+    mode: Literal["rewrite", "expand"] = "expand"
     expand_repeats: int = Field(1, ge=1, description="expand mode: times the user's query is repeated")
-    context_docs: int = Field(0, ge=0, description="titles of the top-n first-pass hits shown in the prompt")
+    context_docs: int = Field(3, ge=0, description="titles of the top-n first-pass hits shown in the prompt")
     # reward
-    reward: str = Field("recall-gain", description="reward preset (see deepretrieval.rewards.PRESETS)")
+    reward: str = Field("recall-lenient", description="reward preset (see deepretrieval.rewards.PRESETS)")
     reward_k: int | None = Field(None, ge=1, description="override the preset's metric depth k")
     # model
     model: str = Field("smollm2-135m", description="registry name, local HF folder or hub id")
@@ -41,22 +47,56 @@ class TrainRecipe(BaseModel):
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     # optimisation
-    learning_rate: float = Field(1e-5, gt=0)
-    max_steps: int = Field(30, ge=1)
+    learning_rate: float = Field(2e-5, gt=0)
+    max_steps: int = Field(24, ge=1)
     prompts_per_step: int = Field(2, ge=1)
     num_generations: int = Field(8, ge=2)
-    max_completion_length: int = Field(48, ge=4)
+    max_completion_length: int = Field(32, ge=4)
     temperature: float = Field(1.0, gt=0)
     top_k: int = Field(50, ge=0, description="sample from the k likeliest tokens (0: all; transformers' default is 50)")
     top_p: float = Field(1.0, gt=0, le=1)
     beta: float = Field(0.0, ge=0, description="KL coefficient")
     loss_type: str = "dapo"
     scale_rewards: str = "group"
-    save_steps: int = Field(10, ge=1)
+    save_steps: int = Field(8, ge=1)
     logging_steps: int = Field(1, ge=1)
     bf16: bool = False
     use_vllm: bool = False
+    trl: dict[str, Any] = Field(
+        default_factory=dict, description="further trl.GRPOConfig fields, passed through as they are"
+    )
     output_dir: str = "runs/train"
+
+    @field_validator("stemmer", "stopwords", mode="before")
+    @classmethod
+    def _none_word(cls, value: Any) -> Any:
+        """``none`` (or an empty string) switches stemming / stopwords off, as the command-line flags do."""
+        return None if isinstance(value, str) and value.strip().lower() in ("none", "") else value
+
+    def prompt_settings(self) -> PromptSettings:
+        """How the policy is prompted: the same settings in training, evaluation and rewrite."""
+        return PromptSettings(
+            variant=self.variant,
+            mode=self.mode,
+            expand_repeats=self.expand_repeats,
+            max_new_tokens=self.max_completion_length,
+            context_docs=self.context_docs,
+        )
+
+    def bm25_settings(self):
+        from .search.bm25 import BM25Settings
+
+        return BM25Settings(
+            k1=self.k1, b=self.b, method=self.bm25_method, stemmer=self.stemmer, stopwords=self.stopwords
+        )
+
+
+def demo_recipe() -> TrainRecipe:
+    """The README demo's recipe, read from the package's ``recipes/demo.yaml`` (the one copy of it)."""
+    from importlib.resources import files
+
+    resource = files("deepretrieval") / "recipes" / "demo.yaml"
+    return load_recipe(Path(str(resource)), {})
 
 
 def load_recipe(path: Path | None, overrides: dict[str, object]) -> TrainRecipe:

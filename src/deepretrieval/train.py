@@ -12,14 +12,14 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import DeepRetrievalError, SearchFailure
 from .modes import compose_query
 from .parsing import Parsed, extract_query_lenient, parse_completion
-from .prompts import assistant_prefix, close_answer, stop_token_ids
+from .prompts import Context, assistant_prefix, close_answer, render_prompts, stop_token_ids
 from .recipe import TrainRecipe
 from .rewards import PRESETS, RewardConfig, RewardResult, metric_value, score
 from .search.bm25 import BM25Searcher
@@ -173,14 +173,70 @@ class TrainResult:
     steps: int
 
 
-def build_dataset(examples: Sequence[Example], tokenizer: Any, recipe: TrainRecipe):
-    """Prompts rendered once through the tokenizer's chat template, with the example id alongside."""
+def build_dataset(examples: Sequence[Example], tokenizer: Any, recipe: TrainRecipe, context: Context | None = None):
+    """Prompts rendered once, by the same function evaluation uses (``prompts.render_prompts``), with the
+    example id alongside."""
     from datasets import Dataset
 
-    from .prompts import build_messages, render_prompt
-
-    prompts = [render_prompt(build_messages(e, variant=recipe.variant, mode=recipe.mode), tokenizer) for e in examples]
+    prompts = render_prompts(examples, recipe.prompt_settings(), tokenizer, context)
     return Dataset.from_dict({"prompt": prompts, "example_id": [e.id for e in examples]})
+
+
+def trainable(examples: Sequence[Example]) -> tuple[list[Example], int]:
+    """Examples with at least one relevant target, and how many were left out (they carry no signal:
+    every query scores 0 on them, so GRPO's group advantage is 0)."""
+    kept = [e for e in examples if e.relevant]
+    return kept, len(examples) - len(kept)
+
+
+def grpo_config(recipe: TrainRecipe, output_dir: Path, stops: Sequence[int]):
+    """TRL's GRPOConfig from the recipe, plus the recipe's ``trl:`` section passed through as it is."""
+    from dataclasses import fields
+
+    from trl import GRPOConfig
+
+    values: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type="constant",
+        max_steps=recipe.max_steps,
+        per_device_train_batch_size=recipe.prompts_per_step * recipe.num_generations,
+        gradient_accumulation_steps=1,
+        num_generations=recipe.num_generations,
+        max_completion_length=recipe.max_completion_length,
+        temperature=recipe.temperature,
+        top_k=recipe.top_k,
+        top_p=recipe.top_p,
+        beta=recipe.beta,
+        loss_type=recipe.loss_type,
+        scale_rewards=recipe.scale_rewards,
+        save_strategy="steps",
+        save_steps=recipe.save_steps,
+        logging_steps=recipe.logging_steps,
+        report_to=["tensorboard"],
+        bf16=recipe.bf16,
+        use_vllm=recipe.use_vllm,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        shuffle_dataset=True,
+    )
+    if stops and recipe.use_vllm:
+        # TRL's transformers path stops at generation_config's EOS ids (set in train()); its vLLM path reads
+        # only generation_kwargs, which it hands to vLLM's SamplingParams.
+        values["generation_kwargs"] = {"stop_token_ids": list(stops)}
+    known = {f.name for f in fields(GRPOConfig)}
+    for key, value in recipe.trl.items():
+        if key not in known:
+            raise DeepRetrievalError(f"recipe field trl.{key}: not a trl.GRPOConfig field")
+        if key in values and key != "generation_kwargs":
+            raise DeepRetrievalError(f"recipe field trl.{key}: set by the recipe itself; change it there")
+        if key == "generation_kwargs" and isinstance(value, dict):
+            value = {**values.get(key, {}), **value}
+        values[key] = value
+    return GRPOConfig(**values)
 
 
 def _log_callback(path: Path):
@@ -206,11 +262,10 @@ def train(
 ) -> TrainResult:
     """Run GRPO for ``recipe.max_steps`` steps (in total, counting a resumed checkpoint's steps)."""
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from .data import load_collection
     from .models import load_model_and_tokenizer
-    from .search.bm25 import BM25Settings
 
     output_dir = Path(recipe.output_dir)
     checkpoint = _prepare_output(output_dir, recipe, resume, get_last_checkpoint)
@@ -218,22 +273,18 @@ def train(
         collection = load_collection(
             recipe.data, corpus=Path(recipe.corpus) if recipe.corpus else None, seed=recipe.seed
         )
-    examples = collection.split(recipe.split)
-    if not examples:
-        raise DeepRetrievalError(f"split {recipe.split!r} of {collection.name!r} has no queries")
-    if searcher is None:
-        settings = BM25Settings(
-            k1=recipe.k1,
-            b=recipe.b,
-            method=recipe.bm25_method,
-            stemmer=recipe.stemmer,
-            stopwords=recipe.stopwords,
+    examples, left_out = trainable(collection.split(recipe.split))
+    if left_out:
+        log.warning(
+            "%d of the %s split's queries have no relevant document; left out of training", left_out, recipe.split
         )
-        searcher = BM25Searcher.build(collection.documents, settings)
-    if recipe.context_docs:
-        from .context import ContextProvider
+    if not examples:
+        raise DeepRetrievalError(f"split {recipe.split!r} of {collection.name!r} has no query with a relevant document")
+    if searcher is None:
+        searcher = BM25Searcher.build(collection.documents, recipe.bm25_settings())
+    from .context import ContextProvider
 
-        examples = ContextProvider(searcher, collection.documents, recipe.context_docs)(examples)
+    context = ContextProvider(searcher, collection.documents, recipe.context_docs)
     model, tokenizer = load_model_and_tokenizer(recipe.model)
     # TRL stops sampling at the model's generation_config EOS ids: add the variant's stop tokens.
     stops = stop_token_ids(tokenizer, recipe.variant)
@@ -248,33 +299,7 @@ def train(
         repeats=recipe.expand_repeats,
         tokenizer=tokenizer,
     )
-    args = GRPOConfig(
-        output_dir=str(output_dir),
-        learning_rate=recipe.learning_rate,
-        lr_scheduler_type="constant",
-        max_steps=recipe.max_steps,
-        per_device_train_batch_size=recipe.prompts_per_step * recipe.num_generations,
-        gradient_accumulation_steps=1,
-        num_generations=recipe.num_generations,
-        max_completion_length=recipe.max_completion_length,
-        temperature=recipe.temperature,
-        top_k=recipe.top_k,
-        top_p=recipe.top_p,
-        beta=recipe.beta,
-        loss_type=recipe.loss_type,
-        scale_rewards=recipe.scale_rewards,
-        save_strategy="steps",
-        save_steps=recipe.save_steps,
-        logging_steps=recipe.logging_steps,
-        report_to=["tensorboard"],
-        bf16=recipe.bf16,
-        use_vllm=recipe.use_vllm,
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        shuffle_dataset=True,
-    )
+    args = grpo_config(recipe, output_dir, stops)
     peft_config = None
     if recipe.lora:
         from peft import LoraConfig
@@ -291,7 +316,7 @@ def train(
         model=model,
         reward_funcs=[reward],
         args=args,
-        train_dataset=build_dataset(examples, tokenizer, recipe),
+        train_dataset=build_dataset(examples, tokenizer, recipe, context),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[_log_callback(log_path)],
@@ -308,15 +333,7 @@ def save_policy(model: Any, tokenizer: Any, final_dir: Path, recipe: TrainRecipe
     final_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
-    policy = {
-        "variant": recipe.variant,
-        "mode": recipe.mode,
-        "expand_repeats": recipe.expand_repeats,
-        "context_docs": recipe.context_docs,
-        "max_new_tokens": recipe.max_completion_length,
-        "base_model": recipe.model,
-        "data": recipe.data,
-    }
+    policy = {**asdict(recipe.prompt_settings()), "base_model": recipe.model, "data": recipe.data}
     (final_dir / POLICY_FILE).write_text(json.dumps(policy, indent=2))
     return final_dir
 

@@ -24,15 +24,16 @@ def make_policy(
     *,
     searcher: BM25Searcher,
     prf: PRFSettings | None = None,
-    prompt=None,
+    prompt: dict | None = None,
     batch_size: int = 16,
     documents=None,
 ) -> Policy:
     """Resolve a policy spec.
 
     ``original`` | ``prf`` | ``oracle`` | ``openai:<model>@<base url>`` | a training run folder | a model
-    registry name (``smollm2-135m``, ``tiny-random``) | a local HF folder. ``prompt`` (PromptSettings)
-    overrides what a trained run saved in its policy.json.
+    registry name (``smollm2-135m``, ``tiny-random``) | a local HF folder. ``prompt`` holds prompt settings
+    given explicitly (command-line flags): each overrides only itself; the rest come from what a trained run
+    saved in its policy.json, else from the defaults.
     """
     if spec == "original":
         return OriginalPolicy()
@@ -40,28 +41,20 @@ def make_policy(
         return PRFPolicy(searcher, prf)
     if spec == "oracle":
         return OraclePolicy()
-    from .llm import HFPolicy, OpenAIPolicy, parse_openai_spec
+    from .llm import HFPolicy, OpenAIPolicy, PromptSettings, parse_openai_spec, prompt_settings_for
 
     if spec.startswith("openai:"):
         model, url = parse_openai_spec(spec)
-        return OpenAIPolicy(model, url, prompt=prompt)
-    policy = HFPolicy(spec, prompt=prompt, batch_size=batch_size, context=_context(searcher, documents, prompt, spec))
-    return policy
+        settings = PromptSettings().replace(**(prompt or {}))
+        return OpenAIPolicy(model, url, prompt=settings, context=_context(searcher, documents, settings))
+    settings = prompt_settings_for(spec, prompt)
+    return HFPolicy(spec, prompt=settings, batch_size=batch_size, context=_context(searcher, documents, settings))
 
 
-def _context(searcher, documents, prompt, spec):
-    """A context provider sized as the policy was trained (policy.json) or as ``prompt`` asks."""
-    from .llm import read_policy_settings, resolve_run_dir
-
-    if prompt is not None:
-        n = prompt.context_docs
-    else:
-        from pathlib import Path
-
-        ref = Path(resolve_run_dir(spec))
-        n = int(read_policy_settings(ref).get("context_docs", 0)) if ref.is_dir() else 0
-    if not n or documents is None:
+def _context(searcher, documents, settings):
+    """A context provider of the size the prompt settings ask for (None when they show no context)."""
+    if not settings.context_docs or documents is None:
         return None
     from ..context import ContextProvider
 
-    return ContextProvider(searcher, documents, n)
+    return ContextProvider(searcher, documents, settings.context_docs)

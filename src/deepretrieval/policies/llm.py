@@ -5,27 +5,28 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import DeepRetrievalError, SearchFailure
 from ..modes import compose_query
 from ..parsing import extract_query_lenient, parse_completion
-from ..prompts import assistant_prefix, build_messages, close_answer, stop_token_ids
+from ..prompts import (
+    Context,
+    PromptSettings,
+    assistant_prefix,
+    build_messages,
+    close_answer,
+    render_prompts,
+    stop_token_ids,
+)
 from ..types import Example
 from .base import PolicyOutput
 
-
-@dataclass(frozen=True)
-class PromptSettings:
-    variant: str = "direct"
-    mode: str = "rewrite"
-    expand_repeats: int = 1
-    max_new_tokens: int = 48
-    context_docs: int = 0  # top first-pass titles shown in the prompt (needs a context provider)
+__all__ = ["HFPolicy", "OpenAIPolicy", "PromptSettings", "parse_openai_spec", "prompt_settings_for", "to_output"]
 
 
 def to_output(completion: str, example: Example, prompt: PromptSettings, *, prefilled: bool = True) -> PolicyOutput:
@@ -45,7 +46,25 @@ def to_output(completion: str, example: Example, prompt: PromptSettings, *, pref
 def read_policy_settings(folder: Path) -> dict[str, Any]:
     """Settings a trained run saved beside its weights (policy.json), if any."""
     path = folder / "policy.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DeepRetrievalError(f"{path}: unreadable policy settings ({exc.msg})") from None
+    if not isinstance(saved, dict):
+        raise DeepRetrievalError(f"{path}: policy settings must be a JSON object")
+    return saved
+
+
+def prompt_settings_for(ref: str, overrides: dict[str, Any] | None = None) -> PromptSettings:
+    """A model policy's prompt settings: what a trained run saved (policy.json), else the defaults; each
+    override (a command-line flag) changes only itself."""
+    folder = Path(resolve_run_dir(ref))
+    saved = read_policy_settings(folder) if folder.is_dir() else {}
+    names = {f.name for f in fields(PromptSettings)}
+    base = PromptSettings(**{k: v for k, v in saved.items() if k in names})
+    return base.replace(**(overrides or {}))
 
 
 def resolve_run_dir(ref: str) -> str:
@@ -68,18 +87,19 @@ class HFPolicy:
         name: str | None = None,
         model: Any = None,
         tokenizer: Any = None,
-        context: Callable[[Sequence[Example]], list[Example]] | None = None,
+        context: Context | None = None,
     ) -> None:
         self.ref = resolve_run_dir(ref)
-        saved = read_policy_settings(Path(self.ref)) if Path(self.ref).is_dir() else {}
-        fields = PromptSettings.__dataclass_fields__
-        self.prompt = prompt or PromptSettings(**{k: v for k, v in saved.items() if k in fields})
+        self.prompt = prompt or prompt_settings_for(ref)
         self.batch_size = batch_size
         self.name = name or f"{Path(ref).name or ref}[{self.prompt.mode}]"
         self._model, self._tokenizer = model, tokenizer
         self.context = context
         if self.prompt.context_docs and context is None:
-            raise DeepRetrievalError(f"{ref}: prompts show retrieved context; give the policy a context provider")
+            raise DeepRetrievalError(
+                f"{ref}: its prompts show {self.prompt.context_docs} retrieved titles; "
+                "give --data (the collection to retrieve them from) or --context-docs 0"
+            )
 
     def describe(self) -> dict[str, object]:
         return {"policy": "hf", "model": self.ref, **self.prompt.__dict__}
@@ -92,20 +112,15 @@ class HFPolicy:
             self._model.eval()
         return self._model, self._tokenizer
 
+    def prompts(self, examples: Sequence[Example]) -> list[str]:
+        """The text the model is given for each example (retrieved context included)."""
+        return render_prompts(examples, self.prompt, self._load()[1], self.context)
+
     def complete(self, examples: Sequence[Example]) -> list[str]:
         import torch
 
-        from ..prompts import render_prompt
-
         model, tokenizer = self._load()
-        texts = [
-            render_prompt(
-                build_messages(e, variant=self.prompt.variant, mode=self.prompt.mode),
-                tokenizer,
-                variant=self.prompt.variant,
-            )
-            for e in examples
-        ]
+        texts = self.prompts(examples)
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"
         completions: list[str] = []
@@ -132,8 +147,7 @@ class HFPolicy:
         return completions
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
-        shown = self.context(examples) if self.prompt.context_docs and self.context else list(examples)
-        return [to_output(c, e, self.prompt) for c, e in zip(self.complete(shown), examples, strict=True)]
+        return [to_output(c, e, self.prompt) for c, e in zip(self.complete(examples), examples, strict=True)]
 
 
 class OpenAIPolicy:
@@ -155,11 +169,18 @@ class OpenAIPolicy:
         retries: int = 3,
         backoff_seconds: float = 1.0,
         timeout: float = 60.0,
+        context: Context | None = None,
     ) -> None:
         import httpx
 
         self.model, self.base_url = model, base_url.rstrip("/")
         self.prompt = prompt or PromptSettings()
+        self.context = context
+        if self.prompt.context_docs and context is None:
+            raise DeepRetrievalError(
+                f"{model}: its prompts show {self.prompt.context_docs} retrieved titles; "
+                "give --data (the collection to retrieve them from) or --context-docs 0"
+            )
         self.name = f"openai:{model}[{self.prompt.mode}]"
         self.concurrency, self.retries, self.backoff_seconds = concurrency, retries, backoff_seconds
         headers = {}
@@ -199,8 +220,9 @@ class OpenAIPolicy:
         raise SearchFailure(f"{self.base_url}: endpoint failed after {self.retries + 1} attempts: {error}")
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
+        shown = self.context(examples) if self.prompt.context_docs and self.context else list(examples)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            completions = list(pool.map(self._complete_one, examples))
+            completions = list(pool.map(self._complete_one, shown))
         return [to_output(c, e, self.prompt, prefilled=False) for c, e in zip(completions, examples, strict=True)]
 
 
