@@ -18,6 +18,15 @@ def shared_collection(name: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _index_cache(tmp_path_factory, monkeypatch):
+    """Indexes the CLI caches for --data go to a fresh temporary folder per test."""
+    import deepretrieval.cli
+
+    folder = tmp_path_factory.mktemp("index-cache")
+    monkeypatch.setattr(deepretrieval.cli, "index_cache_dir", lambda: folder)
+
+
 @pytest.fixture
 def small_collection() -> Collection:
     """A hand-made collection where the right words matter: 'cardiac' docs vs 'heart' queries."""

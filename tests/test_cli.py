@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -113,3 +114,93 @@ def test_info_lists_splits(small_collection, tmp_path):
     result = runner.invoke(app, ["info", "--data", str(data)])
     assert result.exit_code == 0, result.output
     assert "test" in result.output and "all" in result.output
+
+
+def _saved_run(tmp_path, **settings):
+    """A run folder as training leaves it (tiny-random weights, policy.json), without the training."""
+    from deepretrieval.models import load_model_and_tokenizer
+    from deepretrieval.recipe import TrainRecipe
+    from deepretrieval.train import save_policy
+
+    model, tokenizer = load_model_and_tokenizer("tiny-random")
+    save_policy(model, tokenizer, tmp_path / "run" / "final", TrainRecipe(model="tiny-random", **settings))
+    return tmp_path / "run"
+
+
+def test_a_prompt_flag_on_a_trained_run_overrides_only_itself(small_collection, tmp_path):
+    data = write_beir(tmp_path / "beir", small_collection)
+    run = _saved_run(tmp_path, mode="expand", context_docs=2, max_completion_length=12)
+    out = tmp_path / "e"
+    args = ["eval", "--data", str(data), "--policy", str(run), "--max-new-tokens", "5", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (config,) = [json.loads(p.read_text()) for p in out.glob("policies/*/config.json")]
+    assert (config["mode"], config["context_docs"], config["max_new_tokens"]) == ("expand", 2, 5)
+    assert config["variant"] == "direct"
+
+
+def test_rewrite_with_prf_runs_the_weighted_query(small_collection, tmp_path):
+    from deepretrieval.evaluate import search_outputs
+    from deepretrieval.policies import PRFPolicy
+    from deepretrieval.search.bm25 import BM25Searcher
+    from deepretrieval.types import Example
+
+    result = runner.invoke(app, ["rewrite", "heart attack", "--policy", "prf"])
+    assert result.exit_code == 2
+    assert "needs a collection" in result.output and "Traceback" not in result.output
+    data = write_beir(tmp_path / "beir", small_collection)
+    result = runner.invoke(app, ["rewrite", "heart attack", "--policy", "prf", "--data", str(data), "-k", "3"])
+    assert result.exit_code == 0, result.output
+    searcher = BM25Searcher.build(small_collection.documents)
+    output = PRFPolicy(searcher).generate([Example("x", "heart attack", {})])[0]
+    expected = search_outputs(searcher, [output], 3)[0]
+    shown = re.findall(r"^\s*\d+\.\s+(\S+)\s+(\S+)", result.output, flags=re.MULTILINE)
+    assert shown == [(h.doc_id, f"{h.score:.3f}") for h in expected]
+    as_text = searcher.search([output.query], 3)[0]  # the display string searched as words scores differently
+    assert [f"{h.score:.3f}" for h in as_text] != [score for _, score in shown]
+
+
+@pytest.mark.parametrize("spelling", ["-k", "--k"])
+def test_depth_option_has_one_spelling_everywhere(small_collection, tmp_path, spelling):
+    data = write_beir(tmp_path / "beir", small_collection)
+    result = runner.invoke(app, ["search", "myocardial infarction", "--data", str(data), spelling, "1"])
+    assert result.exit_code == 0, result.output
+    assert "d1" in result.output or "d2" in result.output
+    assert "d3" not in result.output
+    out = tmp_path / "e"
+    args = ["eval", "--data", str(data), "--policy", "original", spelling, "2", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    ranked = [json.loads(x)["ranked"] for x in (out / "policies/original/runs.jsonl").read_text().splitlines()]
+    assert max(len(r) for r in ranked) <= 2
+
+
+def test_search_with_data_reuses_its_index(small_collection, tmp_path, monkeypatch):
+    from deepretrieval.search.bm25 import BM25Searcher
+
+    data = write_beir(tmp_path / "beir", small_collection)
+    builds = []
+    real_build = BM25Searcher.build.__func__
+
+    def counting_build(cls, *args, **kwargs):
+        builds.append(1)
+        return real_build(cls, *args, **kwargs)
+
+    monkeypatch.setattr(BM25Searcher, "build", classmethod(counting_build))
+    for _ in range(3):
+        result = runner.invoke(app, ["search", "kidney stones", "--data", str(data)])
+        assert result.exit_code == 0, result.output
+        assert "d4" in result.output
+    assert len(builds) == 1
+
+
+def test_library_deprecation_noise_is_silenced_by_the_cli(small_collection, tmp_path):
+    import warnings
+
+    data = write_beir(tmp_path / "beir", small_collection)
+    assert runner.invoke(app, ["info", "--data", str(data)]).exit_code == 0
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.warn(
+            "`gradient_checkpointing` is deprecated and will be removed in v6. Use x.", FutureWarning, stacklevel=1
+        )
+        warnings.warn("something else", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["something else"]

@@ -121,3 +121,19 @@ def test_classic_bad_grade(tmp_path):
     (folder / "cranqrel").write_text("1 1 2\n1 1 7\n")
     with pytest.raises(DataError, match="cranqrel:2: Cleverdon code 7"):
         load_collection(folder)
+
+
+@pytest.mark.parametrize(
+    ("name", "rel", "relevant_codes"), [("cranfield", "cranqrel", {1, 2, 3, 4}), ("med", "MED.REL", {1})]
+)
+def test_classic_relevant_counts_per_query_match_a_plain_reading(name, rel, relevant_codes):
+    """Guards layout detection: each query's relevant documents, counted straight from the judgment file."""
+    folder = shared_collection(name)
+    expected: dict[str, int] = {}
+    for line in (folder / rel).read_text().splitlines():
+        if line.split():
+            query, _, code = line.split()
+            expected[query] = expected.get(query, 0) + (int(code) in relevant_codes)
+    c = load_collection(folder)
+    assert {e.id: len(e.relevant) for e in c.examples} == expected
+    assert sum(expected.values()) == {"cranfield": 1612, "med": 696}[name]

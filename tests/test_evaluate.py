@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -10,6 +11,7 @@ from deepretrieval.evaluate import EvalSettings, evaluate, load_policy_metrics
 from deepretrieval.policies import OriginalPolicy, PRFPolicy, PRFSettings
 from deepretrieval.policies.base import PolicyOutput
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
+from deepretrieval.types import Example
 
 SETTINGS = EvalSettings(k=10, batch_size=1, measures=("ndcg@10", "recall@10", "mrr@10"))
 
@@ -46,7 +48,7 @@ def searcher(small_collection):
 def test_evaluate_writes_runs_metrics_report_and_plot(small_collection, searcher, tmp_path):
     results = evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, SETTINGS)
     top = json.loads((tmp_path / "metrics.json").read_text())
-    assert top["policy"] == "original" and top["queries"] == 4
+    assert top["policy"] == "original" and top["queries"] == 4 and top["unjudged_queries"] == 0
     assert set(SETTINGS.measures) <= top.keys()
     lines = [json.loads(x) for x in results[0].runs_path.read_text().splitlines()]
     assert [x["id"] for x in lines] == ["q1", "q2", "q3", "q4"]
@@ -55,6 +57,27 @@ def test_evaluate_writes_runs_metrics_report_and_plot(small_collection, searcher
     assert top["ndcg@10"] == pytest.approx(mean_ndcg, abs=1e-9)
     assert "| original |" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "comparison.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_unjudged_queries_are_run_but_left_out_of_the_means_and_counted(small_collection, searcher, tmp_path):
+    unjudged = Example("q5", "vegetables and fruit", {})
+    collection = replace(small_collection, examples=[*small_collection.examples, unjudged])
+    results = evaluate(collection, "all", [OriginalPolicy()], searcher, tmp_path, SETTINGS)
+    top = json.loads((tmp_path / "metrics.json").read_text())
+    assert top["queries"] == 4 and top["unjudged_queries"] == 1
+    assert top["policies"]["original"]["unjudged_queries"] == 1
+    lines = [json.loads(x) for x in results[0].runs_path.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["q1", "q2", "q3", "q4", "q5"]  # still searched and written
+    judged = [x for x in lines if x["id"] != "q5"]
+    for name in SETTINGS.measures:
+        assert top[name] == pytest.approx(sum(x["metrics"][name] for x in judged) / 4, abs=1e-9)
+    assert "| original | 4 | 1 |" in (tmp_path / "report.md").read_text()
+
+
+def test_a_split_without_judgments_is_a_clear_error(small_collection, searcher, tmp_path):
+    unjudged = [replace(e, targets={}) for e in small_collection.examples]
+    with pytest.raises(DeepRetrievalError, match="no query with judgments"):
+        evaluate(replace(small_collection, examples=unjudged), "all", [OriginalPolicy()], searcher, tmp_path, SETTINGS)
 
 
 def test_a_better_query_scores_higher(small_collection, searcher, tmp_path):

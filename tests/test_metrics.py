@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 import pytrec_eval
 
@@ -64,3 +67,62 @@ def test_evaluate_run_counts_missing_and_empty_runs_as_zero():
     assert per_query["q1"] == {"recall@10": 1.0, "ndcg@10": 1.0, "mrr@10": 1.0}
     assert per_query["q2"] == per_query["q3"] == {"recall@10": 0.0, "ndcg@10": 0.0, "mrr@10": 0.0}
     assert M.aggregate(per_query)["recall@10"] == pytest.approx(1 / 3)
+
+
+MEASURES = ["ndcg@10", "ndcg@100", "recall@10", "recall@100", "precision@10", "mrr@10"]
+
+
+def generated_graded_run(seed: int = 7) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
+    """30 queries over 200 docs, grades 0..3: every fifth query judged with grade 0 only, q00's ranking empty,
+    odd queries' rankings naming documents twice (within the top 10 and further down)."""
+    rng = random.Random(seed)
+    docs = [f"d{i:03d}" for i in range(200)]
+    run: dict[str, list[str]] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for n in range(30):
+        qid = f"q{n:02d}"
+        judged = rng.sample(docs, rng.randint(5, 40))
+        grades = [3] + [rng.choice([0, 1, 1, 2, 3]) for _ in judged[1:]]  # at least one relevant document
+        if n % 5 == 4:
+            grades = [0] * len(judged)
+        qrels[qid] = dict(zip(judged, grades, strict=True))
+        ranking = list(dict.fromkeys(rng.sample(judged, min(3, len(judged))) + rng.sample(docs, rng.randint(1, 150))))
+        if n % 2:
+            ranking[2:2] = [ranking[0], ranking[1]]
+            ranking += rng.sample(ranking, 5)
+        run[qid] = [] if n == 0 else ranking
+    return run, qrels
+
+
+def test_pure_metrics_equal_pytrec_eval_on_a_generated_graded_collection():
+    run, qrels = generated_graded_run()
+    per_query = M.evaluate_run(run, qrels, MEASURES)
+    assert per_query.keys() == qrels.keys()  # every query is judged, the all-zero ones too
+    for qid, ranked in run.items():
+        for m in MEASURES:
+            assert M.measure(m, ranked, qrels[qid]) == pytest.approx(per_query[qid][m], abs=1e-12), (qid, m)
+    # The collection exercises what it claims: graded gains, duplicates, all-zero queries, an empty ranking.
+    assert {g for q in qrels.values() for g in q.values()} == {0, 1, 2, 3}
+    assert sum(len(r) != len(set(r)) for r in run.values()) == 15 and run["q00"] == []
+    assert all(per_query[q] == dict.fromkeys(MEASURES, 0.0) for q in qrels if not any(qrels[q].values()))
+    for m in MEASURES:
+        assert 0.0 < M.aggregate(per_query)[m] < 1.0, m
+
+
+def test_duplicate_ids_count_once_at_their_first_rank_on_both_paths():
+    ranked = ["x", "x", "a", "a", "b", "c"]  # distinct: x a b c
+    qrels = {"a": 2, "b": 1, "c": 3}
+    measures = ["recall@3", "precision@3", "ndcg@3", "mrr@3"]
+    ideal = 3 + 2 / math.log2(3) + 1 / math.log2(4)
+    expected = {
+        "recall@3": 2 / 3,
+        "precision@3": 2 / 3,
+        "ndcg@3": (2 / math.log2(3) + 1 / math.log2(4)) / ideal,
+        "mrr@3": 1 / 2,
+    }
+    pure = {m: M.measure(m, ranked, qrels) for m in measures}
+    trec = M.evaluate_run({"q": ranked}, {"q": qrels}, measures)["q"]
+    assert pure == pytest.approx(expected, abs=1e-12)
+    assert trec == pytest.approx(expected, abs=1e-12)
+    assert M.first_hit_rank(ranked, qrels) == 2
+    assert M.unique_top_k(ranked, 3) == ["x", "a", "b"] and M.unique_top_k(ranked) == ["x", "a", "b", "c"]

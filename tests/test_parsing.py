@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepretrieval.parsing import Parsed, extract_query_lenient, parse_completion
+from deepretrieval import parsing
+from deepretrieval.parsing import MAX_CHARS, Parsed, extract_query_lenient, parse_completion
 
 PREFIX = '<answer>{"query": "'
 
@@ -46,6 +49,38 @@ def test_lenient_extraction_for_untrained_models():
     assert extract_query_lenient("<think>hmm</think> plain words") == "plain words"
 
 
+@pytest.mark.parametrize(
+    ("body", "query", "reason"),
+    [
+        ("[" * 30_000, "[" * MAX_CHARS, "not_json"),  # RecursionError inside json
+        ('{"query": ' * 3_000, ANY, "not_json"),
+        ('{"query": 1' + "0" * 5000 + "}", ANY, "not_json"),  # ValueError: past the int digit limit
+        ('{"query": "\\ud800"}', None, "invalid_unicode"),  # a lone surrogate no stemmer can encode
+        ('{"query": "heart \\udc00 attack"}', None, "invalid_unicode"),
+        ('{"query": "\\ud83d\\ude00 heart"}', "\U0001f600 heart", "ok"),  # a valid surrogate pair
+        ('{"query": NaN}', None, "not_a_string"),
+        ('{"query": "x", "w": [NaN, Infinity, -Infinity, 1e99999, -0]}', "x", "ok"),
+        ('{"query": "x", "deep": ' + "[" * 200 + "]" * 200 + "}", "x", "ok"),
+        ('{"query": "a\\u0000b"}', "a\x00b", "ok"),
+        ('{"query": "x", "query": "y"}', "y", "ok"),  # json keeps the last duplicate key
+    ],
+)
+def test_adversarial_json_is_a_verdict_not_a_crash(body, query, reason):
+    parsed = parse_completion(f"<answer>{body}</answer>")
+    assert (parsed.query, parsed.reason, parsed.format_ok) == (query, reason, reason == "ok")
+
+
+@pytest.mark.parametrize("helper", ["_query_of", "_cap", "_parse"])
+@pytest.mark.parametrize("error", [TypeError, AttributeError, KeyError])
+def test_a_bug_in_the_parser_surfaces_instead_of_becoming_a_format_penalty(monkeypatch, helper, error):
+    def broken(*args, **kwargs):
+        raise error("bug")
+
+    monkeypatch.setattr(parsing, helper, broken)
+    with pytest.raises(error, match="bug"):
+        parse_completion("<answer>heart attack</answer>")  # not JSON: reaches _cap too
+
+
 near_valid = st.builds(
     lambda a, b, c, d: f'{a}<think>{b}</think>{c}<answer>{{"query": "{d}"}}</answer>',
     st.text(max_size=20),
@@ -55,8 +90,21 @@ near_valid = st.builds(
 )
 
 
+# Bodies made of JSON's own punctuation, escapes and literals, and nesting up to past the recursion limit.
+json_like = st.builds(
+    lambda body: f"<answer>{body}</answer>",
+    st.one_of(
+        st.text(alphabet='[]{}":,\\u0123456789abcdefdDNaIinfty.eE+- ', max_size=300),
+        st.integers(0, 3000).map(lambda n: "[" * n + "]" * (n // 2)),
+        st.integers(0, 3000).map(lambda n: '{"query": ' * n),
+    ),
+)
+
+
 @settings(max_examples=400, deadline=None)
-@given(st.one_of(st.text(max_size=3000), near_valid), st.sampled_from(["direct", "reasoning"]), st.booleans())
+@given(
+    st.one_of(st.text(max_size=3000), near_valid, json_like), st.sampled_from(["direct", "reasoning"]), st.booleans()
+)
 def test_never_raises_and_is_consistent(text, variant, prefilled):
     parsed = parse_completion(text, variant=variant, prefilled=PREFIX if prefilled else "")
     assert isinstance(parsed, Parsed)
@@ -64,4 +112,24 @@ def test_never_raises_and_is_consistent(text, variant, prefilled):
         assert parsed.reason == "ok" and parsed.query and parsed.query.strip() == parsed.query
     else:
         assert parsed.reason != "ok"
+    if parsed.query:
+        parsed.query.encode("utf-8")  # what the search backends will do with it
     assert isinstance(extract_query_lenient(text), str)
+
+
+@pytest.mark.parametrize("tag", ["<think>", "<answer>", "</think><think>", "<answer><think>"])
+def test_parse_time_is_linear_in_repeated_tags(tag):
+    """80 kB of repeated tags took 4 s with lazy regexes (quadratic); parsing now scans tags once, and
+    completions past MAX_COMPLETION_CHARS are refused unread."""
+    import time
+
+    from deepretrieval.parsing import MAX_COMPLETION_CHARS, extract_query_lenient
+
+    text = tag * ((MAX_COMPLETION_CHARS - 100) // len(tag))
+    started = time.perf_counter()
+    for variant in ("direct", "reasoning"):
+        assert not parse_completion(text, variant=variant).format_ok
+    extract_query_lenient(text + " words")
+    assert time.perf_counter() - started < 1.0  # quadratic: ~4 s on these cores
+    too_long = parse_completion("x" * (MAX_COMPLETION_CHARS + 1))
+    assert (too_long.query, too_long.reason) == (None, "completion_too_long")

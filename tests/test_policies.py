@@ -9,6 +9,7 @@ from deepretrieval.errors import DeepRetrievalError, SearchFailure
 from deepretrieval.policies import make_policy
 from deepretrieval.policies.llm import HFPolicy, OpenAIPolicy, parse_openai_spec
 from deepretrieval.prompts import PromptSettings
+from deepretrieval.types import Example
 
 NO_CONTEXT = PromptSettings(mode="rewrite", context_docs=0)
 
@@ -77,3 +78,21 @@ def test_hf_policy_generates_batched_queries_with_a_local_model(small_collection
         assert out.query.startswith(example.question)  # expand mode keeps the user's query
         assert out.completion is not None and out.format_ok is False  # random weights: no format
     assert make_policy("original", searcher=None).name == "original"  # type: ignore[arg-type]
+
+
+def test_openai_policy_shows_the_retrieved_context_it_is_asked_for(small_collection):
+    """--context-docs reaches the endpoint's prompt as it reaches a local model's."""
+    from deepretrieval.search.bm25 import BM25Searcher
+
+    searcher = BM25Searcher.build(small_collection.documents)
+    spec = "openai:m@http://llm.test/v1"
+    policy = make_policy(spec, searcher=searcher, prompt={"context_docs": 2}, documents=small_collection.documents)
+    client, seen = endpoint([(200, '<answer>{"query": "x"}</answer>')])
+    policy.client = client
+    policy.generate([Example("x", "myocardial infarction", {})])
+    user = seen[0][1]["messages"][1]["content"]
+    assert user.endswith(
+        "Top search results for it:\n- myocardial infarction outcomes\n- myocardial infarction therapy"
+    )
+    with pytest.raises(DeepRetrievalError, match="retrieved titles"):
+        make_policy(spec, searcher=searcher, prompt={"context_docs": 2})

@@ -45,3 +45,58 @@ def test_query_modes():
     assert compose_query("expand", "heart attack", "  ") == "heart attack"
     with pytest.raises(ValueError):
         compose_query("shout", "q", "x")
+
+
+def test_defaults_are_the_demo_recipe_which_has_one_copy():
+    """The plain `train` defaults are the best measured recipe (the demo's), and recipes/demo.yaml is the
+    package's own file (a link), not a second copy that could drift."""
+    from pathlib import Path
+
+    from deepretrieval.recipe import TrainRecipe, demo_recipe
+
+    demo = demo_recipe()
+    defaults = TrainRecipe()
+    differing = {k for k, v in demo.model_dump().items() if defaults.model_dump()[k] != v}
+    assert differing == {"output_dir"}
+    assert (defaults.mode, defaults.reward, defaults.context_docs) == ("expand", "recall-lenient", 3)
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "recipes" / "demo.yaml").resolve() == (root / "src/deepretrieval/recipes/demo.yaml").resolve()
+
+
+@pytest.mark.parametrize("word", ["none", "None", ""])
+def test_none_switches_stemming_and_stopwords_off_in_a_recipe(tmp_path, word):
+    path = tmp_path / "r.yaml"
+    path.write_text(f"stemmer: '{word}'\nstopwords: '{word}'\n")
+    settings = load_recipe(path, {}).bm25_settings()
+    assert (settings.stemmer, settings.stopwords) == (None, None)
+    from deepretrieval.search.bm25 import BM25Searcher
+    from deepretrieval.types import Document
+
+    searcher = BM25Searcher.build([Document("d1", "", "the running dogs"), Document("d2", "", "a cat")], settings)
+    assert searcher.analyze("the running dogs") == ["the", "running", "dogs"]
+
+
+def test_trl_section_passes_grpo_config_fields_through(tmp_path):
+    from deepretrieval.recipe import TrainRecipe
+    from deepretrieval.train import grpo_config
+
+    recipe = TrainRecipe(trl={"max_grad_norm": 0.3, "warmup_steps": 2})
+    args = grpo_config(recipe, tmp_path, stops=[5])
+    assert (args.max_grad_norm, args.warmup_steps) == (0.3, 2)
+    with pytest.raises(DeepRetrievalError, match="trl.no_such_field: not a trl.GRPOConfig field"):
+        grpo_config(TrainRecipe(trl={"no_such_field": 1}), tmp_path, stops=[])
+    with pytest.raises(DeepRetrievalError, match="trl.learning_rate: set by the recipe"):
+        grpo_config(TrainRecipe(trl={"learning_rate": 1.0}), tmp_path, stops=[])
+
+
+def test_stop_tokens_reach_vllm_through_generation_kwargs(tmp_path):
+    """TRL's vLLM path reads stop tokens only from generation_kwargs (not from the model's generation_config)."""
+    from deepretrieval.recipe import TrainRecipe
+    from deepretrieval.train import grpo_config
+
+    recipe = TrainRecipe(use_vllm=True, trl={"vllm_mode": "server"})
+    args = grpo_config(recipe, tmp_path, stops=[7, 9])
+    assert args.generation_kwargs == {"stop_token_ids": [7, 9]}
+    extra = TrainRecipe(use_vllm=True, trl={"generation_kwargs": {"min_tokens": 2}})
+    assert grpo_config(extra, tmp_path, stops=[7]).generation_kwargs == {"stop_token_ids": [7], "min_tokens": 2}
+    assert grpo_config(TrainRecipe(), tmp_path, stops=[7]).generation_kwargs is None

@@ -21,6 +21,17 @@ out = Console()
 
 F = TypeVar("F", bound=Callable)
 
+
+@app.callback()
+def _setup() -> None:
+    """Keep the screen for progress and results: silence library noise we cannot fix at its cause."""
+    import warnings
+
+    # TRL 1.16 calls transformers' `gradient_checkpointing*` names, deprecated in transformers 5 ("removed in
+    # v6"): one FutureWarning per generation step, about code that is not ours.
+    warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6", category=FutureWarning)
+
+
 DataOpt = Annotated[
     str,
     typer.Option("--data", help="'demo', a BEIR folder, a SMART folder (Cranfield, MED) or examples .jsonl"),
@@ -45,6 +56,19 @@ def clean_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def training_progress(bar: Progress):
+    """A train() progress hook: one bar for the GRPO steps, showing the latest reward and metric."""
+    state: dict[str, int] = {}
+
+    def report(step: int, total: int, logs: dict) -> None:
+        if "task" not in state:
+            state["task"] = bar.add_task("GRPO steps", total=total)
+        shown = [f"{k} {logs[k]:.3f}" for k in ("reward", "retrieval/metric") if isinstance(logs.get(k), float | int)]
+        bar.update(state["task"], completed=step, description=" ".join(["GRPO steps", *shown]))
+
+    return report
 
 
 def progress_bar() -> Progress:
@@ -79,6 +103,8 @@ ModeOpt = Annotated[str | None, typer.Option(help="Model policies: rewrite | exp
 RepeatsOpt = Annotated[int | None, typer.Option(help="Expand mode: times the user's query is repeated")]
 MaxNewOpt = Annotated[int | None, typer.Option(help="Model policies: max new tokens")]
 ContextOpt = Annotated[int | None, typer.Option(help="Model policies: top first-pass titles shown in the prompt")]
+# One spelling everywhere, both forms accepted.
+KOpt = Annotated[int, typer.Option("-k", "--k", min=1, help="How many hits")]
 StemOpt = Annotated[str, typer.Option(help="Snowball stemmer language, or 'none'")]
 StopOpt = Annotated[str, typer.Option(help="Stopword list ('en'), or 'none'")]
 
@@ -110,16 +136,37 @@ def load(data: str, seed: int, corpus: Path | None):
     return collection
 
 
-def open_searcher(collection, index: Path | None, settings):
-    """Load the index at ``index`` (checked against the corpus), or build it (and save it there)."""
-    from .search.bm25 import BM25Searcher, corpus_hash
+def index_cache_dir() -> Path:
+    """Where indexes built for ``--data`` without ``--index`` are kept (beside the model cache)."""
+    from .models import cache_root
 
-    if index is not None and (index / "manifest.json").exists():
-        return BM25Searcher.load(index, expected_corpus_hash=corpus_hash(collection.documents), settings=settings)
+    return cache_root() / "indexes"
+
+
+def open_searcher(collection, index: Path | None, settings=None):
+    """Load the index at ``index`` (checked against the corpus and settings), or build it and save it there.
+
+    ``settings`` None: whatever an existing index was built with (the defaults for a new one).
+    Without ``index`` the index is cached under ``index_cache_dir()``, keyed by the corpus and the settings,
+    so that repeated ``search`` / ``eval`` / ``rewrite`` calls on one collection index it once.
+    """
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from .search.bm25 import MANIFEST, BM25Searcher, BM25Settings, corpus_hash
+
+    sha = corpus_hash(collection.documents)
+    if index is None:
+        settings = settings or BM25Settings()
+        key = hashlib.sha256(json.dumps([sha, asdict(settings)], sort_keys=True).encode()).hexdigest()[:24]
+        index = index_cache_dir() / key
+    if (index / MANIFEST).exists():
+        return BM25Searcher.load(index, expected_corpus_hash=sha, settings=settings)
+    settings = settings or BM25Settings()
     with console.status(f"indexing {len(collection.documents):,} documents"):
         searcher = BM25Searcher.build(collection.documents, settings)
-    if index is not None:
-        searcher.save(index)
+    searcher.save(index)
     return searcher
 
 
@@ -168,16 +215,16 @@ def search(
     query: Annotated[str, typer.Argument(help="Query text")],
     index: Annotated[Path | None, typer.Option("--index", help="Index folder from `deepretrieval index`")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Collection (for titles; indexed if no --index)")] = None,
-    k: Annotated[int, typer.Option("-k", help="How many hits")] = 10,
+    k: KOpt = 10,
     seed: SeedOpt = 0,
 ) -> None:
     """Run one query and print the top hits."""
-    from .search.bm25 import BM25Searcher, BM25Settings
+    from .search.bm25 import BM25Searcher
 
     if index is None and data is None:
         raise DeepRetrievalError("give --index (a folder from `deepretrieval index`) or --data")
     collection = load(data, seed, None) if data else None
-    searcher = BM25Searcher.load(index) if index is not None else open_searcher(collection, None, BM25Settings())
+    searcher = open_searcher(collection, index) if collection else BM25Searcher.load(index)
     titles = {d.id: d.title or d.text[:80] for d in collection.documents} if collection else {}
     table = Table(title=query)
     for column in ("rank", "doc", "score", "title"):
@@ -200,7 +247,7 @@ def eval_command(
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Evaluation folder (resumable; policies accumulate)")],
     split: Annotated[str, typer.Option(help="train | dev | test | all (or the collection's own splits)")] = "test",
-    k: Annotated[int, typer.Option(help="Retrieval depth")] = 1000,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Retrieval depth")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Queries per policy/search batch")] = 32,
     index: IndexOpt = None,
     seed: SeedOpt = 0,
@@ -313,7 +360,8 @@ def train(
     from .train import train as run_training
 
     config = load_recipe(recipe, overrides)
-    result = run_training(config, resume=resume)
+    with progress_bar() as bar:
+        result = run_training(config, resume=resume, progress=training_progress(bar))
     out.print(f"trained {result.steps} steps; policy saved to {result.final_dir}")
     out.print(f"evaluate it: deepretrieval eval --data {config.data} --policy {result.output_dir} --out ...")
 
@@ -325,7 +373,7 @@ def rewrite(
     policy: Annotated[str, typer.Option(help="Training run dir, model name or openai:<model>@<url>")],
     data: Annotated[str | None, typer.Option(help="Collection to search with the rewrite")] = None,
     index: IndexOpt = None,
-    k: Annotated[int, typer.Option("-k", help="How many hits")] = 10,
+    k: KOpt = 10,
     variant: VariantOpt = None,
     mode: ModeOpt = None,
     expand_repeats: RepeatsOpt = None,
@@ -333,16 +381,19 @@ def rewrite(
     context_docs: ContextOpt = None,
 ) -> None:
     """Print a policy's rewrite of QUERY (and its top hits when a collection or index is given)."""
+    from .evaluate import search_outputs
     from .policies import make_policy
-    from .search.bm25 import BM25Searcher, BM25Settings
+    from .search.bm25 import BM25Searcher
     from .types import Example
 
     collection = load(data, 0, None) if data else None
     searcher = None
-    if index is not None and collection is None:
+    if collection is not None:
+        searcher = open_searcher(collection, index)
+    elif index is not None:
         searcher = BM25Searcher.load(index)
-    elif collection is not None:
-        searcher = open_searcher(collection, index, BM25Settings())
+    elif policy in ("prf", "oracle"):
+        raise DeepRetrievalError(f"the {policy} policy needs a collection to search: give --data or --index")
     prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs)
     documents = collection.documents if collection else None
     chosen = make_policy(policy, searcher=searcher, prompt=prompt, documents=documents)  # type: ignore[arg-type]
@@ -355,7 +406,9 @@ def rewrite(
         )
     if searcher is not None:
         titles = {d.id: d.title or d.text[:80] for d in collection.documents} if collection else {}
-        for rank, hit in enumerate(searcher.search([output.query], k)[0], start=1):
+        # The query as eval runs it: a weighted query (PRF) is searched with its weights, not as display text.
+        ranking = search_outputs(searcher, [output], k)[0]
+        for rank, hit in enumerate(ranking, start=1):
             out.print(f"{rank:>3}. {hit.doc_id}  {hit.score:.3f}  {titles.get(hit.doc_id, '')}", highlight=False)
 
 
@@ -378,7 +431,13 @@ def demo(
             task = bar.add_task(slug, total=total)
             return lambda n: bar.advance(task, n)
 
-        result = run_demo(out_dir, recipe=recipe, progress=track, say=lambda m: bar.console.print(f"[bold]{m}"))
+        result = run_demo(
+            out_dir,
+            recipe=recipe,
+            progress=track,
+            say=lambda m: bar.console.print(f"[bold]{m}"),
+            train_progress=training_progress(bar),
+        )
     out.print("\n[bold]demo collection (synthetic), held-out test split[/]\n")
     out.print(result.table)
     out.print(f"\nwrote {out_dir}/demo.md, {result.curve}, {result.eval_dir}/report.md")

@@ -10,8 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .recipe import TrainRecipe, demo_recipe
+
+if TYPE_CHECKING:
+    from .train import StepProgress
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ def run_demo(
     baselines: tuple[str, ...] = ("original", "prf", "oracle"),
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     say: Callable[[str], None] = print,
+    train_progress: StepProgress | None = None,
 ) -> DemoResult:
     """Baselines and the untrained model, GRPO on ``recipe.split``, the trained model; all on ``split``.
 
@@ -62,7 +67,7 @@ def run_demo(
     say(f"2/3 GRPO: {recipe.max_steps} steps x {recipe.prompts_per_step * recipe.num_generations} completions")
     resume = train_dir.is_dir() and any(train_dir.glob("checkpoint-*"))
     started = time.perf_counter()
-    result = train(recipe, resume=resume, collection=collection, searcher=searcher)
+    result = train(recipe, resume=resume, collection=collection, searcher=searcher, progress=train_progress)
     train_seconds = time.perf_counter() - started
 
     say("3/3 trained policy on the held-out split")

@@ -7,6 +7,9 @@ Layout of an evaluation folder::
     OUT/policies/<slug>/config.json  what produced the run (a resumed run must match it)
     OUT/policies/<slug>/runs.jsonl   one line per query: query sent, ranked ids, per-query metrics
     OUT/policies/<slug>/metrics.json aggregate metrics computed by pytrec_eval from runs.jsonl
+
+Means follow trec_eval: over the queries that have judgments ("queries"), the others being counted in
+"unjudged_queries"; runs.jsonl still holds every query, unjudged ones with per-query metrics of 0.
 """
 
 from __future__ import annotations
@@ -103,7 +106,11 @@ def run_policy(
 
 
 def score_runs(runs_path: Path, examples: Sequence[Example], measures: Sequence[str]) -> dict[str, float | int]:
-    """Aggregate metrics over ``examples`` with pytrec_eval, from the ranked ids stored in ``runs_path``."""
+    """Aggregate metrics over ``examples`` with pytrec_eval, from the ranked ids stored in ``runs_path``.
+
+    As trec_eval, examples without any judgment are left out of the means: ``queries`` is the number
+    averaged and ``unjudged_queries`` the number left out (see ``metrics.evaluate_run``).
+    """
     wanted = {e.id for e in examples}
     run = {qid: ranked for qid, ranked in _read_runs(runs_path) if qid in wanted}
     missing = wanted - run.keys()
@@ -112,7 +119,8 @@ def score_runs(runs_path: Path, examples: Sequence[Example], measures: Sequence[
     qrels = {e.id: dict(e.targets) for e in examples}
     per_query = M.evaluate_run(run, qrels, measures)
     summary: dict[str, float | int] = dict(M.aggregate(per_query))
-    summary["queries"] = len(examples)
+    summary["queries"] = len(per_query)
+    summary["unjudged_queries"] = len(examples) - len(per_query)
     return summary
 
 
@@ -134,6 +142,9 @@ def evaluate(
     examples = collection.split(split)
     if not examples:
         raise DeepRetrievalError(f"split {split!r} of {collection.name!r} has no queries")
+    if not any(e.targets for e in examples):
+        # Every query would be left out of the means: nothing to report, so say so before searching.
+        raise DeepRetrievalError(f"split {split!r} of {collection.name!r} has no query with judgments")
     results = []
     for policy in policies:
         slug = policy_slug(policy.name)

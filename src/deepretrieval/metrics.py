@@ -1,19 +1,33 @@
 """IR metrics.
 
 Pure functions for the reward hot path (a ranked list of ids and one query's judgments), defined as
-trec_eval defines them and tested equal to pytrec_eval on real collections; reports go through
-pytrec_eval itself (``evaluate_run``).
+trec_eval defines them and tested equal to pytrec_eval (on a generated graded collection always, and on
+real collections when ../shared is present); reports go through pytrec_eval itself (``evaluate_run``).
 
 Relevant means grade > 0 (trec_eval's relevance level 1). Gains for nDCG are the grades themselves
 (trec_eval's ``ndcg_cut``), with a log2(rank + 1) discount.
+
+A document id named twice in a ranking counts once, at its first rank: every function here (and the
+pytrec_eval path, through the same ``unique_top_k``) de-duplicates before cutting at k. Searchers already
+return duplicate-free :class:`~deepretrieval.types.Ranking` objects; this covers plain lists.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import islice
 
 Qrels = Mapping[str, int]
+
+
+def unique_top_k(ranked: Sequence[str], k: int | None = None) -> list[str]:
+    """The first ``k`` distinct ids (all if ``k`` is None), each at its first occurrence."""
+    head = list(ranked[:k])
+    # Fast path: searchers' rankings are duplicate-free, so one set of k ids is all the reward loop pays.
+    if len(set(head)) == len(head):
+        return head
+    return list(islice(dict.fromkeys(ranked), k))
 
 
 def _relevant(qrels: Qrels) -> set[str]:
@@ -24,12 +38,13 @@ def recall_at_k(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
     relevant = _relevant(qrels)
     if not relevant:
         return 0.0
-    return len(relevant.intersection(ranked[:k])) / len(relevant)
+    return len(relevant.intersection(unique_top_k(ranked, k))) / len(relevant)
 
 
 def precision_at_k(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
     relevant = _relevant(qrels)
-    return sum(1 for d in ranked[:k] if d in relevant) / k
+    # Divided by k even when fewer documents were retrieved, as trec_eval's P_k.
+    return sum(1 for d in unique_top_k(ranked, k) if d in relevant) / k
 
 
 def ndcg_at_k(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
@@ -37,12 +52,8 @@ def ndcg_at_k(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
     ideal = sum(g / math.log2(i + 2) for i, g in enumerate(gains[:k]))
     if ideal == 0:
         return 0.0
-    seen: set[str] = set()
     dcg = 0.0
-    for i, doc in enumerate(ranked[:k]):
-        if doc in seen:  # a duplicate id earns nothing twice
-            continue
-        seen.add(doc)
+    for i, doc in enumerate(unique_top_k(ranked, k)):
         grade = qrels.get(doc, 0)
         if grade > 0:
             dcg += grade / math.log2(i + 2)
@@ -50,17 +61,20 @@ def ndcg_at_k(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
 
 
 def first_hit_rank(ranked: Sequence[str], qrels: Qrels) -> int | None:
-    """1-based rank of the first relevant document, or None."""
-    relevant = _relevant(qrels)
-    for i, doc in enumerate(ranked, start=1):
-        if doc in relevant:
-            return i
-    return None
+    """1-based rank of the first relevant document among distinct ids, or None."""
+    return _first_hit(unique_top_k(ranked), _relevant(qrels))
 
 
 def mrr_at_k(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
-    rank = first_hit_rank(ranked[:k], qrels)
+    rank = _first_hit(unique_top_k(ranked, k), _relevant(qrels))
     return 1.0 / rank if rank else 0.0
+
+
+def _first_hit(unique: Sequence[str], relevant: set[str]) -> int | None:
+    for i, doc in enumerate(unique, start=1):
+        if doc in relevant:
+            return i
+    return None
 
 
 _FUNCTIONS = {"recall": recall_at_k, "ndcg": ndcg_at_k, "mrr": mrr_at_k, "precision": precision_at_k}
@@ -87,15 +101,21 @@ def evaluate_run(
 ) -> dict[str, dict[str, float]]:
     """Per-query metrics computed by pytrec_eval (mrr@K: trec_eval's recip_rank on the top K).
 
-    Every query in ``qrels`` gets a value: pytrec_eval skips queries absent from the run or with an empty
-    ranking, and those count as 0 here, as they should for an honest mean.
+    trec_eval's conventions, checked against pytrec_eval 0.5.11:
+
+    - A query with no judgments at all (empty ``qrels[qid]``) is left out: pytrec_eval returns nothing
+      for it, so a mean over the result (``aggregate``) leaves it out too. Callers report how many.
+    - A judged query with no relevant document (every grade 0) is kept: pytrec_eval returns 0 for
+      recall, nDCG, P and recip_rank, and it counts as 0 in the mean.
+    - A judged query absent from ``run`` or with an empty ranking counts as 0 (trec_eval's ``-c``);
+      pytrec_eval itself leaves a query missing from the run out, which would flatter a policy that
+      retrieves nothing for its hard queries.
     """
     import pytrec_eval
 
     parsed = [parse_measure(m) for m in measures]
     trec_names = {_trec_name(b, k) for b, k in parsed if b != "mrr"}
-    # Rank order is what counts: scores descending by rank, ties impossible.
-    trec_qrels = {qid: {d: int(g) for d, g in q.items()} for qid, q in qrels.items()}
+    trec_qrels = {qid: {d: int(g) for d, g in q.items()} for qid, q in qrels.items() if q}
     results: dict[str, dict[str, float]] = {}
     if trec_names:
         base_names = {n.rsplit("_", 1)[0] for n in trec_names}
@@ -106,7 +126,7 @@ def evaluate_run(
         evaluator = pytrec_eval.RelevanceEvaluator(trec_qrels, {"recip_rank"})
         reciprocal[k] = evaluator.evaluate(_trec_run(run, k))
     per_query: dict[str, dict[str, float]] = {}
-    for qid in qrels:
+    for qid in trec_qrels:
         row = {}
         for name, (base, k) in zip(measures, parsed, strict=True):
             if base == "mrr":
@@ -118,17 +138,17 @@ def evaluate_run(
 
 
 def _trec_run(run: Mapping[str, Sequence[str]], k: int | None) -> dict[str, dict[str, float]]:
-    """Rank order as descending scores (no ties), first occurrence of a duplicate id kept."""
+    """Rank order as strictly descending scores (pytrec_eval breaks score ties by doc id, not by our order)."""
     out = {}
     for qid, ranked in run.items():
-        unique = list(dict.fromkeys(ranked))[:k]
+        unique = unique_top_k(ranked, k)
         if unique:
             out[qid] = {doc: float(len(unique) - i) for i, doc in enumerate(unique)}
     return out
 
 
 def aggregate(per_query: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """Mean of each measure over queries."""
+    """Mean of each measure over the queries given (``evaluate_run`` gives only judged ones)."""
     if not per_query:
         return {}
     names = next(iter(per_query.values())).keys()

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-NON_METRIC_KEYS = {"policy", "collection", "split", "queries"}
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+NON_METRIC_KEYS = {"policy", "collection", "split", "queries", "unjudged_queries"}
+# A metric a policy's summary lacks is unknown, not zero: shown as this, and drawn as no bar.
+MISSING = "—"
 
 
 def metric_names(summaries: Mapping[str, Mapping]) -> list[str]:
     names: list[str] = []
     for summary in summaries.values():
-        names += [k for k, v in summary.items() if k not in NON_METRIC_KEYS and isinstance(v, float | int)]
+        names += [k for k, v in summary.items() if k not in NON_METRIC_KEYS and _is_number(v)]
     return list(dict.fromkeys(names))
 
 
 def markdown_table(summaries: Mapping[str, Mapping]) -> str:
+    """One row per policy; "queries" are those averaged, "unjudged" those left out for having no judgment."""
     names = metric_names(summaries)
-    header = "| policy | queries | " + " | ".join(names) + " |"
-    rule = "|---|---:|" + "---:|" * len(names)
+    header = "| policy | queries | unjudged (left out) | " + " | ".join(names) + " |"
+    rule = "|---|---:|---:|" + "---:|" * len(names)
     rows = []
     for summary in summaries.values():
-        cells = [_fmt(summary.get(n)) for n in names]
-        rows.append(f"| {summary.get('policy', '?')} | {summary.get('queries', '')} | " + " | ".join(cells) + " |")
+        cells = [_fmt(summary.get(k)) for k in ("queries", "unjudged_queries", *names)]
+        rows.append(f"| {summary.get('policy', '?')} | " + " | ".join(cells) + " |")
     return "\n".join([header, rule, *rows])
 
 
@@ -42,26 +49,36 @@ def plot_comparison(summaries: Mapping[str, Mapping], path: Path, *, title: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = metric_names(summaries)
-    policies = list(summaries)
-    width = 0.8 / max(len(policies), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(names) + 2), 4))
-    for i, slug in enumerate(policies):
-        values = [float(summaries[slug].get(n, 0.0)) for n in names]
-        xs = [j + i * width for j in range(len(names))]
-        ax.bar(xs, values, width=width, label=str(summaries[slug].get("policy", slug)))
-    ax.set_xticks([j + width * (len(policies) - 1) / 2 for j in range(len(names))], names)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("score")
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(metric_names(summaries)) + 2), 4))
+    draw_comparison(ax, summaries)
     ax.set_title(title)
-    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def draw_comparison(ax: Axes, summaries: Mapping[str, Mapping]) -> None:
+    """The bars of ``plot_comparison`` on ``ax``; a policy without a metric gets no bar there (not a 0)."""
+    names = metric_names(summaries)
+    width = 0.8 / max(len(summaries), 1)
+    for i, (slug, summary) in enumerate(summaries.items()):
+        present = [(j, float(summary[n])) for j, n in enumerate(names) if _is_number(summary.get(n))]
+        xs = [j + i * width for j, _ in present]
+        ax.bar(xs, [v for _, v in present], width=width, label=str(summary.get("policy", slug)))
+    ax.set_xticks([j + width * (len(summaries) - 1) / 2 for j in range(len(names))], names)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.legend(fontsize="small")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, float | int) and not isinstance(value, bool)
+
+
 def _fmt(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return MISSING if value is None else str(value)
 
 
 def plot_training(log_path: Path, path: Path) -> None:

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from .parsing import Parsed, extract_query_lenient, parse_completion
 from .prompts import Context, assistant_prefix, close_answer, render_prompts, stop_token_ids
 from .recipe import TrainRecipe
 from .rewards import PRESETS, RewardConfig, RewardResult, metric_value, score
+from .search.base import has_terms
 from .search.bm25 import BM25Searcher
 from .types import Example
 
@@ -115,9 +116,13 @@ class RetrievalReward:
         return parse_completion(completion, variant=self.variant, prefilled=assistant_prefix(self.variant))
 
     def _generated(self, parsed: Parsed, completion: str) -> str | None:
+        """The model's query text, or None when it gives the backend nothing to search (scored as empty, in
+        every mode: in expand mode it would otherwise run the user's query and earn its reward)."""
         if parsed.query or self.config.require_format:
-            return parsed.query
-        return extract_query_lenient(assistant_prefix(self.variant) + completion) or None
+            generated = parsed.query
+        else:
+            generated = extract_query_lenient(assistant_prefix(self.variant) + completion)
+        return generated if generated and has_terms(self.searcher, generated) else None
 
     def batch_stats(self, completions: Sequence[str], results: Sequence[RewardResult]) -> dict[str, float]:
         scored = [r for r in results if r.failure is None]
@@ -125,6 +130,8 @@ class RetrievalReward:
         parsed = [self.parse(c) for c in completions]
         stats = {
             "retrieval/metric": _mean(metrics),
+            # Samples that gave the backend nothing to search (empty, or no indexable term): scored as empty.
+            "retrieval/empty_ratio": _mean([1.0 if r.reason == "empty_query" else 0.0 for r in scored]),
             "retrieval/format_error_ratio": _mean([0.0 if r.format_ok else 1.0 for r in scored]),
             "retrieval/failures": float(len(results) - len(scored)),
             "retrieval/query_tokens": _mean([self._tokens(r.query) for r in results if r.query]),
@@ -220,7 +227,8 @@ def grpo_config(recipe: TrainRecipe, output_dir: Path, stops: Sequence[int]):
         data_seed=recipe.seed,
         remove_unused_columns=False,
         dataloader_num_workers=0,
-        dataloader_pin_memory=False,
+        dataloader_pin_memory=False,  # pinning needs an accelerator; on a CPU it only warns
+        activation_checkpointing=True,  # TRL's default, under transformers 5's name (the old one warns)
         shuffle_dataset=True,
     )
     if stops and recipe.use_vllm:
@@ -237,6 +245,23 @@ def grpo_config(recipe: TrainRecipe, output_dir: Path, stops: Sequence[int]):
             value = {**values.get(key, {}), **value}
         values[key] = value
     return GRPOConfig(**values)
+
+
+# Called after each logged step with (global step, max steps, the step's logged values).
+StepProgress = Callable[[int, int, dict], None]
+
+
+def _progress_callback(report: StepProgress):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        """Reports each logged step to ``report`` (the CLI's progress bar) instead of printing dicts."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and state.is_world_process_zero:
+                report(state.global_step, state.max_steps, logs)
+
+    return Progress()
 
 
 def _log_callback(path: Path):
@@ -259,8 +284,12 @@ def train(
     resume: bool = False,
     collection=None,
     searcher: BM25Searcher | None = None,
+    progress: StepProgress | None = None,
 ) -> TrainResult:
-    """Run GRPO for ``recipe.max_steps`` steps (in total, counting a resumed checkpoint's steps)."""
+    """Run GRPO for ``recipe.max_steps`` steps (in total, counting a resumed checkpoint's steps).
+
+    ``progress``: called after each logged step; it replaces the trainer's own bar and per-step dicts.
+    """
     from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOTrainer
 
@@ -321,6 +350,12 @@ def train(
         peft_config=peft_config,
         callbacks=[_log_callback(log_path)],
     )
+    if progress is not None:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(_progress_callback(progress))
     trainer.train(resume_from_checkpoint=checkpoint)
     final_dir = save_policy(trainer.model, tokenizer, output_dir / "final", recipe)
     return TrainResult(output_dir, final_dir, log_path, trainer.state.global_step)

@@ -39,4 +39,7 @@ def load_collection(
             return load_classic(path, seed=seed, fractions=fractions)
     if not path.exists():
         raise DataError(path, "no such file or folder (expected 'demo', a BEIR or SMART folder, or a .jsonl)")
-    raise DataError(path, "not a BEIR folder (corpus.jsonl), SMART folder (*.ALL, *.QRY, *.REL) or .jsonl file")
+    raise DataError(
+        path,
+        "not a BEIR folder (corpus.jsonl), SMART folder (*.ALL, *.QRY or query.text, *.REL or qrels.text) or .jsonl",
+    )

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from ..errors import DataError
 
+Judgment = tuple[str, str, int, str, int]  # query id, doc id, grade, file name, line
+
 
 def attach(
-    judgments: Iterable[tuple[str, str, int, str, int]],
+    judgments: Iterable[Judgment],
     query_ids: set[str],
     doc_ids: set[str],
     source: Path,
@@ -37,3 +39,12 @@ def attach(
                 f"{name}: {len(items)} judgments name unknown {kind} (first: {first!r} at line {line}); not used"
             )
     return targets
+
+
+def require_relevant(targets: dict[str, dict[str, int]], source: Path, how: str) -> None:
+    """Stop when no query has a relevant document: every metric would be 0, a table of zeros, not a result."""
+    if not any(grade > 0 for judged in targets.values() for grade in judged.values()):
+        judged = sum(len(v) for v in targets.values())
+        raise DataError(
+            source, f"no relevant judgment among its {judged} usable ones ({how}); every query would score 0"
+        )

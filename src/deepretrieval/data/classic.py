@@ -1,37 +1,56 @@
-"""Classic SMART-format test collections (Cranfield, MED, ... as in the Glasgow IR group's set).
+"""Classic SMART-format test collections (Cranfield, MED, CACM, CISI, ... as in the Glasgow IR group's set).
 
 Records start with ``.I <id>``; fields follow as ``.T`` title, ``.A`` authors, ``.B`` bibliography,
-``.W`` text, each marker on its own line. Files use CRLF line endings. Quirks handled:
+``.W`` text, each marker on its own line. Files use CRLF line endings. A folder is recognised by one
+document file (``*.all``, ``*.all.<n>``), one query file (``*.qry``, CACM's ``query.text``) and one
+judgment file (``*.rel``, ``cranqrel``, CACM's ``qrels.text``).
 
-- Cranfield's query file numbers its queries with gaps (``.I 001, 002, 004 …``) while ``cranqrel``
-  numbers them 1..225 in file order: queries are renumbered by file order (original id kept in
-  ``meta['source_id']``).
-- ``cranqrel`` grades are Cleverdon codes, 1 the most relevant to 4 the least, and -1 "of no interest":
-  gain = 5 − code for 1..4, and -1 is kept as judged non-relevant (0). Other rel files (``MED.REL``:
-  ``query doc 1``) carry plain grades.
+Judgment layouts, detected per file from all its lines (a line with another column count than the
+rest of the file is an error; so is a layout not listed here, and a collection with no relevant pair):
+
+- ``cranqrel`` (by name): ``query doc code``, Cleverdon codes 1 the most relevant to 4 the least, and
+  -1 "of no interest": gain = 5 − code for 1..4, and -1 is kept as judged non-relevant (0).
+- 3 columns, ``query doc grade`` (``MED.REL``: ``query doc 1``): plain integer grades.
+- 4 columns whose last two are zero on every line, ``query doc 0 0.000000`` (CACM ``qrels.text``,
+  CISI/ADI ``.REL``): every listed pair is relevant (grade 1); the last two columns are unused.
+- 4 columns whose second is ``0`` or ``Q0`` on every line: TREC ``query 0 doc grade``.
+- 2 columns, ``query doc``: every listed pair is relevant (grade 1).
+
+Other quirks handled: Cranfield's query file numbers its queries with gaps (``.I 001, 002, 004 …``)
+while ``cranqrel`` numbers them 1..225 in file order, so queries are renumbered by file order (original
+id kept in ``meta['source_id']``); ids are compared without leading zeros (CACM's ``01``).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from ..errors import DataError
 from ..types import Collection, Document, Example
-from ._judgments import attach
+from ._judgments import Judgment, attach, require_relevant
 from .splits import split_ids
 
 FIELD = re.compile(r"^\.([A-Z])\s*(.*)$")
 CLEVERDON = {1: 4, 2: 3, 3: 2, 4: 1, -1: 0}
+DOCS = re.compile(r"\.all(\.\d+)?$", re.IGNORECASE)
+QUERIES = re.compile(r"(\.qry|^query\.text)$", re.IGNORECASE)
+# cranqrel, CACM's qrels.text, *.rel; not cranqrel.readme.
+RELS = re.compile(r"(\.rel|qrels?(\.te?xt)?)$", re.IGNORECASE)
+
+Layout = Literal["cleverdon", "grades", "pairs", "trec"]
+Row = tuple[int, list[str]]  # line number, whitespace-separated columns
 
 
 def find_files(folder: Path) -> tuple[Path, Path, Path] | None:
     """(documents, queries, judgments) files of a SMART folder, or None if it is not one."""
     files = [p for p in folder.iterdir() if p.is_file()]
-    docs = [p for p in files if re.search(r"\.all(\.\d+)?$", p.name, re.IGNORECASE)]
-    queries = [p for p in files if re.search(r"\.qry$", p.name, re.IGNORECASE)]
-    rels = [p for p in files if re.search(r"(\.rel$|qrel$)", p.name, re.IGNORECASE)]
+    docs = [p for p in files if DOCS.search(p.name)]
+    queries = [p for p in files if QUERIES.search(p.name)]
+    rels = [p for p in files if RELS.search(p.name)]
     if len(docs) == 1 and len(queries) == 1 and len(rels) == 1:
         return docs[0], queries[0], rels[0]
     return None
@@ -73,7 +92,7 @@ def _join(fields: dict[str, list[str]]) -> dict[str, str]:
 def load_classic(folder: Path, *, seed: int = 0, fractions=(0.6, 0.1, 0.3)) -> Collection:
     found = find_files(folder)
     if found is None:
-        raise DataError(folder, "not a SMART collection folder (need one *.ALL, one *.QRY and one *.REL/qrel file)")
+        raise DataError(folder, "not a SMART collection folder (need one *.ALL, *.QRY/query.text, *.REL/qrels.text)")
     doc_path, query_path, rel_path = found
     documents = [Document(i, f.get("T", ""), f.get("W", "")) for i, f, _ in records(doc_path)]
     if not documents:
@@ -85,14 +104,9 @@ def load_classic(folder: Path, *, seed: int = 0, fractions=(0.6, 0.1, 0.3)) -> C
             raise DataError(query_path, f"query {source_id} has no .W text", line=line)
         questions.append((str(position), text, source_id))
     warnings: list[str] = []
-    cleverdon = rel_path.name.lower().startswith("cranqrel")
-    targets = attach(
-        _judgments(rel_path, cleverdon),
-        {q for q, _, _ in questions},
-        {d.id for d in documents},
-        rel_path,
-        warnings,
-    )
+    layout, judgments = read_judgments(rel_path)
+    targets = attach(judgments, {q for q, _, _ in questions}, {d.id for d in documents}, rel_path, warnings)
+    require_relevant(targets, rel_path, f"read as the {layout!r} layout")
     examples = [Example(q, text, targets.get(q, {}), {"source_id": sid}) for q, text, sid in questions]
     unjudged = sum(1 for e in examples if not e.relevant)
     if unjudged:
@@ -101,25 +115,82 @@ def load_classic(folder: Path, *, seed: int = 0, fractions=(0.6, 0.1, 0.3)) -> C
     return Collection(folder.name.lower(), documents, examples, splits, warnings)
 
 
-def _judgments(path: Path, cleverdon: bool) -> Iterator[tuple[str, str, int, str, int]]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    for number, line in enumerate(text.splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) < 2:
-            raise DataError(path, f"expected 'query doc [grade]', got {line.strip()!r}", line=number)
-        try:
-            code = int(parts[2]) if len(parts) > 2 else 1
-        except ValueError:
-            raise DataError(path, f"grade {parts[2]!r} is not an integer", line=number) from None
-        if cleverdon:
+def read_judgments(path: Path) -> tuple[Layout, list[Judgment]]:
+    """The file's layout and its judgments as (query, doc, grade, file name, line)."""
+    rows = _rows(path)
+    layout = _layout(path, rows, _width(path, rows))
+    return layout, [(_norm(q), _norm(d), grade, path.name, n) for n, q, d, grade in _graded(path, rows, layout)]
+
+
+def _rows(path: Path) -> list[Row]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror})") from None
+    rows = [(number, parts) for number, line in enumerate(text.splitlines(), start=1) if (parts := line.split())]
+    if not rows:
+        raise DataError(path, "no judgments")
+    return rows
+
+
+def _width(path: Path, rows: list[Row]) -> int:
+    """The file's column count; the first line that departs from the most common one is an error."""
+    width = Counter(len(parts) for _, parts in rows).most_common(1)[0][0]
+    for number, parts in rows:
+        if len(parts) != width:
+            raise DataError(
+                path, f"{len(parts)} columns where the rest of the file has {width} (one layout per file)", line=number
+            )
+    return width
+
+
+def _layout(path: Path, rows: list[Row], width: int) -> Layout:
+    if path.name.lower().startswith("cranqrel"):
+        if width != 3:
+            raise DataError(path, f"expected 'query doc code' (3 columns), got {width} columns")
+        return "cleverdon"
+    if width == 2:
+        return "pairs"
+    if width == 3:
+        return "grades"
+    if width == 4 and all(_is_zero(parts[2]) and _is_zero(parts[3]) for _, parts in rows):
+        return "pairs"
+    if width == 4 and all(parts[1] in ("0", "Q0") for _, parts in rows):
+        return "trec"
+    if width == 4:
+        # Guessing which column is the grade is how every query ended up with zero relevant documents.
+        raise DataError(path, "4 columns, but neither 'query doc 0 0' on every line nor TREC 'query 0 doc grade'")
+    raise DataError(path, f"{width} columns: not a known judgment layout ('query doc [grade]')")
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return float(text) == 0
+    except ValueError:
+        return False
+
+
+def _graded(path: Path, rows: list[Row], layout: Layout) -> Iterator[tuple[int, str, str, int]]:
+    """Yield (line, query, doc, grade)."""
+    for number, parts in rows:
+        if layout == "pairs":
+            yield number, parts[0], parts[1], 1
+        elif layout == "trec":
+            yield number, parts[0], parts[2], _integer(path, parts[3], number)
+        elif layout == "grades":
+            yield number, parts[0], parts[1], _integer(path, parts[2], number)
+        else:
+            code = _integer(path, parts[2], number)
             if code not in CLEVERDON:
                 raise DataError(path, f"Cleverdon code {code} is not one of -1, 1, 2, 3, 4", line=number)
-            grade = CLEVERDON[code]
-        else:
-            grade = code
-        yield _norm(parts[0]), _norm(parts[1]), grade, path.name, number
+            yield number, parts[0], parts[1], CLEVERDON[code]
+
+
+def _integer(path: Path, text: str, line: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DataError(path, f"grade {text!r} is not an integer", line=line) from None
 
 
 def _norm(record_id: str) -> str:

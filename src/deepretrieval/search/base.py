@@ -17,3 +17,16 @@ class Searcher(Protocol):
     """
 
     def search(self, queries: Sequence[str], k: int) -> list[Ranking]: ...
+
+
+def has_terms(searcher: object, text: str) -> bool:
+    """Whether ``text`` gives the backend anything to search.
+
+    A lexical backend says through its own analysis (``analyze``: stopwords, stemming, vocabulary), so
+    ``!!!``, ``the of and``, a zero-width space or a special token's markup count as nothing; any other
+    backend needs at least one letter or digit.
+    """
+    analyze = getattr(searcher, "analyze", None)
+    if callable(analyze):
+        return bool(analyze(text))
+    return any(ch.isalnum() for ch in text)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SearchFailure, StaleIndexError
+from ..errors import DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
 
 MANIFEST = "manifest.json"
@@ -100,8 +100,17 @@ class BM25Searcher:
         return cls(retriever, [d.id for d in documents], settings, tokens, offsets, corpus_hash(documents))
 
     def save(self, directory: str | Path) -> Path:
-        """Write the index atomically: a crash never leaves a half-written folder in place."""
+        """Write the index atomically: a crash never leaves a half-written folder in place.
+
+        An existing folder is replaced only when it is recognisably an index of ours (it has a manifest) or
+        empty: pointing ``--index`` at a folder of the user's own files must never delete them.
+        """
         directory = Path(directory)
+        if directory.exists() and not _replaceable(directory):
+            raise DeepRetrievalError(
+                f"{directory} exists and is not an index (no {MANIFEST}); refusing to replace it: "
+                "choose another folder or remove it yourself"
+            )
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
         try:
@@ -251,6 +260,10 @@ class BM25Searcher:
         top = top[np.lexsort((top, -scores[top]))]
         top = top[scores[top] > 0]
         return Ranking(self.doc_ids[top].tolist(), scores[top].tolist())
+
+
+def _replaceable(directory: Path) -> bool:
+    return directory.is_dir() and ((directory / MANIFEST).is_file() or not any(directory.iterdir()))
 
 
 def _make_stemmer(language: str | None) -> Any:
