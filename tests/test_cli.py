@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -204,3 +205,4 @@ def test_library_deprecation_noise_is_silenced_by_the_cli(small_collection, tmp_
         )
         warnings.warn("something else", FutureWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["something else"]
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"  # no "Loading weights" bars between ours

@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from deepretrieval.errors import DeepRetrievalError, SearchFailure
+from deepretrieval.errors import DeepRetrievalError, EndpointFailure
 from deepretrieval.policies import make_policy
 from deepretrieval.policies.llm import HFPolicy, OpenAIPolicy, parse_openai_spec
 from deepretrieval.prompts import PromptSettings
@@ -47,7 +47,7 @@ def test_openai_policy_retries_then_surfaces_a_persistent_outage(small_collectio
     assert policy.generate(small_collection.examples[:1])[0].query == "x"
     client, seen = endpoint([(500, "")])
     policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, retries=2, backoff_seconds=0.0, prompt=NO_CONTEXT)
-    with pytest.raises(SearchFailure, match="after 3 attempts"):
+    with pytest.raises(EndpointFailure, match="after 3 attempts"):
         policy.generate(small_collection.examples[:1])
     assert len(seen) == 3
 
@@ -96,3 +96,49 @@ def test_openai_policy_shows_the_retrieved_context_it_is_asked_for(small_collect
     )
     with pytest.raises(DeepRetrievalError, match="retrieved titles"):
         make_policy(spec, searcher=searcher, prompt={"context_docs": 2})
+
+
+def raw_endpoint(bodies):
+    """An endpoint answering each request with the next raw (status, body) pair, then the last one again."""
+    seen = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status, body = bodies[min(len(seen) - 1, len(bodies) - 1)]
+        return httpx.Response(status, content=body if isinstance(body, bytes) else json.dumps(body).encode())
+
+    return httpx.Client(base_url="http://llm.test/v1", transport=httpx.MockTransport(handle)), seen
+
+
+UNUSABLE = {
+    "content null": {"choices": [{"message": {"content": None}}]},
+    "content empty": {"choices": [{"message": {"content": ""}}]},
+    "content blank": {"choices": [{"message": {"content": "  \n"}}]},
+    "no choices": {"choices": []},
+    "a list body": [{"message": {"content": "x"}}],
+    "message not an object": {"choices": [{"message": "x"}]},
+    "not json": b"<html>busy</html>",
+}
+
+
+@pytest.mark.parametrize("reply", list(UNUSABLE.values()), ids=list(UNUSABLE))
+def test_an_unusable_reply_is_retried_then_reported_never_scored(small_collection, reply):
+    client, seen = raw_endpoint([(200, reply)])
+    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, retries=2, backoff_seconds=0.0, prompt=NO_CONTEXT)
+    with pytest.raises(EndpointFailure, match="after 3 attempts"):
+        policy.generate(small_collection.examples[:1])
+    assert len(seen) == 3
+    good = {"choices": [{"message": {"content": '<answer>{"query": "renal calculi"}</answer>'}}]}
+    client, seen = raw_endpoint([(200, reply), (200, good)])
+    policy = OpenAIPolicy("m", "http://llm.test/v1", client=client, retries=2, backoff_seconds=0.0, prompt=NO_CONTEXT)
+    assert policy.generate(small_collection.examples[:1])[0].query == "renal calculi"
+
+
+def test_unknown_policy_fails_at_once_listing_the_known_ones(small_collection, tmp_path):
+    from deepretrieval.search.bm25 import BM25Searcher
+
+    searcher = BM25Searcher.build(small_collection.documents)
+    for spec in ("no-such-model", "", "  ", str(tmp_path)):
+        with pytest.raises(DeepRetrievalError, match="original, prf, oracle") as info:
+            make_policy(spec, searcher=searcher)
+        assert "\n" not in str(info.value)

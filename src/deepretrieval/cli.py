@@ -25,7 +25,12 @@ F = TypeVar("F", bound=Callable)
 @app.callback()
 def _setup() -> None:
     """Keep the screen for progress and results: silence library noise we cannot fix at its cause."""
+    import os
     import warnings
+
+    # transformers draws a "Loading weights" bar per model load between our own bars (it reads this
+    # variable when first imported, which happens later, inside a command).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
     # TRL 1.16 calls transformers' `gradient_checkpointing*` names, deprecated in transformers 5 ("removed in
     # v6"): one FutureWarning per generation step, about code that is not ours.
@@ -248,7 +253,7 @@ def eval_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Evaluation folder (resumable; policies accumulate)")],
     split: Annotated[str, typer.Option(help="train | dev | test | all (or the collection's own splits)")] = "test",
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Retrieval depth")] = 1000,
-    batch_size: Annotated[int, typer.Option(help="Queries per policy/search batch")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Queries per policy/search batch")] = 32,
     index: IndexOpt = None,
     seed: SeedOpt = 0,
     corpus: CorpusOpt = None,

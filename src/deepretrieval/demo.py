@@ -49,7 +49,7 @@ def run_demo(
     from .policies.llm import HFPolicy
     from .report import markdown_table, plot_training
     from .search.bm25 import BM25Searcher
-    from .train import LOG_FILE, train
+    from .train import LOG_FILE, last_checkpoint, train
 
     recipe = (recipe or demo_recipe()).model_copy(update={"output_dir": str(out_dir / "train")})
     collection = load_collection(recipe.data, corpus=Path(recipe.corpus) if recipe.corpus else None, seed=recipe.seed)
@@ -65,7 +65,7 @@ def run_demo(
 
     train_dir = Path(recipe.output_dir)
     say(f"2/3 GRPO: {recipe.max_steps} steps x {recipe.prompts_per_step * recipe.num_generations} completions")
-    resume = train_dir.is_dir() and any(train_dir.glob("checkpoint-*"))
+    resume = last_checkpoint(train_dir) is not None
     started = time.perf_counter()
     result = train(recipe, resume=resume, collection=collection, searcher=searcher, progress=train_progress)
     train_seconds = time.perf_counter() - started

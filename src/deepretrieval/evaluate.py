@@ -8,15 +8,25 @@ Layout of an evaluation folder::
     OUT/policies/<slug>/runs.jsonl   one line per query: query sent, ranked ids, per-query metrics
     OUT/policies/<slug>/metrics.json aggregate metrics computed by pytrec_eval from runs.jsonl
 
+A policy's metrics.json exists only once its runs.jsonl is complete: it is removed before the run is
+resumed or redone and written after, so a killed eval never leaves old figures beside new runs. JSON,
+report and plot are written atomically (temporary file, fsync, rename). One process at a time writes a
+policy's folder: it holds an flock on ``policies/<slug>/.eval.lock`` for the run (the kernel drops it if
+the process dies); the top-level files are rewritten under a lock on ``OUT/.eval.lock``.
+
 Means follow trec_eval: over the queries that have judgments ("queries"), the others being counted in
 "unjudged_queries"; runs.jsonl still holds every query, unjudged ones with per-query metrics of 0.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +37,9 @@ from .search.bm25 import BM25Searcher
 from .types import Collection, Example, Ranking
 
 DEFAULT_MEASURES = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
+LOCK_FILE = ".eval.lock"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,13 +94,20 @@ def run_policy(
     overwrite: bool = False,
     advance: Advance | None = None,
 ) -> Path:
-    """Write ``runs.jsonl`` for ``policy`` on ``examples``, skipping examples already written."""
+    """Write ``runs.jsonl`` for ``policy`` on ``examples``, skipping examples already written.
+
+    The caller holds the folder's lock (``lock_run_dir``). The policy's metrics.json is removed first:
+    its figures are absent until the caller scores the completed runs again.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path, runs_path = run_dir / "config.json", run_dir / "runs.jsonl"
     if overwrite:
+        # Figures first: a kill between the two must not leave old figures without their runs.
+        (run_dir / "metrics.json").unlink(missing_ok=True)
         runs_path.unlink(missing_ok=True)
     _check_config(config_path, identity, runs_path)
-    config_path.write_text(json.dumps(identity, indent=2, sort_keys=True))
+    (run_dir / "metrics.json").unlink(missing_ok=True)
+    write_text_atomic(config_path, json.dumps(identity, indent=2, sort_keys=True))
     done = _completed_ids(runs_path)
     if advance and done:
         advance(len(done))
@@ -102,6 +122,8 @@ def run_policy(
             out.flush()
             if advance:
                 advance(len(batch))
+        # On disk before the caller writes metrics.json, which vouches for a complete run.
+        os.fsync(out.fileno())
     return runs_path
 
 
@@ -148,16 +170,45 @@ def evaluate(
     results = []
     for policy in policies:
         slug = policy_slug(policy.name)
-        run_dir = out_dir / "policies" / slug
-        identity = {
-            "collection": collection.name,
-            "split": split,
-            "queries": len(examples),
-            "k": settings.k,
-            "searcher": searcher.describe(),
-            **policy.describe(),
-        }
         advance = progress(slug, len(examples)) if progress else None
+        results.append(
+            evaluate_policy(
+                collection, split, examples, policy, searcher, out_dir, settings, overwrite=overwrite, advance=advance
+            )
+        )
+    # Serialised, so that of two evals finishing together the last to write has seen both policies' figures.
+    with _flock(out_dir / LOCK_FILE, out_dir, blocking=True):
+        every = load_policy_metrics(out_dir)
+        top = {**results[0].metrics, "policies": every}
+        write_text_atomic(out_dir / "metrics.json", json.dumps(top, indent=2))
+        write_report(out_dir, every)
+    return results
+
+
+def evaluate_policy(
+    collection: Collection,
+    split: str,
+    examples: Sequence[Example],
+    policy: Policy,
+    searcher: BM25Searcher,
+    out_dir: Path,
+    settings: EvalSettings,
+    *,
+    overwrite: bool = False,
+    advance: Advance | None = None,
+) -> PolicyResult:
+    """Run (or resume) and score one policy under its folder's lock; metrics.json only once runs are complete."""
+    slug = policy_slug(policy.name)
+    run_dir = out_dir / "policies" / slug
+    identity = {
+        "collection": collection.name,
+        "split": split,
+        "queries": len(examples),
+        "k": settings.k,
+        "searcher": searcher.describe(),
+        **policy.describe(),
+    }
+    with lock_run_dir(run_dir):
         runs_path = run_policy(
             policy, examples, searcher, run_dir, settings, identity, overwrite=overwrite, advance=advance
         )
@@ -167,21 +218,59 @@ def evaluate(
             "split": split,
             **score_runs(runs_path, examples, settings.measures),
         }
-        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-        results.append(PolicyResult(slug, summary, runs_path))
-    every = load_policy_metrics(out_dir)
-    top = {**results[0].metrics, "policies": every}
-    (out_dir / "metrics.json").write_text(json.dumps(top, indent=2))
-    write_report(out_dir, every)
-    return results
+        write_text_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2))
+    return PolicyResult(slug, summary, runs_path)
 
 
 def load_policy_metrics(out_dir: Path) -> dict[str, dict]:
-    """Every policy evaluated into ``out_dir`` so far, by slug, in evaluation order."""
+    """Every policy whose run completed in ``out_dir``, by slug, in evaluation order.
+
+    An unreadable metrics.json counts as not completed: left out with a warning (evaluating that policy
+    again rescores its runs.jsonl, or resumes it).
+    """
     found = []
     for path in (out_dir / "policies").glob("*/metrics.json"):
-        found.append((path.stat().st_mtime, path.parent.name, json.loads(path.read_text())))
-    return {slug: m for _, slug, m in sorted(found)}
+        try:
+            mtime, summary = path.stat().st_mtime, json.loads(path.read_bytes())
+        except FileNotFoundError:
+            continue  # removed by an eval that has just started (re)running this policy
+        except ValueError as exc:
+            summary = exc
+        if not isinstance(summary, dict):
+            log.warning("%s is unreadable (%s); left out until this policy is evaluated again", path, summary)
+            continue
+        found.append((mtime, path.parent.name, summary))
+    return {slug: m for _, slug, m in sorted(found, key=lambda f: f[:2])}
+
+
+@contextmanager
+def lock_run_dir(run_dir: Path) -> Iterator[None]:
+    """Be the only process writing ``run_dir``, or fail at once with a one-line error naming the holder."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _flock(run_dir / LOCK_FILE, run_dir, blocking=False):
+        yield
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, moved over it once written: a kill never leaves ``path`` half-written.
+
+    The name keeps ``path``'s suffix (matplotlib picks the format from it) and carries the pid, so two
+    processes never share one.
+    """
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync(path.parent)  # the rename itself survives a power cut
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _run_line(example: Example, output: PolicyOutput, ranked: list[str], settings: EvalSettings) -> dict:
@@ -201,7 +290,15 @@ def _run_line(example: Example, output: PolicyOutput, ranked: list[str], setting
 def _check_config(config_path: Path, identity: dict[str, object], runs_path: Path) -> None:
     if not (config_path.exists() and runs_path.exists()):
         return
-    previous = json.loads(config_path.read_text())
+    try:
+        previous = json.loads(config_path.read_bytes())
+    except ValueError as exc:
+        previous = exc
+    if not isinstance(previous, dict):
+        # Without the identity nothing says these runs belong to this policy and these settings.
+        raise DeepRetrievalError(
+            f"{config_path} is unreadable ({previous}), so {runs_path} cannot be resumed; use --overwrite"
+        )
     if previous != json.loads(json.dumps(identity, sort_keys=True)):
         changed = sorted(k for k in previous.keys() | identity.keys() if previous.get(k) != identity.get(k))
         raise DeepRetrievalError(
@@ -219,8 +316,8 @@ def _read_runs(runs_path: Path, *, repair: bool = False) -> Iterator[tuple[str, 
     lines = raw.split(b"\n")
     if repair and lines and lines[-1]:
         # No trailing newline: the last write was interrupted. Drop the partial line so resume redoes it.
-        good = raw[: len(raw) - len(lines[-1])]
-        runs_path.write_bytes(good)
+        # Truncate in place: rewriting the file would lose every finished line if killed meanwhile.
+        os.truncate(runs_path, len(raw) - len(lines[-1]))
         lines = lines[:-1]
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -230,6 +327,33 @@ def _read_runs(runs_path: Path, *, repair: bool = False) -> Iterator[tuple[str, 
             yield str(record["id"]), list(record["ranked"])
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise DataError(runs_path, f"unreadable run line ({exc})", line=number) from exc
+
+
+@contextmanager
+def _flock(lock_path: Path, folder: Path, *, blocking: bool) -> Iterator[None]:
+    """Hold an exclusive flock on ``lock_path``, which records the holder's pid for the error message."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise DeepRetrievalError(
+                f"{folder} is being written by another eval (pid {holder}); wait for it or use another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; so does the process dying
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _batches(items: Sequence[Example], size: int) -> Iterator[Sequence[Example]]:

@@ -151,6 +151,27 @@ def resolve_model(name: str, *, cache_dir: Path | None = None) -> Path | str:
     return name
 
 
+def check_model(name: str) -> None:
+    """Fail at once, before any work, unless ``name`` can be loaded without a download: a registry name, a
+    model / adapter / training-run folder, or a hub id already in the local Hugging Face cache."""
+    if name in MODEL_ALIASES:
+        return
+    path = Path(name)
+    if path.is_dir():
+        if any((path / f).exists() for f in ("config.json", "adapter_config.json", "final/config.json")):
+            return
+        raise DeepRetrievalError(f"{path}: not a model folder or training run (no config.json)")
+    if name.count("/") == 1 and all(name.split("/")):
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+    raise DeepRetrievalError(
+        f"model {name!r}: not a registry name ({', '.join(MODEL_ALIASES)}), a local model folder or training "
+        "run, or a hub model in the local cache (models are never downloaded at run time)"
+    )
+
+
 def load_model_and_tokenizer(name: str, *, dtype: Any = None, seed: int = 0) -> tuple[Any, Any]:
     """(model, tokenizer) for a registry name, a local HF or PEFT-adapter folder, or a cached hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -162,8 +183,9 @@ def load_model_and_tokenizer(name: str, *, dtype: Any = None, seed: int = 0) -> 
     try:
         if path.is_dir() and (path / "adapter_config.json").exists():
             return _load_adapter(path, dtype)
-        tokenizer = AutoTokenizer.from_pretrained(ref)
-        model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype or "float32")
+        # local_files_only: a hub id is used only from the cache (no download, and no minute of retries).
+        tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype or "float32", local_files_only=True)
     except OSError as exc:
         raise DeepRetrievalError(
             f"model {name!r} was not found locally ({exc.__class__.__name__}); this machine cannot download "

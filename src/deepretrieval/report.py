@@ -34,12 +34,16 @@ def markdown_table(summaries: Mapping[str, Mapping]) -> str:
 
 
 def write_report(out_dir: Path, summaries: Mapping[str, Mapping]) -> None:
+    """report.md and comparison.png, each replaced atomically: a kill leaves the old or the new one, whole."""
+    from .evaluate import atomic_path, write_text_atomic
+
     if not summaries:
         return
     first = next(iter(summaries.values()))
     title = f"# Evaluation: {first.get('collection', '?')}, split {first.get('split', '?')}\n\n"
-    (out_dir / "report.md").write_text(title + markdown_table(summaries) + "\n")
-    plot_comparison(summaries, out_dir / "comparison.png", title=title.strip("# \n"))
+    write_text_atomic(out_dir / "report.md", title + markdown_table(summaries) + "\n")
+    with atomic_path(out_dir / "comparison.png") as tmp:
+        plot_comparison(summaries, tmp, title=title.strip("# \n"))
 
 
 def plot_comparison(summaries: Mapping[str, Mapping], path: Path, *, title: str = "") -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import datetime
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, overload
 
 
 @dataclass(frozen=True)
 class Document:
+    """One document. ``text`` is its body (an abstract, a trial's summary). Fielded corpora (publications,
+    trials) add list-valued ``fields`` (``mesh``, ``publication_types``, ``conditions``, ``interventions``)
+    and a ``date`` (publication date, or a trial's start date), which Boolean engines search and filter on."""
+
     id: str
     title: str
     text: str
+    fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=True, hash=False)
+    date: datetime.date | None = None
 
     @property
     def contents(self) -> str:
@@ -51,9 +58,11 @@ class Ranking(Sequence[Hit]):
     score), so rewards, runs.jsonl and pytrec_eval all see the same list whatever the backend returns.
     """
 
-    __slots__ = ("ids", "scores")
+    __slots__ = ("ids", "scores", "total")
 
-    def __init__(self, ids: list[str] | None = None, scores: list[float] | None = None) -> None:
+    def __init__(
+        self, ids: list[str] | None = None, scores: list[float] | None = None, *, total: int | None = None
+    ) -> None:
         ids = ids if ids is not None else []
         scores = scores if scores is not None else [0.0] * len(ids)
         if len(scores) != len(ids):
@@ -64,6 +73,9 @@ class Ranking(Sequence[Hit]):
             ids, scores = Ranking._first_occurrences(ids, scores)
         self.ids: list[str] = ids
         self.scores: list[float] = scores
+        # How many documents matched in all, where the backend counts them (Boolean engines, PubMed): the
+        # ranking itself holds only the first k.
+        self.total: int | None = total
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -74,7 +86,9 @@ class Ranking(Sequence[Hit]):
     def __getitem__(self, index: slice) -> Ranking: ...
     def __getitem__(self, index: int | slice) -> Hit | Ranking:
         if isinstance(index, slice):
-            return Ranking._trusted(self.ids[index], self.scores[index])
+            part = Ranking._trusted(self.ids[index], self.scores[index])
+            part.total = self.total
+            return part
         return Hit(self.ids[index], self.scores[index])
 
     def __iter__(self) -> Iterator[Hit]:
@@ -96,7 +110,7 @@ class Ranking(Sequence[Hit]):
     def _trusted(cls, ids: list[str], scores: list[float]) -> Ranking:
         # A part of a duplicate-free ranking is duplicate-free: skip the check.
         ranking = cls.__new__(cls)
-        ranking.ids, ranking.scores = ids, scores
+        ranking.ids, ranking.scores, ranking.total = ids, scores, None
         return ranking
 
     @staticmethod

@@ -19,6 +19,12 @@ rest of the file is an error; so is a layout not listed here, and a collection w
 Other quirks handled: Cranfield's query file numbers its queries with gaps (``.I 001, 002, 004 …``)
 while ``cranqrel`` numbers them 1..225 in file order, so queries are renumbered by file order (original
 id kept in ``meta['source_id']``); ids are compared without leading zeros (CACM's ``01``).
+
+What is refused rather than guessed (a DataError naming file and line): bytes that are not UTF-8 (a
+byte-order mark is skipped), text before the first ``.I`` or before a record's first field marker, a
+query id given twice (it would shift every later query onto another's judgments), a document id given
+twice with other content, a fractional or non-finite grade. Counted in ``Collection.warnings``: a document
+repeated identically (first kept), a marker with text on its line (``.T Title``: the field's first line).
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ from typing import Literal
 
 from ..errors import DataError
 from ..types import Collection, Document, Example
-from ._judgments import Judgment, attach, require_relevant
+from ._judgments import Judgment, attach, integral_grade, require_indexable, require_relevant, unique
+from .beir import read_lines
 from .splits import split_ids
 
-FIELD = re.compile(r"^\.([A-Z])\s*(.*)$")
+# A marker line: ".W", or ".I 12" / ".T Title" (a letter then whitespace: ".NET is" is text, not a marker).
+FIELD = re.compile(r"^\.([A-Z])(?:\s+(.*))?$")
 CLEVERDON = {1: 4, 2: 3, 3: 2, 4: 1, -1: 0}
 DOCS = re.compile(r"\.all(\.\d+)?$", re.IGNORECASE)
 QUERIES = re.compile(r"(\.qry|^query\.text)$", re.IGNORECASE)
@@ -43,6 +51,8 @@ RELS = re.compile(r"(\.rel|qrels?(\.te?xt)?)$", re.IGNORECASE)
 
 Layout = Literal["cleverdon", "grades", "pairs", "trec"]
 Row = tuple[int, list[str]]  # line number, whitespace-separated columns
+Record = tuple[str, dict[str, str], int]  # id, {field letter: text}, line of the .I marker
+OpenRecord = tuple[str, dict[str, list[str]], int]  # a record being read: its fields' lines
 
 
 def find_files(folder: Path) -> tuple[Path, Path, Path] | None:
@@ -56,33 +66,52 @@ def find_files(folder: Path) -> tuple[Path, Path, Path] | None:
     return None
 
 
-def records(path: Path) -> Iterator[tuple[str, dict[str, str], int]]:
-    """Yield (id, {field letter: text}, line number of the .I marker)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise DataError(path, f"cannot read ({exc.strerror})") from None
-    current: tuple[str, dict[str, list[str]], int] | None = None
+def records(path: Path, warnings: list[str]) -> list[Record]:
+    """The file's records as (id, {field letter: text}, line number of the .I marker).
+
+    Text before the first ``.I``, or inside a record before its first field marker, is an error: it would
+    otherwise be dropped. A marker with text on its own line (``.T Title``) starts the field with that
+    text, counted in a warning (the Glasgow files put every marker but ``.I`` on a line of its own).
+    """
+    found: list[OpenRecord] = []
     field: str | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
+    inline: list[tuple[str, int]] = []
+    for number, line in read_lines(path):
         match = FIELD.match(line)
-        if match and match.group(1) == "I":
-            if current:
-                yield current[0], _join(current[1]), current[2]
-            record_id = _norm(match.group(2).strip())
-            if not record_id:
+        if match is None:
+            if line.strip():
+                _text_line(path, found, field, number).append(line.strip())
+            continue
+        letter, text = match.group(1), (match.group(2) or "").strip()
+        if letter == "I":
+            if not text:
                 raise DataError(path, "record marker .I without an id", line=number)
-            current, field = (record_id, {}, number), None
-        elif match and not match.group(2).strip():
-            if current is None:
-                raise DataError(path, f"field .{match.group(1)} before any .I record", line=number)
-            field = match.group(1)
-            current[1].setdefault(field, [])
-        elif current is not None and field is not None:
-            current[1][field].append(line.strip())
-    if current:
-        yield current[0], _join(current[1]), current[2]
+            found.append((_norm(text), {}, number))
+            field = None
+            continue
+        if not found:
+            raise DataError(path, f"field .{letter} before any .I record", line=number)
+        field = letter
+        lines = found[-1][1].setdefault(field, [])
+        if text:
+            inline.append((letter, number))
+            lines.append(text)
+    if inline:
+        letter, number = inline[0]
+        warnings.append(
+            f"{path.name}: {len(inline)} field markers have text on the same line (first: '.{letter}' at line "
+            f"{number}); read as the field's first line"
+        )
+    return [(record_id, _join(fields), line) for record_id, fields, line in found]
+
+
+def _text_line(path: Path, found: list[OpenRecord], field: str | None, line: int) -> list[str]:
+    """Where a line of text goes: the current field of the current record, or an error if there is none."""
+    if not found:
+        raise DataError(path, "text before the first .I record", line=line)
+    if field is None:
+        raise DataError(path, f"text in record .I {found[-1][0]} before any field marker (.T, .W, ...)", line=line)
+    return found[-1][1][field]
 
 
 def _join(fields: dict[str, list[str]]) -> dict[str, str]:
@@ -94,16 +123,9 @@ def load_classic(folder: Path, *, seed: int = 0, fractions=(0.6, 0.1, 0.3)) -> C
     if found is None:
         raise DataError(folder, "not a SMART collection folder (need one *.ALL, *.QRY/query.text, *.REL/qrels.text)")
     doc_path, query_path, rel_path = found
-    documents = [Document(i, f.get("T", ""), f.get("W", "")) for i, f, _ in records(doc_path)]
-    if not documents:
-        raise DataError(doc_path, "no .I records")
-    questions = []
-    for position, (source_id, fields, line) in enumerate(records(query_path), start=1):
-        text = fields.get("W", "").strip()
-        if not text:
-            raise DataError(query_path, f"query {source_id} has no .W text", line=line)
-        questions.append((str(position), text, source_id))
     warnings: list[str] = []
+    documents = _documents(doc_path, warnings)
+    questions = _questions(query_path, warnings)
     layout, judgments = read_judgments(rel_path)
     targets = attach(judgments, {q for q, _, _ in questions}, {d.id for d in documents}, rel_path, warnings)
     require_relevant(targets, rel_path, f"read as the {layout!r} layout")
@@ -115,6 +137,36 @@ def load_classic(folder: Path, *, seed: int = 0, fractions=(0.6, 0.1, 0.3)) -> C
     return Collection(folder.name.lower(), documents, examples, splits, warnings)
 
 
+def _documents(path: Path, warnings: list[str]) -> list[Document]:
+    parsed = ((i, (f.get("T", ""), f.get("W", "")), line) for i, f, line in records(path, warnings))
+    kept = unique(parsed, path, "document", warnings)
+    if not kept:
+        raise DataError(path, "no .I records")
+    documents = [Document(doc_id, title, text) for doc_id, ((title, text), _) in kept.items()]
+    require_indexable(documents, path)
+    return documents
+
+
+def _questions(path: Path, warnings: list[str]) -> list[tuple[str, str, str]]:
+    """(id by position, text, id in the file): judgment files number queries by position (see above)."""
+    questions = []
+    first: dict[str, int] = {}
+    for position, (source_id, fields, line) in enumerate(records(path, warnings), start=1):
+        if source_id in first:
+            # Even an identical repeat shifts every later query onto another query's judgments.
+            raise DataError(
+                path,
+                f"query .I {source_id} repeats the one at line {first[source_id]} (queries count by position)",
+                line=line,
+            )
+        first[source_id] = line
+        text = fields.get("W", "").strip()
+        if not text:
+            raise DataError(path, f"query {source_id} has no .W text", line=line)
+        questions.append((str(position), text, source_id))
+    return questions
+
+
 def read_judgments(path: Path) -> tuple[Layout, list[Judgment]]:
     """The file's layout and its judgments as (query, doc, grade, file name, line)."""
     rows = _rows(path)
@@ -123,11 +175,7 @@ def read_judgments(path: Path) -> tuple[Layout, list[Judgment]]:
 
 
 def _rows(path: Path) -> list[Row]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise DataError(path, f"cannot read ({exc.strerror})") from None
-    rows = [(number, parts) for number, line in enumerate(text.splitlines(), start=1) if (parts := line.split())]
+    rows = [(number, parts) for number, line in read_lines(path) if (parts := line.split())]
     if not rows:
         raise DataError(path, "no judgments")
     return rows
@@ -187,10 +235,12 @@ def _graded(path: Path, rows: list[Row], layout: Layout) -> Iterator[tuple[int, 
 
 
 def _integer(path: Path, text: str, line: int) -> int:
+    """``2`` or ``2.0``; ``0.5``, ``nan`` and ``inf`` are errors (no rounding)."""
     try:
-        return int(text)
+        value = float(text)
     except ValueError:
         raise DataError(path, f"grade {text!r} is not an integer", line=line) from None
+    return integral_grade(value, path, line)
 
 
 def _norm(record_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import DeepRetrievalError
 from ..search.bm25 import BM25Searcher
 from .base import Policy, PolicyOutput
 from .baselines import OraclePolicy, OriginalPolicy, PRFPolicy, PRFSettings
@@ -17,6 +18,7 @@ __all__ = [
 ]
 
 BASELINES = ("original", "prf", "oracle")
+KNOWN = "original, prf, oracle, openai:<model>@<url>, a training run or model folder, smollm2-135m, tiny-random"
 
 
 def make_policy(
@@ -35,6 +37,8 @@ def make_policy(
     given explicitly (command-line flags): each overrides only itself; the rest come from what a trained run
     saved in its policy.json, else from the defaults.
     """
+    if not spec.strip():
+        raise DeepRetrievalError(f"an empty policy name (known: {KNOWN})")
     if spec == "original":
         return OriginalPolicy()
     if spec == "prf":
@@ -47,6 +51,12 @@ def make_policy(
         model, url = parse_openai_spec(spec)
         settings = PromptSettings().replace(**(prompt or {}))
         return OpenAIPolicy(model, url, prompt=settings, context=_context(searcher, documents, settings))
+    from ..models import check_model
+
+    try:
+        check_model(spec)
+    except DeepRetrievalError as exc:
+        raise DeepRetrievalError(f"unknown policy {spec!r} (known: {KNOWN}); {exc}") from None
     settings = prompt_settings_for(spec, prompt)
     return HFPolicy(spec, prompt=settings, batch_size=batch_size, context=_context(searcher, documents, settings))
 

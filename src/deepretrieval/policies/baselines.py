@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from ..errors import DeepRetrievalError
 from ..search.bm25 import BM25Searcher
 from ..types import Example
 from .base import PolicyOutput
@@ -30,6 +31,14 @@ class PRFSettings:
     fb_docs: int = 10
     fb_terms: int = 10
     original_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.fb_docs < 1 or self.fb_terms < 1:
+            raise DeepRetrievalError(
+                f"PRF needs at least 1 feedback document and term, got {self.fb_docs}, {self.fb_terms}"
+            )
+        if not 0 <= self.original_weight <= 1:
+            raise DeepRetrievalError(f"PRF's original-query weight must be in [0, 1], got {self.original_weight}")
 
 
 class PRFPolicy:
@@ -95,8 +104,6 @@ class OraclePolicy:
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
         missing = [e.id for e in examples if "oracle_query" not in e.meta]
         if missing:
-            from ..errors import DeepRetrievalError
-
             raise DeepRetrievalError(f"the oracle policy needs meta.oracle_query; example {missing[0]!r} has none")
         return [PolicyOutput(query=str(e.meta["oracle_query"])) for e in examples]
 

@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeepRetrievalError, SearchFailure
+from ..errors import DeepRetrievalError, EndpointFailure
 from ..modes import compose_query
 from ..parsing import extract_query_lenient, parse_completion
 from ..prompts import (
@@ -212,18 +212,38 @@ class OpenAIPolicy:
                     raise DeepRetrievalError(
                         f"{self.base_url}: HTTP {response.status_code} for model {self.model!r}: {response.text[:200]}"
                     )
-                return str(response.json()["choices"][0]["message"]["content"] or "")
-            except (httpx.TransportError, httpx.HTTPStatusError, KeyError, ValueError) as exc:
+                return reply_content(response)
+            except (httpx.TransportError, httpx.HTTPStatusError, UnusableReply) as exc:
                 error = exc
                 if attempt < self.retries:
                     time.sleep(self.backoff_seconds * 2**attempt)
-        raise SearchFailure(f"{self.base_url}: endpoint failed after {self.retries + 1} attempts: {error}")
+        raise EndpointFailure(f"{self.base_url}: endpoint failed after {self.retries + 1} attempts: {error}")
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
         shown = self.context(examples) if self.prompt.context_docs and self.context else list(examples)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             completions = list(pool.map(self._complete_one, shown))
         return [to_output(c, e, self.prompt, prefilled=False) for c, e in zip(completions, examples, strict=True)]
+
+
+class UnusableReply(ValueError):
+    """A reply with no completion text in it: a failure of the endpoint (retried), never an empty query."""
+
+
+def reply_content(response: Any) -> str:
+    """The completion text of a chat-completions reply; anything else raises ``UnusableReply``."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise UnusableReply(f"reply is not JSON: {response.text[:80]!r}") from None
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise UnusableReply(f"reply has no choices: {str(body)[:80]}")
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        raise UnusableReply(f"reply has no message content ({content!r})")
+    return content
 
 
 def parse_openai_spec(spec: str) -> tuple[str, str]:

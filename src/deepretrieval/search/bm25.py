@@ -13,17 +13,19 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import DeepRetrievalError, SearchFailure, StaleIndexError
+from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
 
 MANIFEST = "manifest.json"
+T = TypeVar("T")
+METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 FORMAT_VERSION = 1
 
 
@@ -34,6 +36,29 @@ class BM25Settings:
     method: str = "lucene"  # bm25s variants: robertson, atire, bm25l, bm25+, lucene
     stemmer: str | None = "english"
     stopwords: str | None = "en"
+
+    def __post_init__(self) -> None:
+        """Reject what bm25s / PyStemmer would fail on deep inside indexing (or silently accept)."""
+        if self.method not in METHODS:
+            raise DeepRetrievalError(f"unknown BM25 method {self.method!r} (known: {', '.join(METHODS)})")
+        if not (self.k1 >= 0 and 0 <= self.b <= 1):
+            raise DeepRetrievalError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
+        if self.stemmer is not None:
+            import Stemmer
+
+            if self.stemmer not in Stemmer.algorithms():
+                known = ", ".join(Stemmer.algorithms())
+                raise DeepRetrievalError(f"unknown stemmer {self.stemmer!r} (known: {known}, or none)")
+        if self.stopwords is not None:
+            from bm25s.tokenization import _infer_stopwords
+
+            try:
+                _infer_stopwords(self.stopwords)
+            except ValueError:
+                raise DeepRetrievalError(
+                    f"unknown stopword list {self.stopwords!r} (bm25s knows en, de, nl, fr, es, pt, it, ru, sv, no, "
+                    "zh, tr, ko, da and their English names, or none)"
+                ) from None
 
 
 def corpus_hash(documents: Sequence[Document]) -> str:
@@ -92,6 +117,10 @@ class BM25Searcher:
             show_progress=show_progress,
         )
         retriever = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
+        if not tokenized.vocab:
+            raise DeepRetrievalError(
+                f"nothing to index: none of the {len(documents):,} documents has a word outside the stopword list"
+            )
         retriever.index(tokenized, show_progress=show_progress)
         lengths = np.fromiter((len(t) for t in tokenized.ids), dtype=np.int64, count=len(tokenized.ids))
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
@@ -136,15 +165,15 @@ class BM25Searcher:
         expected_corpus_hash: str | None = None,
         settings: BM25Settings | None = None,
     ) -> BM25Searcher:
-        """Load an index; refuse one built from another corpus or with other settings."""
+        """Load an index; refuse one built from another corpus or with other settings, or that is incomplete."""
         import bm25s
 
         directory = Path(directory)
         manifest_path = directory / MANIFEST
         if not manifest_path.exists():
             raise SearchFailure(f"no index at {directory}; build it with `deepretrieval index`")
-        manifest = json.loads(manifest_path.read_text())
-        saved = BM25Settings(**manifest["settings"])
+        manifest = _read_part(directory, MANIFEST, lambda: json.loads(manifest_path.read_text(encoding="utf-8")))
+        saved = _saved_settings(directory, manifest)
         if expected_corpus_hash is not None and manifest["corpus_sha256"] != expected_corpus_hash:
             raise StaleIndexError(
                 f"index at {directory} is stale: it was built from another corpus "
@@ -155,11 +184,20 @@ class BM25Searcher:
             raise StaleIndexError(
                 f"index at {directory} was built with other settings ({', '.join(changed)} differ); rebuild it"
             )
-        retriever = bm25s.BM25.load(str(directory), mmap=mmap, load_corpus=False, show_progress=False)
+        retriever = _read_part(
+            directory,
+            "bm25s's files",
+            lambda: bm25s.BM25.load(str(directory), mmap=mmap, load_corpus=False, show_progress=False),
+        )
         mode = "r" if mmap else None
-        tokens = np.load(directory / "doc_tokens.npy", mmap_mode=mode)
-        offsets = np.load(directory / "doc_offsets.npy", mmap_mode=mode)
-        doc_ids = json.loads((directory / "doc_ids.json").read_text())
+        tokens = _read_part(directory, "doc_tokens.npy", lambda: np.load(directory / "doc_tokens.npy", mmap_mode=mode))
+        offsets = _read_part(
+            directory, "doc_offsets.npy", lambda: np.load(directory / "doc_offsets.npy", mmap_mode=mode)
+        )
+        doc_ids = _read_part(
+            directory, "doc_ids.json", lambda: json.loads((directory / "doc_ids.json").read_text(encoding="utf-8"))
+        )
+        _check_sizes(directory, manifest["documents"], retriever, doc_ids, tokens, offsets)
         return cls(retriever, doc_ids, saved, tokens, offsets, manifest["corpus_sha256"])
 
     def _manifest(self) -> dict[str, Any]:
@@ -260,6 +298,58 @@ class BM25Searcher:
         top = top[np.lexsort((top, -scores[top]))]
         top = top[scores[top] > 0]
         return Ranking(self.doc_ids[top].tolist(), scores[top].tolist())
+
+
+# What reading a damaged file raises: missing or unreadable (OSError), bad JSON / npy header / array shape
+# (ValueError, incl. JSONDecodeError and UnicodeDecodeError), a cut-short npy (EOFError), bad bm25s params
+# (TypeError).
+UNREADABLE = (OSError, ValueError, EOFError, TypeError)
+
+
+def _read_part(directory: Path, name: str, read: Callable[[], T]) -> T:
+    """``read()`` of the index's part ``name``, a damaged or missing file reported as one line."""
+    try:
+        return read()
+    except FileNotFoundError as exc:
+        missing = Path(exc.filename).name if exc.filename else name
+        raise CorruptIndexError(directory, f"{missing} is missing") from None
+    except UNREADABLE as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise CorruptIndexError(directory, f"{name} cannot be read ({reason})") from None
+
+
+def _saved_settings(directory: Path, manifest: object) -> BM25Settings:
+    """The manifest's settings; every field must be there (a default filled in would be a silent guess)."""
+    keys = ("corpus_sha256", "documents", "settings")
+    if not isinstance(manifest, dict) or any(k not in manifest for k in keys):
+        raise CorruptIndexError(directory, f"{MANIFEST} lacks one of {', '.join(keys)}")
+    names = {f.name for f in fields(BM25Settings)}
+    saved = manifest["settings"]
+    if not isinstance(saved, dict) or set(saved) != names:
+        raise CorruptIndexError(directory, f"{MANIFEST} 'settings' must name exactly {', '.join(sorted(names))}")
+    try:
+        return BM25Settings(**saved)
+    except (TypeError, ValueError, DeepRetrievalError) as exc:
+        raise CorruptIndexError(directory, f"{MANIFEST} has unusable settings ({exc})") from None
+
+
+def _check_sizes(
+    directory: Path, documents: object, retriever: Any, doc_ids: object, tokens: np.ndarray, offsets: np.ndarray
+) -> None:
+    """The parts must describe one corpus: a file from another build would give wrong ids, not an error."""
+    if not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids):
+        raise CorruptIndexError(directory, "doc_ids.json is not a list of document ids")
+    n = len(doc_ids)
+    sizes = {
+        f"{MANIFEST} documents": documents,
+        "bm25s num_docs": retriever.scores.get("num_docs"),
+        "doc_offsets.npy length - 1": len(offsets) - 1 if offsets.ndim == 1 else None,
+    }
+    wrong = [f"{name} = {value}" for name, value in sizes.items() if value != n]
+    if not wrong and (tokens.ndim != 1 or len(tokens) != int(offsets[-1])):
+        wrong.append(f"doc_tokens.npy holds {tokens.size} tokens, doc_offsets.npy ends at {int(offsets[-1])}")
+    if wrong:
+        raise CorruptIndexError(directory, f"its parts disagree (doc_ids.json has {n} ids; {'; '.join(wrong)})")
 
 
 def _replaceable(directory: Path) -> bool:

@@ -1,0 +1,625 @@
+"""Literature search data: systematic reviews (PICO, included studies, date) and the corpus they search.
+
+**Reviews** — JSONL, one systematic review a line, as in DeepRetrieval's data::
+
+    {"id": "r7", "pico": {"P": "...", "I": "...", "C": "", "O": "..."},
+     "publication_pmids": ["123", 456], "pub_date": "2015/03/01", "split": "train"}
+
+``pico``: ``P``, ``I`` and ``O`` are required non-blank text, ``C`` may be empty or absent; no other key.
+Included studies: ``publication_pmids`` (a PubMed search) or ``trial_nctids`` (ClinicalTrials.gov), one
+kind per file. ``pub_date`` is ``YYYY/MM/DD``, ``YYYY/MM`` or ``YYYY`` (``-`` separators too); a partial
+date stands for the end of its month or year, so the cut-off keeps everything published up to then. A
+review with no ``pub_date`` is kept with ``pub_date`` None and counted in the warnings: it gets no
+cut-off, never an invented one (DeepRetrieval silently used 2025). ``id`` defaults to the line number.
+``split``: on every record or on none (then seeded train/dev/test splits, as for the other loaders).
+
+Each review becomes an :class:`Example`: ``question`` is the PICO as four lines ``P: …``, ``I: …``,
+``C: …``, ``O: …``; ``targets`` ``{study id: 1}`` for the included studies found in the corpus;
+``meta`` ``{"pico": {"P", "I", "C", "O"}, "pub_date": datetime.date | None, "kind": "publications" |
+"trials"}``. Included studies missing from the corpus are counted in ``Collection.warnings``; a review
+with none in the corpus is dropped, counted too.
+
+**Corpus** — beside the reviews (exactly one of the names in :data:`BESIDE`) or passed explicitly:
+
+* publications: JSONL (``pmid``, ``title``, ``abstract``, ``mesh`` and ``publication_types`` lists,
+  ``date`` ``YYYY-MM-DD`` / ``YYYY/MM/DD`` / ``YYYY-MM`` / ``YYYY``), or PubMed XML (``.xml``, ``.xml.gz``,
+  or a folder of them: NLM's annual baseline files and efetch replies). XML is streamed, so a baseline
+  file never sits in memory whole. Dates are the journal issue's ``PubDate`` (Year, Month as ``Jan`` or
+  ``1``, Day; or a ``MedlineDate`` such as ``1998 Dec-1999 Jan``, read as its first year and month).
+* trials: JSONL (``nct_id``, ``title``, ``summary``, ``conditions``, ``interventions``, ``start_date``),
+  or ClinicalTrials.gov API v2 study objects: a ``.json`` holding ``{"studies": [...]}`` or a list, or
+  one study a line in a ``.jsonl``.
+
+A partial document date stands for the start of its period (``1998`` is 1998-01-01), as PubMed files
+it. Documents carry list fields ``mesh`` / ``publication_types`` or ``conditions`` / ``interventions``.
+
+Refused (a :class:`DataError` naming file and line, or for XML the article's position and PMID): a
+malformed record or date, a duplicate review or document id, a file mixing the two kinds of review.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import gzip
+import json
+import re
+import xml.etree.ElementTree as ET
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import DataError
+from ..types import Collection, Document, Example
+from .beir import field, identifier, read_jsonl
+from .splits import split_ids
+
+PUBLICATIONS, TRIALS = "publications", "trials"
+# The field naming a review's included studies, per kind.
+STUDY_FIELDS = {PUBLICATIONS: "publication_pmids", TRIALS: "trial_nctids"}
+# Corpus files looked for beside a reviews file, per kind.
+BESIDE = {
+    PUBLICATIONS: ("publications.jsonl", "publications.xml", "publications.xml.gz"),
+    TRIALS: ("trials.jsonl", "trials.json"),
+}
+ID_LABEL = {PUBLICATIONS: "PMID", TRIALS: "NCT id"}
+PICO_KEYS = ("P", "I", "C", "O")
+
+_DATE = re.compile(r"(\d{4})(?:([-/])(\d{1,2})(?:\2(\d{1,2}))?)?")
+_MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
+_GZIP_MAGIC = b"\x1f\x8b"
+# What a PubmedArticleSet holds: articles, book records, and (in update files) deletions.
+_RECORDS = frozenset({"PubmedArticle", "PubmedBookArticle", "DeleteCitation"})
+
+
+@dataclass(frozen=True)
+class Review:
+    id: str
+    pico: tuple[tuple[str, str], ...]  # (key, text) in P, I, C, O order: hashable, unlike a dict
+    kind: str
+    studies: tuple[str, ...]  # as listed, repeats included (they are counted)
+    pub_date: datetime.date | None
+    split: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a record is, for errors: a line, or (JSON, XML) a label such as ``study 3 (NCT01234567)``."""
+
+    path: Path
+    line: int | None = None
+    label: str = ""
+
+    def error(self, message: str) -> DataError:
+        return DataError(self.path, f"{self.label}: {message}" if self.label else message, line=self.line)
+
+    def named(self, label: str) -> _Where:
+        return _Where(self.path, self.line, label)
+
+    def __str__(self) -> str:
+        return f"{self.path.name} {f'line {self.line}' if self.line is not None else self.label}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reviews
+
+
+def render_pico(pico: Mapping[str, str]) -> str:
+    """The four lines DeepRetrieval's prompt shows: ``P: …``, ``I: …``, ``C: …``, ``O: …``."""
+    return "\n".join(f"{key}: {pico.get(key, '')}" for key in PICO_KEYS)
+
+
+def is_reviews_file(path: Path) -> bool:
+    """Whether a ``.jsonl`` holds review records (its first record has a ``pico``): for dispatching."""
+    for _, record in read_jsonl(path):
+        return "pico" in record
+    return False
+
+
+def read_reviews(path: Path) -> list[Review]:
+    """Every review of a JSONL file; one kind of included study per file, no id twice."""
+    reviews: list[Review] = []
+    lines: dict[str, int] = {}
+    for line, record in read_jsonl(path):
+        review = _review(record, path, line)
+        if review.id in lines:
+            raise DataError(path, f"duplicate review id {review.id!r} (first at line {lines[review.id]})", line=line)
+        if reviews and review.kind != reviews[0].kind:
+            raise DataError(
+                path,
+                f"this review lists {STUDY_FIELDS[review.kind]}, those before it {STUDY_FIELDS[reviews[0].kind]}: "
+                "put publication and trial reviews in separate files",
+                line=line,
+            )
+        lines[review.id] = line
+        reviews.append(review)
+    if not reviews:
+        raise DataError(path, "no reviews (the file is empty)")
+    return reviews
+
+
+def _review(record: dict, path: Path, line: int) -> Review:
+    review_id = identifier(record["id"], "field 'id'", path, line) if record.get("id") is not None else str(line)
+    kind, studies = _studies(record, path, line)
+    pub_date = _dated(field(record, "pub_date", path, line, required=False), "pub_date", _Where(path, line), end=True)
+    split = field(record, "split", path, line) if "split" in record else None
+    return Review(review_id, _pico(record.get("pico"), path, line), kind, studies, pub_date, split, line)
+
+
+def _pico(raw: object, path: Path, line: int) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        raise DataError(path, "field 'pico' must be an object {P, I, C, O}", line=line)
+    unknown = sorted(set(raw) - set(PICO_KEYS))
+    if unknown:
+        raise DataError(path, f"pico has unknown key {unknown[0]!r} (expected P, I, C, O)", line=line)
+    pico = []
+    for key in PICO_KEYS:
+        text = field(raw, key, path, line, required=key != "C")
+        if key != "C" and not text.strip():
+            raise DataError(path, f"pico {key!r} is blank (only C may be empty)", line=line)
+        pico.append((key, text))
+    return tuple(pico)
+
+
+def _studies(record: dict, path: Path, line: int) -> tuple[str, tuple[str, ...]]:
+    present = [kind for kind, name in STUDY_FIELDS.items() if record.get(name) is not None]
+    if len(present) != 1:
+        problem = "both" if present else "neither"
+        raise DataError(
+            path, f"a review needs exactly one of 'publication_pmids' and 'trial_nctids', it has {problem}", line=line
+        )
+    kind = present[0]
+    name = STUDY_FIELDS[kind]
+    raw = record[name]
+    if not isinstance(raw, list):
+        raise DataError(path, f"field {name!r} must be a list of ids", line=line)
+    return kind, tuple(identifier(value, f"an id in {name!r}", path, line) for value in raw)
+
+
+def find_corpus(reviews: Path, kind: str) -> Path:
+    """The one corpus file of ``kind`` beside a reviews file (names in :data:`BESIDE`)."""
+    found = [reviews.parent / name for name in BESIDE[kind] if (reviews.parent / name).exists()]
+    names = " or ".join(BESIDE[kind])
+    if not found:
+        raise DataError(reviews, f"no {kind} corpus beside these reviews: put {names} beside them, or pass one")
+    if len(found) > 1:
+        raise DataError(
+            reviews, f"two {kind} corpora beside these reviews ({found[0].name}, {found[1].name}): pass one"
+        )
+    return found[0]
+
+
+def load_reviews(
+    path: Path,
+    corpus: Path | None = None,
+    *,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.6, 0.1, 0.3),
+) -> Collection:
+    """Reviews (JSONL) and their corpus (``corpus``, else the one beside them) -> a Collection."""
+    reviews = read_reviews(path)
+    kind = reviews[0].kind
+    corpus = corpus or find_corpus(path, kind)
+    warnings: list[str] = []
+    documents = read_publications(corpus, warnings) if kind == PUBLICATIONS else read_trials(corpus, warnings)
+    examples = _examples(reviews, {d.id: d.date for d in documents}, path, warnings)
+    if not examples:
+        raise DataError(path, f"none of its {len(reviews)} reviews has an included study in {corpus}")
+    return Collection(path.stem, documents, examples, _splits(reviews, examples, path, seed, fractions), warnings)
+
+
+def _examples(
+    reviews: list[Review], dates: dict[str, datetime.date | None], path: Path, warnings: list[str]
+) -> list[Example]:
+    """One example per review with a study in the corpus (``dates``: document id -> date); the rest counted."""
+    label = ID_LABEL[reviews[0].kind]
+    missing: list[tuple[str, str]] = []  # (study, review)
+    repeated: list[tuple[str, str]] = []
+    late: list[tuple[str, str]] = []
+    dropped: list[str] = []
+    examples = []
+    for review in reviews:
+        targets = dict.fromkeys(s for s in review.studies if s in dates)
+        missing += [(s, review.id) for s in dict.fromkeys(review.studies) if s not in dates]
+        repeated += [(s, review.id) for s in _repeats(review.studies)]
+        late += [(s, review.id) for s in targets if _after(dates[s], review.pub_date)]
+        if not targets:
+            dropped.append(review.id)
+            continue
+        examples.append(_example(review, dict.fromkeys(targets, 1)))
+    if late:
+        study, review = late[0]
+        warnings.append(
+            f"{path.name}: {len(late)} included studies of {len({r for _, r in late})} reviews are dated after their "
+            f"review's pub_date (first: {label} {study} of review {review}); a date cut-off cannot find them"
+        )
+    if missing:
+        reviews_hit = len({r for _, r in missing})
+        study, review = missing[0]
+        warnings.append(
+            f"{path.name}: {len(missing)} included studies of {reviews_hit} reviews are not in the corpus "
+            f"(first: {label} {study} of review {review}); recall is measured on the others"
+        )
+    if dropped:
+        warnings.append(
+            f"{path.name}: {len(dropped)} reviews are dropped: none of their included studies is in the corpus "
+            f"(first: review {dropped[0]})"
+        )
+    if repeated:
+        study, review = repeated[0]
+        warnings.append(
+            f"{path.name}: {len(repeated)} included studies are listed twice by one review "
+            f"(first: {label} {study} of review {review}); each is counted once"
+        )
+    undated = [e.id for e in examples if e.meta["pub_date"] is None]
+    if undated:
+        warnings.append(
+            f"{path.name}: {len(undated)} reviews have no pub_date (first: review {undated[0]}); they are kept "
+            "with pub_date None, so no date cut-off applies to their searches"
+        )
+    return examples
+
+
+def _after(date: datetime.date | None, cut_off: datetime.date | None) -> bool:
+    return date is not None and cut_off is not None and date > cut_off
+
+
+def _repeats(ids: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for i in ids:
+        if i in seen:
+            out.append(i)
+        seen.add(i)
+    return out
+
+
+def _example(review: Review, targets: dict[str, int]) -> Example:
+    pico = dict(review.pico)
+    meta = {"pico": pico, "pub_date": review.pub_date, "kind": review.kind}
+    return Example(review.id, render_pico(pico), targets, meta)
+
+
+def _splits(
+    reviews: list[Review], examples: list[Example], path: Path, seed: int, fractions: tuple[float, float, float]
+) -> dict[str, list[str]]:
+    declared = [r for r in reviews if r.split is not None]
+    if not declared:
+        return split_ids([e.id for e in examples], seed, fractions)
+    if len(declared) != len(reviews):
+        first = next(r for r in reviews if r.split is None)
+        raise DataError(path, "either every review has a 'split' or none does", line=first.line)
+    kept = {e.id for e in examples}
+    splits: dict[str, list[str]] = {}
+    for review in declared:
+        if review.id in kept:
+            splits.setdefault(str(review.split), []).append(review.id)
+    return splits
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dates
+
+
+def parse_date(text: str, *, end: bool = False) -> datetime.date:
+    """``YYYY/MM/DD``, ``YYYY/MM`` or ``YYYY`` (or with ``-``). A partial date is the first day of its
+    period, or with ``end`` the last. ValueError with a readable message otherwise."""
+    match = _DATE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a date (expected YYYY/MM/DD, YYYY/MM or YYYY)")
+    year, month, day = int(match[1]), match[3], match[4]
+    try:
+        if month is None:
+            return datetime.date(year, 12, 31) if end else datetime.date(year, 1, 1)
+        if day is None:
+            first = datetime.date(year, int(month), 1)
+            return first.replace(day=calendar.monthrange(year, first.month)[1]) if end else first
+        return datetime.date(year, int(month), int(day))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a date ({exc})") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Corpora
+
+
+def read_publications(path: Path, warnings: list[str]) -> list[Document]:
+    """A publication corpus: ``.jsonl``, PubMed XML (``.xml``, ``.xml.gz``), or a folder of XML files."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.name.endswith((".xml", ".xml.gz")))
+        if not files:
+            raise DataError(path, "no .xml or .xml.gz files in this folder")
+        found: Iterable[tuple[Document, _Where]] = (pair for f in files for pair in _pubmed_xml(f, warnings))
+    elif path.name.endswith(".jsonl"):
+        found = _publications_jsonl(path)
+    elif path.name.endswith((".xml", ".xml.gz")):
+        found = _pubmed_xml(path, warnings)
+    elif not path.exists():
+        raise DataError(path, "no such file or folder")
+    else:
+        raise DataError(path, "a publication corpus is .jsonl, PubMed .xml / .xml.gz, or a folder of XML files")
+    return _corpus(found, path, PUBLICATIONS, warnings)
+
+
+def read_trials(path: Path, warnings: list[str]) -> list[Document]:
+    """A trial corpus: ``.jsonl`` (flat records or CT.gov v2 study objects) or a CT.gov v2 ``.json``."""
+    if path.name.endswith(".jsonl"):
+        found: Iterable[tuple[Document, _Where]] = _trials_jsonl(path)
+    elif path.name.endswith(".json"):
+        found = _studies_json(path)
+    elif not path.exists():
+        raise DataError(path, "no such file")
+    else:
+        raise DataError(path, "a trial corpus is .jsonl or a ClinicalTrials.gov v2 .json")
+    return _corpus(found, path, TRIALS, warnings)
+
+
+def _corpus(found: Iterable[tuple[Document, _Where]], path: Path, kind: str, warnings: list[str]) -> list[Document]:
+    """Documents in order; a repeated id is an error (its two records may disagree; which is right?)."""
+    first: dict[str, _Where] = {}
+    documents = []
+    for document, where in found:
+        if document.id in first:
+            raise where.error(f"duplicate {ID_LABEL[kind]} {document.id} (first: {first[document.id]})")
+        first[document.id] = where
+        documents.append(document)
+    if not documents:
+        raise DataError(path, f"no {kind} in this corpus")
+    undated = [d.id for d in documents if d.date is None]
+    if undated:
+        warnings.append(
+            f"{path.name}: {len(undated)} {kind} have no date (first: {ID_LABEL[kind]} {undated[0]}); "
+            "a date cut-off cannot tell whether they predate a review"
+        )
+    return documents
+
+
+def _strings(value: object, name: str, where: _Where) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise where.error(f"field {name!r} must be a list of strings")
+    return tuple(value)
+
+
+def _dated(text: str, name: str, where: _Where, *, end: bool = False) -> datetime.date | None:
+    if not text.strip():
+        return None
+    try:
+        return parse_date(text, end=end)
+    except ValueError as exc:
+        raise where.error(f"field {name!r}: {exc}") from None
+
+
+def _publications_jsonl(path: Path) -> Iterator[tuple[Document, _Where]]:
+    for line, record in read_jsonl(path):
+        where = _Where(path, line)
+        if record.get("pmid") is None:
+            raise where.error("missing field 'pmid'")
+        pmid = identifier(record["pmid"], "field 'pmid'", path, line)
+        fields = {name: _strings(record.get(name), name, where) for name in ("mesh", "publication_types")}
+        document = Document(
+            pmid,
+            field(record, "title", path, line, required=False),
+            field(record, "abstract", path, line, required=False),
+            fields,
+            _dated(field(record, "date", path, line, required=False), "date", where),
+        )
+        yield document, where
+
+
+def _trials_jsonl(path: Path) -> Iterator[tuple[Document, _Where]]:
+    for line, record in read_jsonl(path):
+        where = _Where(path, line)
+        yield (_study(record, where) if "protocolSection" in record else _flat_trial(record, path, line)), where
+
+
+def _flat_trial(record: dict, path: Path, line: int) -> Document:
+    where = _Where(path, line)
+    if record.get("nct_id") is None:
+        raise where.error("missing field 'nct_id'")
+    fields = {name: _strings(record.get(name), name, where) for name in ("conditions", "interventions")}
+    return Document(
+        identifier(record["nct_id"], "field 'nct_id'", path, line),
+        field(record, "title", path, line, required=False),
+        field(record, "summary", path, line, required=False),
+        fields,
+        _dated(field(record, "start_date", path, line, required=False), "start_date", where),
+    )
+
+
+# ClinicalTrials.gov API v2: where each field sits in a study object.
+_NCT_ID = "protocolSection.identificationModule.nctId"
+_BRIEF_TITLE = "protocolSection.identificationModule.briefTitle"
+_OFFICIAL_TITLE = "protocolSection.identificationModule.officialTitle"
+_SUMMARY = "protocolSection.descriptionModule.briefSummary"
+_CONDITIONS = "protocolSection.conditionsModule.conditions"
+_INTERVENTIONS = "protocolSection.armsInterventionsModule.interventions"
+_START = "protocolSection.statusModule.startDateStruct.date"
+
+
+def _studies_json(path: Path) -> Iterator[tuple[Document, _Where]]:
+    data = _load_json(path)
+    studies = data.get("studies") if isinstance(data, dict) else data
+    if not isinstance(studies, list):
+        raise DataError(path, 'expected ClinicalTrials.gov v2 JSON: {"studies": [...]} or a list of study objects')
+    for number, study in enumerate(studies, start=1):
+        where = _Where(path, label=f"study {number}")
+        if not isinstance(study, dict):
+            raise where.error("a study must be a JSON object")
+        document = _study(study, where)
+        yield document, where.named(f"study {number} ({document.id})")
+
+
+def _load_json(path: Path) -> Any:
+    if not path.is_file():
+        raise DataError(path, "no such file")
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+    except UnicodeDecodeError:
+        raise DataError(path, "not UTF-8 (save the file as UTF-8)") from None
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror})") from None
+
+
+def _study(study: dict, where: _Where) -> Document:
+    nct_id = _get(study, _NCT_ID, str, where)
+    if not nct_id or not nct_id.strip():
+        raise where.error(f"missing {_NCT_ID}")
+    where = where.named(f"{where.label} ({nct_id})" if where.label else nct_id)
+    interventions = _get(study, _INTERVENTIONS, list, where) or []
+    if not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in interventions):
+        raise where.error(f"every entry of {_INTERVENTIONS} must be an object with a string 'name'")
+    return Document(
+        nct_id,
+        _get(study, _BRIEF_TITLE, str, where) or _get(study, _OFFICIAL_TITLE, str, where) or "",
+        _get(study, _SUMMARY, str, where) or "",
+        {
+            "conditions": _strings(_get(study, _CONDITIONS, list, where), _CONDITIONS, where),
+            "interventions": tuple(i["name"] for i in interventions),
+        },
+        _dated(_get(study, _START, str, where) or "", _START, where),
+    )
+
+
+def _get(obj: dict, dotted: str, kind: type, where: _Where) -> Any:
+    """The value at a dotted path of nested objects, or None where any part is absent."""
+    value: Any = obj
+    for depth, key in enumerate(dotted.split(".")):
+        if not isinstance(value, dict):
+            raise where.error(f"{'.'.join(dotted.split('.')[:depth])} must be an object")
+        value = value.get(key)
+        if value is None:
+            return None
+    if not isinstance(value, kind):
+        raise where.error(f"{dotted} must be a {'string' if kind is str else kind.__name__}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------
+# PubMed XML
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, decompressed when it is gzip (by content: a renamed file still reads)."""
+    if not path.is_file():
+        raise DataError(path, "no such file")
+    with path.open("rb") as f:
+        gzipped = f.read(2) == _GZIP_MAGIC
+    return gzip.open(path, "rb") if gzipped else path.open("rb")
+
+
+def _pubmed_xml(path: Path, warnings: list[str]) -> Iterator[tuple[Document, _Where]]:
+    """Stream ``PubmedArticle`` records; each is cleared once read (a baseline file has ~30,000)."""
+    other: dict[str, int] = {}
+    position = 0
+    try:
+        with _open_binary(path) as stream:
+            for element in _top_level(path, stream):
+                if element.tag != "PubmedArticle":
+                    other[element.tag] = other.get(element.tag, 0) + 1
+                    continue
+                position += 1
+                where = _Where(path, label=f"PubmedArticle {position}")
+                document = _article(element, where)
+                yield document, where.named(f"PubmedArticle {position} (PMID {document.id})")
+    except ET.ParseError as exc:
+        message = re.sub(r": line \d+, column \d+$", "", str(exc))
+        raise DataError(path, f"invalid XML ({message})", line=exc.position[0]) from None
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt .gz
+        raise DataError(path, f"cannot read ({exc})") from None
+    for tag, count in sorted(other.items()):
+        warnings.append(f"{path.name}: {count} <{tag}> records skipped (only PubmedArticle is read)")
+
+
+def _top_level(path: Path, stream: IO[bytes]) -> Iterator[ET.Element]:
+    """Each record (a child of ``PubmedArticleSet``, or a lone article) as it ends; cleared once used.
+
+    Only end events: start events would double the parser's per-element work. A cleared record leaves an
+    empty shell in the root, a few MB for a whole baseline file, freed with the file.
+    """
+    events = ET.iterparse(stream, events=("end",))
+    for _, element in events:
+        if element.tag in _RECORDS:
+            yield element
+            element.clear()
+    root = events.root  # type: ignore[attr-defined]  # set by iterparse once the document is read
+    if root.tag not in ("PubmedArticleSet", "PubmedArticle"):
+        raise DataError(path, f"not PubMed XML: the root element is <{root.tag}>, not <PubmedArticleSet>")
+
+
+def _text(element: ET.Element | None) -> str:
+    """All text inside, inline markup (<i>, <sub>) included, with whitespace runs collapsed."""
+    return " ".join("".join(element.itertext()).split()) if element is not None else ""
+
+
+def _article(element: ET.Element, where: _Where) -> Document:
+    citation = element.find("MedlineCitation")
+    pmid = _text(citation.find("PMID")) if citation is not None else ""
+    if not pmid:
+        raise where.error("no MedlineCitation/PMID")
+    if not pmid.isdigit():
+        raise where.error(f"PMID {pmid!r} is not a number")
+    assert citation is not None
+    where = where.named(f"{where.label} (PMID {pmid})")
+    article = citation.find("Article")
+    if article is None:
+        raise where.error("no MedlineCitation/Article")
+    fields = {
+        "mesh": tuple(_text(d) for d in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName")),
+        "publication_types": tuple(_text(t) for t in article.iterfind("PublicationTypeList/PublicationType")),
+    }
+    return Document(
+        pmid,
+        _text(article.find("ArticleTitle")),
+        _abstract(article),
+        fields,
+        _pub_date(article.find("Journal/JournalIssue/PubDate"), where),
+    )
+
+
+def _abstract(article: ET.Element) -> str:
+    """Structured abstracts have several labelled parts: ``BACKGROUND: … \\n METHODS: …``."""
+    parts = []
+    for part in article.iterfind("Abstract/AbstractText"):
+        text, label = _text(part), part.get("Label")
+        if text:
+            parts.append(f"{label}: {text}" if label else text)
+    return "\n".join(parts)
+
+
+def _pub_date(pub_date: ET.Element | None, where: _Where) -> datetime.date | None:
+    if pub_date is None:
+        return None
+    year = pub_date.findtext("Year")
+    if year is not None:
+        return _calendar_date(year, pub_date.findtext("Month"), pub_date.findtext("Day"), where)
+    # "1998 Dec-1999 Jan", "2000 Spring", "1975-1976": the first year, and its month where one follows.
+    match = re.search(r"\b(\d{4})\b(?:\s+([A-Za-z]{3}))?", pub_date.findtext("MedlineDate") or "")
+    if match is None:
+        return None
+    return datetime.date(int(match[1]), _MONTHS.get((match[2] or "").lower(), 1), 1)
+
+
+def _calendar_date(year: str, month: str | None, day: str | None, where: _Where) -> datetime.date:
+    shown = "/".join(p for p in (year, month, day) if p)
+    month_number = _month(month) if month else 1
+    try:
+        if month_number is None:
+            raise ValueError(f"month {month!r}")
+        return datetime.date(int(year), month_number, int(day) if day else 1)
+    except ValueError as exc:
+        raise where.error(f"PubDate {shown!r} is not a date ({exc})") from None
+
+
+def _month(text: str) -> int | None:
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    return _MONTHS.get(text[:3].lower())
