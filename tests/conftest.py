@@ -21,10 +21,10 @@ def shared_collection(name: str) -> Path:
 @pytest.fixture(autouse=True)
 def _index_cache(tmp_path_factory, monkeypatch):
     """Indexes the CLI caches for --data go to a fresh temporary folder per test."""
-    import deepretrieval.cli
+    import deepretrieval.tasks.retrieval
 
     folder = tmp_path_factory.mktemp("index-cache")
-    monkeypatch.setattr(deepretrieval.cli, "index_cache_dir", lambda: folder)
+    monkeypatch.setattr(deepretrieval.tasks.retrieval, "index_cache_dir", lambda: folder)
 
 
 @pytest.fixture
@@ -62,3 +62,12 @@ def write_beir(folder: Path, collection: Collection, split: str = "test") -> Pat
             for doc, grade in e.targets.items():
                 f.write(f"{e.id}\t{doc}\t{grade}\n")
     return folder
+
+
+def retrieval_reward(searcher, examples, config, *, mode: str = "rewrite", variant: str = "direct", **options):
+    """The TRL reward adapter of the retrieval task, prompted without context."""
+    from deepretrieval.prompts import PromptSettings
+    from deepretrieval.tasks import TaskReward, get_task
+
+    settings = PromptSettings(variant=variant, mode=mode, context_docs=0)
+    return TaskReward(get_task("retrieval"), searcher, examples, config, settings, **options)

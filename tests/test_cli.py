@@ -141,9 +141,9 @@ def test_a_prompt_flag_on_a_trained_run_overrides_only_itself(small_collection, 
 
 
 def test_rewrite_with_prf_runs_the_weighted_query(small_collection, tmp_path):
-    from deepretrieval.evaluate import search_outputs
     from deepretrieval.policies import PRFPolicy
     from deepretrieval.search.bm25 import BM25Searcher
+    from deepretrieval.tasks import get_task
     from deepretrieval.types import Example
 
     result = runner.invoke(app, ["rewrite", "heart attack", "--policy", "prf"])
@@ -154,7 +154,7 @@ def test_rewrite_with_prf_runs_the_weighted_query(small_collection, tmp_path):
     assert result.exit_code == 0, result.output
     searcher = BM25Searcher.build(small_collection.documents)
     output = PRFPolicy(searcher).generate([Example("x", "heart attack", {})])[0]
-    expected = search_outputs(searcher, [output], 3)[0]
+    expected = get_task("retrieval").execute([output.action], searcher, 3)[0].ranking
     shown = re.findall(r"^\s*\d+\.\s+(\S+)\s+(\S+)", result.output, flags=re.MULTILINE)
     assert shown == [(h.doc_id, f"{h.score:.3f}") for h in expected]
     as_text = searcher.search([output.query], 3)[0]  # the display string searched as words scores differently

@@ -58,6 +58,7 @@ class FailingPolicy(OriginalPolicy):
     """The original query for the first batch, then a crash: an eval that dies mid-run."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.batches = 0
 
     def generate(self, examples):
@@ -69,6 +70,7 @@ class FailingPolicy(OriginalPolicy):
 
 class CountingPolicy(OriginalPolicy):
     def __init__(self) -> None:
+        super().__init__()
         self.seen: list[str] = []
 
     def generate(self, examples):

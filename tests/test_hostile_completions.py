@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from deepretrieval.rewards import PRESETS
 from deepretrieval.search.bm25 import BM25Searcher
-from deepretrieval.train import RetrievalReward
+
+from .conftest import retrieval_reward
 
 NOTHING_TO_SEARCH = ["!!!", "the of and", "\u200b", "<|im_end|>", "  ", "??? ... ---", "a an the"]
 
@@ -35,7 +36,7 @@ def demo_examples():
 def test_an_answer_with_nothing_to_search_is_scored_as_empty(searcher, demo_examples, preset, mode):
     """In expand mode such an answer used to run the user's own query and earn its full reward (+6 under
     the DeepRetrieval preset) while an empty answer got -1."""
-    reward = RetrievalReward(searcher, demo_examples, PRESETS[preset], mode=mode)
+    reward = retrieval_reward(searcher, demo_examples, PRESETS[preset], mode=mode)
     example = demo_examples[0].id
     empty = reward.score_batch(['"}</answer>'], [example])[0]
     for text in NOTHING_TO_SEARCH:
@@ -78,7 +79,7 @@ completions = st.one_of(st.text(max_size=300), st.lists(pieces, max_size=80).map
     variant=st.sampled_from(["direct", "reasoning"]),
 )
 def test_fuzzed_completions_never_raise_and_nothing_to_search_never_pays(searcher, demo_examples, texts, mode, variant):
-    reward = RetrievalReward(searcher, demo_examples, PRESETS["deepretrieval-recall"], mode=mode, variant=variant)
+    reward = retrieval_reward(searcher, demo_examples, PRESETS["deepretrieval-recall"], mode=mode, variant=variant)
     started = time.perf_counter()
     results = reward.score_batch(texts, [demo_examples[0].id] * len(texts))
     assert time.perf_counter() - started < 2.0  # a linear parse of ≤ 24 kB; quadratic parsing took seconds

@@ -9,6 +9,7 @@ from deepretrieval.errors import DeepRetrievalError, EndpointFailure
 from deepretrieval.policies import make_policy
 from deepretrieval.policies.llm import HFPolicy, OpenAIPolicy, parse_openai_spec
 from deepretrieval.prompts import PromptSettings
+from deepretrieval.tasks import get_task
 from deepretrieval.types import Example
 
 NO_CONTEXT = PromptSettings(mode="rewrite", context_docs=0)
@@ -77,7 +78,7 @@ def test_hf_policy_generates_batched_queries_with_a_local_model(small_collection
     for example, out in zip(small_collection.examples, outputs, strict=True):
         assert out.query.startswith(example.question)  # expand mode keeps the user's query
         assert out.completion is not None and out.format_ok is False  # random weights: no format
-    assert make_policy("original", searcher=None).name == "original"  # type: ignore[arg-type]
+    assert make_policy("original", task=get_task("retrieval"), backend=None).name == "original"  # type: ignore[arg-type]
 
 
 def test_openai_policy_shows_the_retrieved_context_it_is_asked_for(small_collection):
@@ -86,7 +87,9 @@ def test_openai_policy_shows_the_retrieved_context_it_is_asked_for(small_collect
 
     searcher = BM25Searcher.build(small_collection.documents)
     spec = "openai:m@http://llm.test/v1"
-    policy = make_policy(spec, searcher=searcher, prompt={"context_docs": 2}, documents=small_collection.documents)
+    policy = make_policy(
+        spec, task=get_task("retrieval"), backend=searcher, prompt={"context_docs": 2}, collection=small_collection
+    )
     client, seen = endpoint([(200, '<answer>{"query": "x"}</answer>')])
     policy.client = client
     policy.generate([Example("x", "myocardial infarction", {})])
@@ -95,7 +98,7 @@ def test_openai_policy_shows_the_retrieved_context_it_is_asked_for(small_collect
         "Top search results for it:\n- myocardial infarction outcomes\n- myocardial infarction therapy"
     )
     with pytest.raises(DeepRetrievalError, match="retrieved titles"):
-        make_policy(spec, searcher=searcher, prompt={"context_docs": 2})
+        make_policy(spec, task=get_task("retrieval"), backend=searcher, prompt={"context_docs": 2})
 
 
 def raw_endpoint(bodies):
@@ -140,5 +143,5 @@ def test_unknown_policy_fails_at_once_listing_the_known_ones(small_collection, t
     searcher = BM25Searcher.build(small_collection.documents)
     for spec in ("no-such-model", "", "  ", str(tmp_path)):
         with pytest.raises(DeepRetrievalError, match="original, prf, oracle") as info:
-            make_policy(spec, searcher=searcher)
+            make_policy(spec, task=get_task("retrieval"), backend=searcher)
         assert "\n" not in str(info.value)

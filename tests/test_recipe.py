@@ -66,8 +66,10 @@ def test_defaults_are_the_demo_recipe_which_has_one_copy():
 @pytest.mark.parametrize("word", ["none", "None", ""])
 def test_none_switches_stemming_and_stopwords_off_in_a_recipe(tmp_path, word):
     path = tmp_path / "r.yaml"
-    path.write_text(f"stemmer: '{word}'\nstopwords: '{word}'\n")
-    settings = load_recipe(path, {}).bm25_settings()
+    path.write_text(f"backend:\n  stemmer: '{word}'\n  stopwords: '{word}'\n")
+    from deepretrieval.tasks.retrieval import bm25_settings
+
+    settings = bm25_settings(load_recipe(path, {}).backend)
     assert (settings.stemmer, settings.stopwords) == (None, None)
     from deepretrieval.search.bm25 import BM25Searcher
     from deepretrieval.types import Document
@@ -100,3 +102,22 @@ def test_stop_tokens_reach_vllm_through_generation_kwargs(tmp_path):
     extra = TrainRecipe(use_vllm=True, trl={"generation_kwargs": {"min_tokens": 2}})
     assert grpo_config(extra, tmp_path, stops=[7]).generation_kwargs == {"stop_token_ids": [7], "min_tokens": 2}
     assert grpo_config(TrainRecipe(), tmp_path, stops=[7]).generation_kwargs is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("task: sql\n", "recipe field 'task': unknown task 'sql'"),
+        ("backend:\n  kind: faiss\n", "backend.kind"),
+        ("backend:\n  k2: 1\n", "backend.k2"),
+        ("backend:\n  b: 7\n", "0 <= b <= 1"),
+    ],
+)
+def test_task_and_backend_sections_are_checked(tmp_path, text, message):
+    from deepretrieval.data import load_collection
+
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    recipe = load_recipe(path, {})
+    with pytest.raises(DeepRetrievalError, match=message):
+        recipe.task_family().backend(load_collection("demo"), recipe.backend)

@@ -8,7 +8,10 @@ from deepretrieval.errors import DeepRetrievalError, SearchFailure
 from deepretrieval.recipe import TrainRecipe
 from deepretrieval.rewards import PRESETS
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
-from deepretrieval.train import RetrievalReward, read_log, train
+from deepretrieval.tasks import get_task
+from deepretrieval.train import read_log, train
+
+from .conftest import retrieval_reward
 
 
 class FlakySearcher:
@@ -37,7 +40,7 @@ def answer(query: str) -> str:
 
 def test_reward_batch_is_one_deduplicated_search(small_collection, searcher):
     flaky = FlakySearcher(searcher, failures=0)
-    reward = RetrievalReward(flaky, small_collection.examples, PRESETS["recall"])
+    reward = retrieval_reward(flaky, small_collection.examples, PRESETS["recall"])
     completions = [
         answer("myocardial infarction"),
         answer("myocardial infarction"),
@@ -53,7 +56,7 @@ def test_reward_batch_is_one_deduplicated_search(small_collection, searcher):
 
 def test_search_failure_is_never_a_reward_and_stops_when_it_persists(small_collection, searcher):
     flaky = FlakySearcher(searcher, failures=10)
-    reward = RetrievalReward(
+    reward = retrieval_reward(
         flaky,
         small_collection.examples,
         PRESETS["recall"],
@@ -68,13 +71,13 @@ def test_search_failure_is_never_a_reward_and_stops_when_it_persists(small_colle
 
 def test_transient_failure_is_retried(small_collection, searcher):
     flaky = FlakySearcher(searcher, failures=1)
-    reward = RetrievalReward(flaky, small_collection.examples, PRESETS["recall"], retries=2, backoff_seconds=0.0)
+    reward = retrieval_reward(flaky, small_collection.examples, PRESETS["recall"], retries=2, backoff_seconds=0.0)
     assert reward([""], [answer("hypertension")], example_id=["q2"]) == [pytest.approx(PRESETS["recall"].scale)]
     assert len(flaky.calls) == 2
 
 
 def test_relative_reward_uses_the_original_query(small_collection, searcher):
-    reward = RetrievalReward(searcher, small_collection.examples, PRESETS["recall-gain"])
+    reward = retrieval_reward(searcher, small_collection.examples, PRESETS["recall-gain"])
     same = reward([""], [answer("kidney stones")], example_id=["q3"])[0]
     assert same == pytest.approx(0.0)
 
@@ -146,7 +149,7 @@ def test_a_trained_run_is_a_policy_for_eval(tmp_path):
     train(recipe)
     collection = load_collection("demo")
     searcher = BM25Searcher.build(collection.documents)
-    policy = make_policy(str(tmp_path / "run"), searcher=searcher, documents=collection.documents)
+    policy = make_policy(str(tmp_path / "run"), task=get_task("retrieval"), backend=searcher, collection=collection)
     assert policy.describe()["mode"] == "expand"
     assert policy.describe()["context_docs"] == recipe.context_docs == 3
     results = evaluate(collection, "test", [policy], searcher, tmp_path / "eval", EvalSettings(k=100, batch_size=30))
@@ -172,9 +175,9 @@ def test_training_prompts_are_the_prompts_evaluation_sends(tmp_path, variant, mo
     recipe = TrainRecipe(data="demo", model="tiny-random", variant=variant, mode=mode, context_docs=2)
     model, tokenizer = load_model_and_tokenizer("tiny-random")
     context = ContextProvider(searcher, collection.documents, recipe.context_docs)
-    trained_on = build_dataset(examples, tokenizer, recipe, context)["prompt"]
+    trained_on = build_dataset(get_task("retrieval"), examples, tokenizer, recipe, context)["prompt"]
     run = save_policy(model, tokenizer, tmp_path / "run" / "final", recipe)
-    policy = make_policy(str(run.parent), searcher=searcher, documents=collection.documents)
+    policy = make_policy(str(run.parent), task=get_task("retrieval"), backend=searcher, collection=collection)
     sent = policy.prompts(examples)
     assert trained_on == sent
     assert all(p.endswith(assistant_prefix(variant)) for p in sent)
@@ -226,6 +229,6 @@ def test_lora_run_merges_evaluates_and_resumes(tmp_path):
     assert [r["step"] for r in read_log(resumed.log_path) if "reward" in r] == [1, 2, 3]
     collection = load_collection("demo")
     searcher = BM25Searcher.build(collection.documents)
-    policy = make_policy(str(tmp_path / "run"), searcher=searcher, documents=collection.documents)
+    policy = make_policy(str(tmp_path / "run"), task=get_task("retrieval"), backend=searcher, collection=collection)
     evaluated = evaluate(collection, "test", [policy], searcher, tmp_path / "eval", EvalSettings(k=100, batch_size=30))
     assert evaluated[0].metrics["queries"] == len(collection.split("test"))

@@ -87,22 +87,15 @@ def progress_bar() -> Progress:
     )
 
 
-def _bm25_settings(k1: float, b: float, method: str, stemmer: str, stopwords: str):
-    from .search.bm25 import BM25Settings
-
-    none = {"none", ""}
-    return BM25Settings(
-        k1=k1,
-        b=b,
-        method=method,
-        stemmer=None if stemmer in none else stemmer,
-        stopwords=None if stopwords in none else stopwords,
-    )
+def _bm25_spec(k1, b, method, stemmer, stopwords) -> dict:
+    """The BM25 settings given on the command line (the rest: an existing index's, or the defaults)."""
+    given = {"k1": k1, "b": b, "method": method, "stemmer": stemmer, "stopwords": stopwords}
+    return {k: v for k, v in given.items() if v is not None}
 
 
-K1Opt = Annotated[float, typer.Option(help="BM25 k1")]
-BOpt = Annotated[float, typer.Option(help="BM25 b")]
-MethodOpt = Annotated[str, typer.Option(help="BM25 variant: lucene, robertson, atire, bm25l, bm25+")]
+K1Opt = Annotated[float | None, typer.Option(help="BM25 k1 [default: 0.9, or an existing index's]")]
+BOpt = Annotated[float | None, typer.Option(help="BM25 b [default: 0.4, or an existing index's]")]
+MethodOpt = Annotated[str | None, typer.Option(help="BM25 variant: lucene, robertson, atire, bm25l, bm25+")]
 VariantOpt = Annotated[str | None, typer.Option(help="Model policies: direct | reasoning (default: as trained)")]
 ModeOpt = Annotated[str | None, typer.Option(help="Model policies: rewrite | expand (default: as trained)")]
 RepeatsOpt = Annotated[int | None, typer.Option(help="Expand mode: times the user's query is repeated")]
@@ -110,8 +103,22 @@ MaxNewOpt = Annotated[int | None, typer.Option(help="Model policies: max new tok
 ContextOpt = Annotated[int | None, typer.Option(help="Model policies: top first-pass titles shown in the prompt")]
 # One spelling everywhere, both forms accepted.
 KOpt = Annotated[int, typer.Option("-k", "--k", min=1, help="How many hits")]
-StemOpt = Annotated[str, typer.Option(help="Snowball stemmer language, or 'none'")]
-StopOpt = Annotated[str, typer.Option(help="Stopword list ('en'), or 'none'")]
+StemOpt = Annotated[str | None, typer.Option(help="Snowball stemmer language, or 'none' [default: english]")]
+StopOpt = Annotated[str | None, typer.Option(help="Stopword list ('en'), or 'none' [default: en]")]
+
+
+def task_of(name: str | None, policies: list[str]):
+    """The task to evaluate (``--task``, else the first trained run's, else retrieval) and the backend
+    settings a trained run recorded (command-line flags go on top)."""
+    from .policies.llm import read_policy_settings, resolve_run_dir
+    from .tasks import get_task
+
+    for spec in policies:
+        folder = Path(resolve_run_dir(spec))
+        saved = read_policy_settings(folder) if folder.is_dir() else {}
+        if "task" in saved and (name is None or name == saved["task"]):
+            return get_task(saved["task"]), dict(saved.get("backend") or {})
+    return get_task(name or "retrieval"), {}
 
 
 def prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs) -> dict:
@@ -141,38 +148,12 @@ def load(data: str, seed: int, corpus: Path | None):
     return collection
 
 
-def index_cache_dir() -> Path:
-    """Where indexes built for ``--data`` without ``--index`` are kept (beside the model cache)."""
-    from .models import cache_root
+def open_searcher(collection, index: Path | None, spec: dict | None = None):
+    """The BM25 index of ``collection`` at ``index`` (or in the cache), built there when absent."""
+    from .tasks import get_task
 
-    return cache_root() / "indexes"
-
-
-def open_searcher(collection, index: Path | None, settings=None):
-    """Load the index at ``index`` (checked against the corpus and settings), or build it and save it there.
-
-    ``settings`` None: whatever an existing index was built with (the defaults for a new one).
-    Without ``index`` the index is cached under ``index_cache_dir()``, keyed by the corpus and the settings,
-    so that repeated ``search`` / ``eval`` / ``rewrite`` calls on one collection index it once.
-    """
-    import hashlib
-    import json
-    from dataclasses import asdict
-
-    from .search.bm25 import MANIFEST, BM25Searcher, BM25Settings, corpus_hash
-
-    sha = corpus_hash(collection.documents)
-    if index is None:
-        settings = settings or BM25Settings()
-        key = hashlib.sha256(json.dumps([sha, asdict(settings)], sort_keys=True).encode()).hexdigest()[:24]
-        index = index_cache_dir() / key
-    if (index / MANIFEST).exists():
-        return BM25Searcher.load(index, expected_corpus_hash=sha, settings=settings)
-    settings = settings or BM25Settings()
-    with console.status(f"indexing {len(collection.documents):,} documents"):
-        searcher = BM25Searcher.build(collection.documents, settings)
-    searcher.save(index)
-    return searcher
+    with console.status(f"opening the index of {len(collection.documents):,} documents"):
+        return get_task("retrieval").backend(collection, spec or {}, index=index)
 
 
 @app.command()
@@ -205,9 +186,10 @@ def index(
 ) -> None:
     """Build a BM25 index of a collection's documents and save it (memory-mappable)."""
     from .search.bm25 import BM25Searcher
+    from .tasks.retrieval import bm25_settings
 
     collection = load(data, seed, corpus)
-    settings = _bm25_settings(k1, b, method, stemmer, stopwords)
+    settings = bm25_settings(_bm25_spec(k1, b, method, stemmer, stopwords))
     with console.status(f"indexing {len(collection.documents):,} documents"):
         searcher = BM25Searcher.build(collection.documents, settings)
     searcher.save(out_dir)
@@ -266,11 +248,12 @@ def eval_command(
     prf_docs: Annotated[int, typer.Option(help="PRF: feedback documents")] = 10,
     prf_terms: Annotated[int, typer.Option(help="PRF: expansion terms")] = 10,
     prf_weight: Annotated[float, typer.Option(help="PRF: weight of the original query")] = 0.5,
-    k1: K1Opt = 0.9,
-    b: BOpt = 0.4,
-    method: MethodOpt = "lucene",
-    stemmer: StemOpt = "english",
-    stopwords: StopOpt = "en",
+    k1: K1Opt = None,
+    b: BOpt = None,
+    method: MethodOpt = None,
+    stemmer: StemOpt = None,
+    stopwords: StopOpt = None,
+    task: Annotated[str | None, typer.Option(help="Task family (default: a trained run's, else retrieval)")] = None,
 ) -> None:
     """Evaluate policies on a split: runs.jsonl, metrics.json, report.md and comparison.png in --out."""
     from .evaluate import EvalSettings, evaluate
@@ -278,11 +261,15 @@ def eval_command(
     from .report import markdown_table
 
     collection = load(data, seed, corpus)
-    searcher = open_searcher(collection, index, _bm25_settings(k1, b, method, stemmer, stopwords))
+    family, spec = task_of(task, policy)
+    spec = {**spec, **_bm25_spec(k1, b, method, stemmer, stopwords)}
+    with console.status(f"opening the {family.name} backend for {len(collection.documents):,} documents"):
+        backend = family.backend(collection, spec, index=index)
     prf = PRFSettings(fb_docs=prf_docs, fb_terms=prf_terms, original_weight=prf_weight)
     prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs)
     policies = [
-        make_policy(spec, searcher=searcher, prf=prf, prompt=prompt, documents=collection.documents) for spec in policy
+        make_policy(spec, task=family, backend=backend, prf=prf, prompt=prompt, collection=collection)
+        for spec in policy
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress_bar() as bar:
@@ -295,9 +282,10 @@ def eval_command(
             collection,
             split,
             policies,
-            searcher,
+            backend,
             out_dir,
             EvalSettings(k=k, batch_size=batch_size),
+            task=family,
             overwrite=overwrite,
             progress=track,
         )
@@ -386,34 +374,36 @@ def rewrite(
     context_docs: ContextOpt = None,
 ) -> None:
     """Print a policy's rewrite of QUERY (and its top hits when a collection or index is given)."""
-    from .evaluate import search_outputs
     from .policies import make_policy
     from .search.bm25 import BM25Searcher
     from .types import Example
 
+    family, spec = task_of(None, [policy])
     collection = load(data, 0, None) if data else None
-    searcher = None
+    backend = None
     if collection is not None:
-        searcher = open_searcher(collection, index)
+        backend = family.backend(collection, spec, index=index)
     elif index is not None:
-        searcher = BM25Searcher.load(index)
-    elif policy in ("prf", "oracle"):
+        backend = BM25Searcher.load(index)
+    elif policy in ("prf", "oracle", *family.baselines()):
         raise DeepRetrievalError(f"the {policy} policy needs a collection to search: give --data or --index")
     prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs)
-    documents = collection.documents if collection else None
-    chosen = make_policy(policy, searcher=searcher, prompt=prompt, documents=documents)  # type: ignore[arg-type]
-    output = chosen.generate([Example(id="cli", question=query, targets={})])[0]
+    chosen = make_policy(policy, task=family, backend=backend, prompt=prompt, collection=collection)
+    example = Example(id="cli", question=query, targets={})
+    output = chosen.generate([example])[0]
     out.print(f"[bold]query sent:[/] {output.query}", highlight=False)
     if output.completion is not None:
         out.print(
             f"[dim]completion ({'format ok' if output.format_ok else 'format error'}):[/] {output.completion}",
             highlight=False,
         )
-    if searcher is not None:
+    if backend is not None:
         titles = {d.id: d.title or d.text[:80] for d in collection.documents} if collection else {}
-        # The query as eval runs it: a weighted query (PRF) is searched with its weights, not as display text.
-        ranking = search_outputs(searcher, [output], k)[0]
-        for rank, hit in enumerate(ranking, start=1):
+        # The action as eval runs it: a weighted query (PRF) is searched with its weights, not as display text.
+        outcome = family.execute([output.action], backend, k)[0]
+        if outcome.error:
+            out.print(f"[red]the backend refused the query:[/] {outcome.error}", highlight=False)
+        for rank, hit in enumerate(outcome.ranking, start=1):
             out.print(f"{rank:>3}. {hit.doc_id}  {hit.score:.3f}  {titles.get(hit.doc_id, '')}", highlight=False)
 
 

@@ -42,37 +42,41 @@ def run_demo(
     Also the learning benchmark's pipeline (on Cranfield and MED, without the oracle). Rerunning it
     resumes: evaluations skip finished queries and training continues from its last checkpoint.
     """
-    from .context import ContextProvider
     from .data import load_collection
     from .evaluate import EvalSettings, evaluate, load_policy_metrics
     from .policies import make_policy
     from .policies.llm import HFPolicy
     from .report import markdown_table, plot_training
-    from .search.bm25 import BM25Searcher
     from .train import LOG_FILE, last_checkpoint, train
 
     recipe = (recipe or demo_recipe()).model_copy(update={"output_dir": str(out_dir / "train")})
+    task = recipe.task_family()
     collection = load_collection(recipe.data, corpus=Path(recipe.corpus) if recipe.corpus else None, seed=recipe.seed)
-    searcher = BM25Searcher.build(collection.documents, recipe.bm25_settings())
+    backend = task.backend(collection, recipe.backend)
     eval_dir, eval_settings = out_dir / "eval", EvalSettings(k=1000, batch_size=16)
     prompt = recipe.prompt_settings()
-    context = ContextProvider(searcher, collection.documents, recipe.context_docs)
+    context = task.context(backend, collection, recipe.context_docs) if recipe.context_docs else None
+
+    def model_policy(ref: str, name: str) -> HFPolicy:
+        return HFPolicy(ref, task=task, backend=backend, prompt=prompt, name=name, context=context)
 
     say(f"1/3 baselines ({', '.join(baselines)}) and the untrained model")
-    fixed = [make_policy(s, searcher=searcher) for s in baselines]
-    untrained = HFPolicy(recipe.model, prompt=prompt, name=f"untrained {recipe.model} [{recipe.mode}]", context=context)
-    evaluate(collection, split, [*fixed, untrained], searcher, eval_dir, eval_settings, progress=progress)
+    fixed = [make_policy(s, task=task, backend=backend, collection=collection) for s in baselines]
+    untrained = model_policy(recipe.model, f"untrained {recipe.model} [{recipe.mode}]")
+    evaluate(collection, split, [*fixed, untrained], backend, eval_dir, eval_settings, task=task, progress=progress)
 
     train_dir = Path(recipe.output_dir)
     say(f"2/3 GRPO: {recipe.max_steps} steps x {recipe.prompts_per_step * recipe.num_generations} completions")
     resume = last_checkpoint(train_dir) is not None
     started = time.perf_counter()
-    result = train(recipe, resume=resume, collection=collection, searcher=searcher, progress=train_progress)
+    result = train(recipe, resume=resume, collection=collection, backend=backend, progress=train_progress)
     train_seconds = time.perf_counter() - started
 
     say("3/3 trained policy on the held-out split")
-    trained = HFPolicy(str(result.final_dir), name=f"trained {recipe.model} [{recipe.mode}]", context=context)
-    evaluate(collection, split, [trained], searcher, eval_dir, eval_settings, progress=progress, overwrite=True)
+    trained = model_policy(str(result.final_dir), f"trained {recipe.model} [{recipe.mode}]")
+    evaluate(
+        collection, split, [trained], backend, eval_dir, eval_settings, task=task, progress=progress, overwrite=True
+    )
 
     curve = out_dir / "reward_curve.png"
     plot_training(train_dir / LOG_FILE, curve)

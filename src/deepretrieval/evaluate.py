@@ -33,10 +33,9 @@ from pathlib import Path
 from . import metrics as M
 from .errors import DataError, DeepRetrievalError
 from .policies.base import Policy, PolicyOutput
-from .search.bm25 import BM25Searcher
-from .types import Collection, Example, Ranking
+from .tasks import Outcome, Task, default_task
+from .types import Collection, Example
 
-DEFAULT_MEASURES = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
 LOCK_FILE = ".eval.lock"
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ log = logging.getLogger(__name__)
 class EvalSettings:
     k: int = 1000
     batch_size: int = 32
-    measures: tuple[str, ...] = DEFAULT_MEASURES
+    measures: tuple[str, ...] | None = None  # None: the task's own measures
 
 
 @dataclass(frozen=True)
@@ -64,29 +63,16 @@ def policy_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "policy"
 
 
-def search_outputs(searcher: BM25Searcher, outputs: Sequence[PolicyOutput], k: int) -> list[Ranking]:
-    """One batched search for the text queries and one for the weighted ones, results in input order."""
-    results = [Ranking() for _ in outputs]
-    text_idx = [i for i, o in enumerate(outputs) if o.weights is None]
-    weighted_idx = [i for i, o in enumerate(outputs) if o.weights is not None]
-    if text_idx:
-        for i, hits in zip(text_idx, searcher.search([outputs[i].query for i in text_idx], k), strict=True):
-            results[i] = hits
-    if weighted_idx:
-        weights = [outputs[i].weights or {} for i in weighted_idx]
-        for i, hits in zip(weighted_idx, searcher.search_weighted(weights, k), strict=True):
-            results[i] = hits
-    return results
-
-
-def per_query_metrics(ranked: Sequence[str], qrels: dict[str, int], measures: Sequence[str]) -> dict[str, float]:
-    return {name: M.measure(name, ranked, qrels) for name in measures}
+def execute_outputs(task: Task, backend: object, outputs: Sequence[PolicyOutput], k: int) -> list[Outcome]:
+    """The task's batched execution of the policy's actions (an output without one: its query text), in order."""
+    return task.execute([o.query if o.action is None else o.action for o in outputs], backend, k)
 
 
 def run_policy(
     policy: Policy,
     examples: Sequence[Example],
-    searcher: BM25Searcher,
+    task: Task,
+    backend: object,
     run_dir: Path,
     settings: EvalSettings,
     identity: dict[str, object],
@@ -115,10 +101,10 @@ def run_policy(
     with runs_path.open("a", encoding="utf-8") as out:
         for batch in _batches(todo, settings.batch_size):
             outputs = policy.generate(batch)
-            hits = search_outputs(searcher, outputs, settings.k)
-            for example, output, ranked_hits in zip(batch, outputs, hits, strict=True):
-                ranked = ranked_hits.ids
-                out.write(json.dumps(_run_line(example, output, ranked, settings)) + "\n")
+            outcomes = execute_outputs(task, backend, outputs, settings.k)
+            measures = settings.measures or task.measures
+            for example, output, outcome in zip(batch, outputs, outcomes, strict=True):
+                out.write(json.dumps(_run_line(task, example, output, outcome, measures)) + "\n")
             out.flush()
             if advance:
                 advance(len(batch))
@@ -150,16 +136,19 @@ def evaluate(
     collection: Collection,
     split: str,
     policies: Sequence[Policy],
-    searcher: BM25Searcher,
+    backend: object,
     out_dir: Path,
     settings: EvalSettings | None = None,
     *,
+    task: Task | None = None,
     overwrite: bool = False,
     progress: Callable[[str, int], Advance] | None = None,
 ) -> list[PolicyResult]:
-    """Evaluate each policy and (re)write the folder's metrics.json, report.md and comparison.png."""
+    """Evaluate each policy on ``task`` (default: ``tasks.default_task()``) with its ``backend``, and
+    (re)write the folder's metrics.json, report.md and comparison.png."""
     from .report import write_report
 
+    task = task or default_task()
     settings = settings or EvalSettings()
     examples = collection.split(split)
     if not examples:
@@ -173,7 +162,16 @@ def evaluate(
         advance = progress(slug, len(examples)) if progress else None
         results.append(
             evaluate_policy(
-                collection, split, examples, policy, searcher, out_dir, settings, overwrite=overwrite, advance=advance
+                collection,
+                split,
+                examples,
+                policy,
+                task,
+                backend,
+                out_dir,
+                settings,
+                overwrite=overwrite,
+                advance=advance,
             )
         )
     # Serialised, so that of two evals finishing together the last to write has seen both policies' figures.
@@ -190,7 +188,8 @@ def evaluate_policy(
     split: str,
     examples: Sequence[Example],
     policy: Policy,
-    searcher: BM25Searcher,
+    task: Task,
+    backend: object,
     out_dir: Path,
     settings: EvalSettings,
     *,
@@ -205,18 +204,19 @@ def evaluate_policy(
         "split": split,
         "queries": len(examples),
         "k": settings.k,
-        "searcher": searcher.describe(),
+        "task": task.name,
+        "backend": task.describe_backend(backend),
         **policy.describe(),
     }
     with lock_run_dir(run_dir):
         runs_path = run_policy(
-            policy, examples, searcher, run_dir, settings, identity, overwrite=overwrite, advance=advance
+            policy, examples, task, backend, run_dir, settings, identity, overwrite=overwrite, advance=advance
         )
         summary: dict[str, float | int | str] = {
             "policy": policy.name,
             "collection": collection.name,
             "split": split,
-            **score_runs(runs_path, examples, settings.measures),
+            **score_runs(runs_path, examples, settings.measures or task.measures),
         }
         write_text_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2))
     return PolicyResult(slug, summary, runs_path)
@@ -273,14 +273,18 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _run_line(example: Example, output: PolicyOutput, ranked: list[str], settings: EvalSettings) -> dict:
+def _run_line(task: Task, example: Example, output: PolicyOutput, outcome: Outcome, measures: Sequence[str]) -> dict:
     line = {
         "id": example.id,
         "question": example.question,
         "query": output.query,
-        "ranked": ranked,
-        "metrics": per_query_metrics(ranked, dict(example.targets), settings.measures),
+        "ranked": outcome.ids,
+        "metrics": task.per_query(outcome, example, measures),
     }
+    if outcome.ranking.total is not None:
+        line["total"] = outcome.ranking.total
+    if outcome.error is not None:
+        line["error"] = outcome.error
     if output.completion is not None:
         line["completion"] = output.completion
         line["format_ok"] = output.format_ok

@@ -54,23 +54,6 @@ class PromptSettings:
 Context = Callable[[Sequence[Example]], list[Example]]
 
 
-def render_prompts(
-    examples: Sequence[Example], settings: PromptSettings, tokenizer: Any, context: Context | None = None
-) -> list[str]:
-    """The exact text a local model is given for each example: the one prompt function that training,
-    evaluation, ``rewrite`` and exports share, so a policy is always evaluated as it was trained."""
-    if settings.context_docs:
-        if context is None:
-            raise DeepRetrievalError("these prompts show retrieved context (context_docs > 0): give a context provider")
-        examples = context(examples)
-    return [
-        render_prompt(
-            build_messages(e, variant=settings.variant, mode=settings.mode), tokenizer, variant=settings.variant
-        )
-        for e in examples
-    ]
-
-
 _TASK = {
     "rewrite": (
         "You are a search expert. Rewrite the user's information need as a keyword query for a search engine "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import DeepRetrievalError
 from .prompts import PromptSettings
@@ -26,12 +26,12 @@ class TrainRecipe(BaseModel):
     corpus: str | None = Field(None, description="corpus.jsonl for a .jsonl of examples")
     split: str = Field("train", description="split to train on")
     seed: int = Field(0, description="seed for data generation, splitting, sampling and initialisation")
-    # retrieval (reward backend)
-    k1: float = 0.9
-    b: float = 0.4
-    bm25_method: str = "lucene"
-    stemmer: str | None = Field("english", description="Snowball stemmer language, or none")
-    stopwords: str | None = Field("en", description="stopword list, or none")
+    # task family and its backend
+    task: str = Field("retrieval", description="task family (see deepretrieval.tasks.TASKS)")
+    backend: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the task's backend, e.g. {kind: bm25, k1: 0.9, b: 0.4, method: lucene, stemmer: english}",
+    )
     # prompt and query
     variant: Literal["direct", "reasoning"] = "direct"
     mode: Literal["rewrite", "expand"] = "expand"
@@ -67,12 +67,6 @@ class TrainRecipe(BaseModel):
     )
     output_dir: str = "runs/train"
 
-    @field_validator("stemmer", "stopwords", mode="before")
-    @classmethod
-    def _none_word(cls, value: Any) -> Any:
-        """``none`` (or an empty string) switches stemming / stopwords off, as the command-line flags do."""
-        return None if isinstance(value, str) and value.strip().lower() in ("none", "") else value
-
     def prompt_settings(self) -> PromptSettings:
         """How the policy is prompted: the same settings in training, evaluation and rewrite."""
         return PromptSettings(
@@ -83,12 +77,14 @@ class TrainRecipe(BaseModel):
             context_docs=self.context_docs,
         )
 
-    def bm25_settings(self):
-        from .search.bm25 import BM25Settings
+    def task_family(self):
+        """The task this recipe names (checked: a typo is an error naming the field)."""
+        from .tasks import get_task
 
-        return BM25Settings(
-            k1=self.k1, b=self.b, method=self.bm25_method, stemmer=self.stemmer, stopwords=self.stopwords
-        )
+        try:
+            return get_task(self.task)
+        except DeepRetrievalError as exc:
+            raise DeepRetrievalError(f"recipe field 'task': {exc}") from None
 
 
 def demo_recipe() -> TrainRecipe:

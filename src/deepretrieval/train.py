@@ -1,15 +1,15 @@
 """GRPO training of a query-writing policy with TRL: the DeepRetrieval loop.
 
-prompt (chat template) -> TRL samples completions -> parse -> compose query -> one batched, de-duplicated
-BM25 search for the whole batch -> reward (pure, configurable) -> GRPO update. Checkpoints every
-``save_steps``; ``resume`` continues from the last one; the final policy is a normal HF folder.
+prompt (the task's messages, chat template) -> TRL samples completions -> the task reads each as an action
+-> one batched, de-duplicated execution on the task's backend for the whole batch -> reward (the task's
+presets) -> GRPO update. Nothing here names a task family: see ``tasks``. Checkpoints every ``save_steps``;
+``resume`` continues from the last complete one; the final policy is a normal HF folder.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -19,14 +19,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import DeepRetrievalError, SearchFailure
-from .modes import compose_query
-from .parsing import Parsed, extract_query_lenient, parse_completion
-from .prompts import Context, assistant_prefix, close_answer, render_prompts, stop_token_ids
+from .errors import DeepRetrievalError
+from .prompts import Context
 from .recipe import TrainRecipe
-from .rewards import PRESETS, RewardConfig, RewardResult, metric_value, score
-from .search.base import has_terms
-from .search.bm25 import BM25Searcher
+from .rewards import RewardConfig
+from .tasks import Task, TaskReward, render_prompts
 from .types import Example
 
 log = logging.getLogger(__name__)
@@ -35,149 +32,13 @@ POLICY_FILE = "policy.json"
 LOG_FILE = "train_log.jsonl"
 
 
-def reward_config(recipe: TrainRecipe) -> RewardConfig:
-    if recipe.reward not in PRESETS:
-        raise DeepRetrievalError(f"unknown reward preset {recipe.reward!r} (known: {', '.join(PRESETS)})")
-    config = PRESETS[recipe.reward]
-    if recipe.reward_k is not None:
-        from dataclasses import replace
-
-        config = replace(config, k=recipe.reward_k)
-    return config
-
-
-class RetrievalReward:
-    """A TRL reward function: the whole batch is scored with one de-duplicated, batched search.
-
-    Returns ``None`` for a sample whose search failed (TRL 1.16 keeps such samples out of the group
-    baseline and gives them zero advantage); a failure that persists for ``max_failed_batches``
-    consecutive batches stops training with ``SearchFailure``.
-    """
-
-    __name__ = "retrieval"
-
-    def __init__(
-        self,
-        searcher: BM25Searcher,
-        examples: Sequence[Example],
-        config: RewardConfig,
-        *,
-        variant: str = "direct",
-        mode: str = "rewrite",
-        repeats: int = 1,
-        tokenizer: Any = None,
-        retries: int = 2,
-        backoff_seconds: float = 0.5,
-        max_failed_batches: int = 3,
-    ) -> None:
-        self.searcher = searcher
-        self.examples = {e.id: e for e in examples}
-        self.config = config
-        self.variant, self.mode, self.repeats = variant, mode, repeats
-        self.tokenizer = tokenizer
-        self.retries, self.backoff_seconds = retries, backoff_seconds
-        self.max_failed_batches = max_failed_batches
-        self.failed_batches = 0
-        self.failures_total = 0
-        self.original_metric: dict[str, float] = {}
-        if config.relative_to_original:
-            self.original_metric = self._original_metrics(list(self.examples.values()))
-
-    def __call__(self, prompts: list, completions: list, example_id: list[str], **kwargs: Any) -> list[float | None]:
-        texts = [_completion_text(c) for c in completions]
-        results = self.score_batch(texts, example_id)
-        log_metric = kwargs.get("log_metric")
-        if log_metric is not None:
-            for name, value in self.batch_stats(texts, results).items():
-                log_metric(name, value)
-        return [r.total for r in results]
-
-    def score_batch(self, completions: Sequence[str], example_ids: Sequence[str]) -> list[RewardResult]:
-        examples = [self.examples[i] for i in example_ids]
-        parsed = [self.parse(c) for c in completions]
-        generated = [self._generated(p, c) for p, c in zip(parsed, completions, strict=True)]
-        queries = [
-            compose_query(self.mode, e.question, g, repeats=self.repeats) if g else ""
-            for g, e in zip(generated, examples, strict=True)
-        ]
-        ranked, failure = self._search_unique(queries)
-        return [
-            score(
-                p,
-                None if ranked is None else ranked.get(q, []),
-                e,
-                self.config,
-                query=g or "",
-                original_metric=self.original_metric.get(e.id),
-                failure=failure,
-            )
-            for p, g, q, e in zip(parsed, generated, queries, examples, strict=True)
-        ]
-
-    def parse(self, completion: str) -> Parsed:
-        """The verdict on a completion. An answer that gives the backend nothing to search (``!!!``, only
-        stopwords, a zero-width space) is an empty answer, in every mode: in expand mode it would otherwise
-        run the user's own query and earn its reward, while a literally empty answer is penalised."""
-        completion = close_answer(completion, self.variant)
-        parsed = parse_completion(completion, variant=self.variant, prefilled=assistant_prefix(self.variant))
-        if parsed.query and not has_terms(self.searcher, parsed.query):
-            return replace(parsed, query=None, format_ok=False, reason="empty_query")
-        return parsed
-
-    def _generated(self, parsed: Parsed, completion: str) -> str | None:
-        """The model's query text (None: nothing to search). Lenient presets search an out-of-format
-        completion's best-effort text, under the same nothing-to-search rule."""
-        if parsed.query or self.config.require_format or parsed.reason == "empty_query":
-            return parsed.query
-        generated = extract_query_lenient(assistant_prefix(self.variant) + completion)
-        return generated if generated and has_terms(self.searcher, generated) else None
-
-    def batch_stats(self, completions: Sequence[str], results: Sequence[RewardResult]) -> dict[str, float]:
-        scored = [r for r in results if r.failure is None]
-        metrics = [r.metric for r in scored if r.metric is not None]
-        parsed = [self.parse(c) for c in completions]
-        stats = {
-            "retrieval/metric": _mean(metrics),
-            # Samples that gave the backend nothing to search (empty, or no indexable term): scored as empty.
-            "retrieval/empty_ratio": _mean([1.0 if r.reason == "empty_query" else 0.0 for r in scored]),
-            "retrieval/format_error_ratio": _mean([0.0 if r.format_ok else 1.0 for r in scored]),
-            "retrieval/failures": float(len(results) - len(scored)),
-            "retrieval/query_tokens": _mean([self._tokens(r.query) for r in results if r.query]),
-            "retrieval/think_tokens": _mean([self._tokens(p.think) for p in parsed if p.think]),
-            "retrieval/unique_queries": float(len({r.query for r in scored if r.query})),
-        }
-        return {k: v for k, v in stats.items() if not math.isnan(v)}
-
-    def _search_unique(self, queries: Sequence[str]) -> tuple[dict[str, list[str]] | None, str | None]:
-        unique = sorted({q for q in queries if q.strip()})
-        if not unique:
-            return {}, None
-        error: Exception | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                hits = self.searcher.search(unique, self.config.k)
-                self.failed_batches = 0
-                return {q: hs.ids for q, hs in zip(unique, hits, strict=True)}, None
-            except SearchFailure as exc:
-                error = exc
-                log.warning("search failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, exc)
-                time.sleep(self.backoff_seconds * 2**attempt)
-        self.failed_batches += 1
-        self.failures_total += len(queries)
-        if self.failed_batches >= self.max_failed_batches:
-            raise SearchFailure(f"search kept failing for {self.failed_batches} batches; stopping: {error}")
-        return None, f"search failed: {error}"
-
-    def _original_metrics(self, examples: Sequence[Example]) -> dict[str, float]:
-        hits = self.searcher.search([e.question for e in examples], self.config.k)
-        return {e.id: metric_value(self.config, hs.ids, e) for e, hs in zip(examples, hits, strict=True)}
-
-    def _tokens(self, text: str | None) -> float:
-        if not text:
-            return 0.0
-        if self.tokenizer is None:
-            return float(len(text.split()))
-        return float(len(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+def reward_config(recipe: TrainRecipe, task: Task) -> RewardConfig:
+    """The recipe's reward preset, from the task's presets, with ``reward_k`` applied."""
+    if recipe.reward not in task.presets:
+        known = ", ".join(task.presets)
+        raise DeepRetrievalError(f"unknown reward preset {recipe.reward!r} for the {task.name} task (known: {known})")
+    config = task.presets[recipe.reward]
+    return config if recipe.reward_k is None else replace(config, k=recipe.reward_k)
 
 
 @dataclass(frozen=True)
@@ -188,12 +49,14 @@ class TrainResult:
     steps: int
 
 
-def build_dataset(examples: Sequence[Example], tokenizer: Any, recipe: TrainRecipe, context: Context | None = None):
-    """Prompts rendered once, by the same function evaluation uses (``prompts.render_prompts``), with the
+def build_dataset(
+    task: Task, examples: Sequence[Example], tokenizer: Any, recipe: TrainRecipe, context: Context | None = None
+):
+    """Prompts rendered once, by the same function evaluation uses (``tasks.render_prompts``), with the
     example id alongside."""
     from datasets import Dataset
 
-    prompts = render_prompts(examples, recipe.prompt_settings(), tokenizer, context)
+    prompts = render_prompts(task, examples, recipe.prompt_settings(), tokenizer, context)
     return Dataset.from_dict({"prompt": prompts, "example_id": [e.id for e in examples]})
 
 
@@ -276,7 +139,7 @@ def _log_callback(path: Path):
     from transformers import TrainerCallback
 
     class JsonlLog(TrainerCallback):
-        """Appends every logged dict (reward, loss, retrieval/* ...) to train_log.jsonl with its step.
+        """Appends every logged dict (reward, loss, the reward adapter's statistics) to train_log.jsonl by step.
 
         One ``write`` per record, flushed at once: a kill can tear at most the last line, which ``read_log`` skips
         and a resume drops (``_cut_log``)."""
@@ -294,7 +157,7 @@ def train(
     *,
     resume: bool = False,
     collection=None,
-    searcher: BM25Searcher | None = None,
+    backend: Any = None,
     progress: StepProgress | None = None,
 ) -> TrainResult:
     """Run GRPO for ``recipe.max_steps`` steps (in total, counting a resumed checkpoint's steps).
@@ -306,6 +169,10 @@ def train(
     from .data import load_collection
     from .models import load_model_and_tokenizer
 
+    task = recipe.task_family()
+    settings = recipe.prompt_settings()
+    task.check(settings)
+    config = reward_config(recipe, task)
     output_dir = Path(recipe.output_dir)
     start = _prepare_output(output_dir, recipe, resume)
     if collection is None:
@@ -319,25 +186,15 @@ def train(
         )
     if not examples:
         raise DeepRetrievalError(f"split {recipe.split!r} of {collection.name!r} has no query with a relevant document")
-    if searcher is None:
-        searcher = BM25Searcher.build(collection.documents, recipe.bm25_settings())
-    from .context import ContextProvider
-
-    context = ContextProvider(searcher, collection.documents, recipe.context_docs)
+    if backend is None:
+        backend = task.backend(collection, recipe.backend)
+    context = task.context(backend, collection, recipe.context_docs) if recipe.context_docs else None
     model, tokenizer = load_model_and_tokenizer(recipe.model)
-    # TRL stops sampling at the model's generation_config EOS ids: add the variant's stop tokens.
-    stops = stop_token_ids(tokenizer, recipe.variant)
+    # TRL stops sampling at the model's generation_config EOS ids: add the task's stop tokens.
+    stops = task.stop_token_ids(tokenizer, recipe.variant)
     if stops:
         model.generation_config.eos_token_id = [tokenizer.eos_token_id, *stops]
-    reward = RetrievalReward(
-        searcher,
-        examples,
-        reward_config(recipe),
-        variant=recipe.variant,
-        mode=recipe.mode,
-        repeats=recipe.expand_repeats,
-        tokenizer=tokenizer,
-    )
+    reward = TaskReward(task, backend, examples, config, settings, tokenizer=tokenizer)
     args = grpo_config(recipe, output_dir, stops)
     peft_config = None
     if recipe.lora:
@@ -355,7 +212,7 @@ def train(
         model=model,
         reward_funcs=[reward],
         args=args,
-        train_dataset=build_dataset(examples, tokenizer, recipe, context),
+        train_dataset=build_dataset(task, examples, tokenizer, recipe, context),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[_log_callback(log_path)],
@@ -379,7 +236,13 @@ def save_policy(model: Any, tokenizer: Any, final_dir: Path, recipe: TrainRecipe
     final_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
-    policy = {**asdict(recipe.prompt_settings()), "base_model": recipe.model, "data": recipe.data}
+    policy = {
+        **asdict(recipe.prompt_settings()),
+        "task": recipe.task,
+        "backend": recipe.backend,
+        "base_model": recipe.model,
+        "data": recipe.data,
+    }
     (final_dir / POLICY_FILE).write_text(json.dumps(policy, indent=2))
     return final_dir
 
@@ -683,15 +546,3 @@ def _record(line: str) -> dict | None:
     except ValueError:
         return None
     return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
-
-
-def _completion_text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[0], dict):
-        return str(completion[0].get("content", ""))
-    return str(completion)
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import DeepRetrievalError
-from ..search.bm25 import BM25Searcher
+from ..tasks.base import Task
+from ..types import Collection
 from .base import Policy, PolicyOutput
 from .baselines import OraclePolicy, OriginalPolicy, PRFPolicy, PRFSettings
 
@@ -17,54 +20,58 @@ __all__ = [
     "make_policy",
 ]
 
-BASELINES = ("original", "prf", "oracle")
-KNOWN = "original, prf, oracle, openai:<model>@<url>, a training run or model folder, smollm2-135m, tiny-random"
+
+def known_policies(task: Task) -> str:
+    names = ["original", *task.baselines(), "oracle"]
+    return ", ".join(names) + ", openai:<model>@<url>, a training run or model folder, smollm2-135m, tiny-random"
 
 
 def make_policy(
     spec: str,
     *,
-    searcher: BM25Searcher,
+    task: Task,
+    backend: Any,
+    collection: Collection | None = None,
     prf: PRFSettings | None = None,
     prompt: dict | None = None,
     batch_size: int = 16,
-    documents=None,
 ) -> Policy:
-    """Resolve a policy spec.
+    """Resolve a policy spec for ``task``.
 
-    ``original`` | ``prf`` | ``oracle`` | ``openai:<model>@<base url>`` | a training run folder | a model
-    registry name (``smollm2-135m``, ``tiny-random``) | a local HF folder. ``prompt`` holds prompt settings
-    given explicitly (command-line flags): each overrides only itself; the rest come from what a trained run
-    saved in its policy.json, else from the defaults.
+    ``original`` | ``oracle`` | a baseline of the task (retrieval: ``prf``) | ``openai:<model>@<base url>`` |
+    a training run folder | a model registry name (``smollm2-135m``, ``tiny-random``) | a local HF folder.
+    ``prompt`` holds prompt settings given explicitly (command-line flags): each overrides only itself; the
+    rest come from what a trained run saved in its policy.json, else from the defaults. ``collection`` is
+    where retrieved context for prompts comes from.
     """
     if not spec.strip():
-        raise DeepRetrievalError(f"an empty policy name (known: {KNOWN})")
+        raise DeepRetrievalError(f"an empty policy name (known: {known_policies(task)})")
     if spec == "original":
-        return OriginalPolicy()
-    if spec == "prf":
-        return PRFPolicy(searcher, prf)
+        return OriginalPolicy(task)
     if spec == "oracle":
-        return OraclePolicy()
+        return OraclePolicy(task)
+    if spec in task.baselines():
+        return task.baselines()[spec](task, backend, prf=prf)
     from .llm import HFPolicy, OpenAIPolicy, PromptSettings, parse_openai_spec, prompt_settings_for
 
     if spec.startswith("openai:"):
         model, url = parse_openai_spec(spec)
         settings = PromptSettings().replace(**(prompt or {}))
-        return OpenAIPolicy(model, url, prompt=settings, context=_context(searcher, documents, settings))
+        context = _context(task, backend, collection, settings)
+        return OpenAIPolicy(model, url, task=task, backend=backend, prompt=settings, context=context)
     from ..models import check_model
 
     try:
         check_model(spec)
     except DeepRetrievalError as exc:
-        raise DeepRetrievalError(f"unknown policy {spec!r} (known: {KNOWN}); {exc}") from None
+        raise DeepRetrievalError(f"unknown policy {spec!r} (known: {known_policies(task)}); {exc}") from None
     settings = prompt_settings_for(spec, prompt)
-    return HFPolicy(spec, prompt=settings, batch_size=batch_size, context=_context(searcher, documents, settings))
+    context = _context(task, backend, collection, settings)
+    return HFPolicy(spec, task=task, backend=backend, prompt=settings, batch_size=batch_size, context=context)
 
 
-def _context(searcher, documents, settings):
+def _context(task: Task, backend: Any, collection: Collection | None, settings):
     """A context provider of the size the prompt settings ask for (None when they show no context)."""
-    if not settings.context_docs or documents is None:
+    if not settings.context_docs or collection is None:
         return None
-    from ..context import ContextProvider
-
-    return ContextProvider(searcher, documents, settings.context_docs)
+    return task.context(backend, collection, settings.context_docs)

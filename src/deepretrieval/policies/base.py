@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -13,15 +13,15 @@ from ..types import Example
 class PolicyOutput:
     """What a policy sends to the search backend for one example.
 
-    ``query`` is always the final text sent (for ``expand`` mode: the user's query plus the model's
-    text). ``weights`` is set instead of free text for term-weighted queries (pseudo-relevance feedback);
-    ``query`` then holds a readable rendering of them. ``completion`` is the raw model output, if any.
+    ``action`` is what the task executes (a query string, a weighted query, a Boolean request …: see
+    ``tasks``); ``query`` is its readable form (for ``expand`` mode: the user's query plus the model's text).
+    ``completion`` is the raw model output, if any.
     """
 
     query: str
+    action: Hashable | None = None  # None: the query text is the action
     completion: str | None = None
     format_ok: bool | None = None
-    weights: Mapping[str, float] | None = None
 
 
 @runtime_checkable

@@ -1,4 +1,5 @@
-"""Baseline policies every trained rewriter must beat: the query as written, and RM3 feedback."""
+"""Baseline policies every trained rewriter must beat: the query as written (any task), the generator's
+oracle (any task), and RM3 feedback (the retrieval task's)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from dataclasses import asdict, dataclass
 
 from ..errors import DeepRetrievalError
 from ..search.bm25 import BM25Searcher
+from ..tasks import default_task
+from ..tasks.base import Task
+from ..tasks.retrieval import WeightedQuery
 from ..types import Example
 from .base import PolicyOutput
 
@@ -17,8 +21,15 @@ class OriginalPolicy:
 
     name = "original"
 
+    def __init__(self, task: Task | None = None) -> None:
+        self.task = task or default_task()
+
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
-        return [PolicyOutput(query=e.question) for e in examples]
+        outputs = []
+        for example in examples:
+            action = self.task.query_action(self.task.user_query(example), example)
+            outputs.append(PolicyOutput(query=self.task.render(action), action=action))
+        return outputs
 
     def describe(self) -> dict[str, object]:
         return {"policy": self.name}
@@ -63,9 +74,8 @@ class PRFPolicy:
         first_pass = self.searcher.search([e.question for e in examples], s.fb_docs)
         outputs = []
         for example, hits in zip(examples, first_pass, strict=True):
-            weights = self._expanded_weights(example.question, hits)
-            rendered = " ".join(f"{t}^{w:.4f}" for t, w in sorted(weights.items(), key=lambda x: -x[1]))
-            outputs.append(PolicyOutput(query=rendered, weights=weights))
+            action = WeightedQuery.of(self._expanded_weights(example.question, hits))
+            outputs.append(PolicyOutput(query=str(action), action=action))
         return outputs
 
     def _expanded_weights(self, question: str, hits: Sequence) -> dict[str, float]:
@@ -101,11 +111,15 @@ class OraclePolicy:
 
     name = "oracle"
 
+    def __init__(self, task: Task | None = None) -> None:
+        self.task = task or default_task()
+
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
         missing = [e.id for e in examples if "oracle_query" not in e.meta]
         if missing:
             raise DeepRetrievalError(f"the oracle policy needs meta.oracle_query; example {missing[0]!r} has none")
-        return [PolicyOutput(query=str(e.meta["oracle_query"])) for e in examples]
+        actions = [self.task.query_action(str(e.meta["oracle_query"]), e) for e in examples]
+        return [PolicyOutput(query=self.task.render(a), action=a) for a in actions]
 
     def describe(self) -> dict[str, object]:
         return {"policy": self.name}

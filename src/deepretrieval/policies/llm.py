@@ -12,35 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeepRetrievalError, EndpointFailure
-from ..modes import compose_query
-from ..parsing import extract_query_lenient, parse_completion
-from ..prompts import (
-    Context,
-    PromptSettings,
-    assistant_prefix,
-    build_messages,
-    close_answer,
-    render_prompts,
-    stop_token_ids,
-)
+from ..prompts import Context, PromptSettings
+from ..tasks import default_task
+from ..tasks.base import Task, propose_output, render_prompts
 from ..types import Example
 from .base import PolicyOutput
 
-__all__ = ["HFPolicy", "OpenAIPolicy", "PromptSettings", "parse_openai_spec", "prompt_settings_for", "to_output"]
-
-
-def to_output(completion: str, example: Example, prompt: PromptSettings, *, prefilled: bool = True) -> PolicyOutput:
-    """Parse a completion; an unparsable one still yields its best-effort query (marked format_ok=False).
-
-    ``prefilled``: the prompt ended with the variant's answer prefix (local models; not chat endpoints).
-    """
-    prefix = assistant_prefix(prompt.variant) if prefilled else ""
-    if prefilled:
-        completion = close_answer(completion, prompt.variant)
-    parsed = parse_completion(completion, variant=prompt.variant, prefilled=prefix)
-    generated = parsed.query if parsed.query else extract_query_lenient(prefix + completion)
-    query = compose_query(prompt.mode, example.question, generated, repeats=prompt.expand_repeats)
-    return PolicyOutput(query=query, completion=completion, format_ok=parsed.format_ok)
+__all__ = ["HFPolicy", "OpenAIPolicy", "PromptSettings", "parse_openai_spec", "prompt_settings_for"]
 
 
 def read_policy_settings(folder: Path) -> dict[str, Any]:
@@ -82,6 +60,8 @@ class HFPolicy:
         self,
         ref: str,
         *,
+        task: Task | None = None,
+        backend: Any = None,
         prompt: PromptSettings | None = None,
         batch_size: int = 16,
         name: str | None = None,
@@ -90,7 +70,9 @@ class HFPolicy:
         context: Context | None = None,
     ) -> None:
         self.ref = resolve_run_dir(ref)
+        self.task, self.backend = task or default_task(), backend
         self.prompt = prompt or prompt_settings_for(ref)
+        self.task.check(self.prompt)
         self.batch_size = batch_size
         self.name = name or f"{Path(ref).name or ref}[{self.prompt.mode}]"
         self._model, self._tokenizer = model, tokenizer
@@ -102,7 +84,7 @@ class HFPolicy:
             )
 
     def describe(self) -> dict[str, object]:
-        return {"policy": "hf", "model": self.ref, **self.prompt.__dict__}
+        return {"policy": "hf", "model": self.ref, "task": self.task.name, **self.prompt.__dict__}
 
     def _load(self) -> tuple[Any, Any]:
         if self._model is None:
@@ -114,7 +96,7 @@ class HFPolicy:
 
     def prompts(self, examples: Sequence[Example]) -> list[str]:
         """The text the model is given for each example (retrieved context included)."""
-        return render_prompts(examples, self.prompt, self._load()[1], self.context)
+        return render_prompts(self.task, examples, self.prompt, self._load()[1], self.context)
 
     def complete(self, examples: Sequence[Example]) -> list[str]:
         import torch
@@ -138,7 +120,10 @@ class HFPolicy:
                         max_new_tokens=self.prompt.max_new_tokens,
                         do_sample=False,
                         pad_token_id=tokenizer.pad_token_id,
-                        eos_token_id=[tokenizer.eos_token_id, *stop_token_ids(tokenizer, self.prompt.variant)],
+                        eos_token_id=[
+                            tokenizer.eos_token_id,
+                            *self.task.stop_token_ids(tokenizer, self.prompt.variant),
+                        ],
                     )
                 new = generated[:, batch["input_ids"].shape[1] :]
                 completions += tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -147,7 +132,11 @@ class HFPolicy:
         return completions
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
-        return [to_output(c, e, self.prompt) for c, e in zip(self.complete(examples), examples, strict=True)]
+        completions = self.complete(examples)
+        return [
+            propose_output(self.task, c, e, self.prompt, self.backend)
+            for c, e in zip(completions, examples, strict=True)
+        ]
 
 
 class OpenAIPolicy:
@@ -163,6 +152,8 @@ class OpenAIPolicy:
         model: str,
         base_url: str,
         *,
+        task: Task | None = None,
+        backend: Any = None,
         prompt: PromptSettings | None = None,
         client: Any = None,
         concurrency: int = 8,
@@ -174,7 +165,9 @@ class OpenAIPolicy:
         import httpx
 
         self.model, self.base_url = model, base_url.rstrip("/")
+        self.task, self.backend = task or default_task(), backend
         self.prompt = prompt or PromptSettings()
+        self.task.check(self.prompt)
         self.context = context
         if self.prompt.context_docs and context is None:
             raise DeepRetrievalError(
@@ -189,14 +182,20 @@ class OpenAIPolicy:
         self.client = client or httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     def describe(self) -> dict[str, object]:
-        return {"policy": "openai", "model": self.model, "base_url": self.base_url, **self.prompt.__dict__}
+        return {
+            "policy": "openai",
+            "model": self.model,
+            "base_url": self.base_url,
+            "task": self.task.name,
+            **self.prompt.__dict__,
+        }
 
     def _complete_one(self, example: Example) -> str:
         import httpx
 
         body = {
             "model": self.model,
-            "messages": build_messages(example, variant=self.prompt.variant, mode=self.prompt.mode),
+            "messages": self.task.messages(example, self.prompt),
             "max_tokens": self.prompt.max_new_tokens,
             "temperature": 0.0,
         }
@@ -223,7 +222,10 @@ class OpenAIPolicy:
         shown = self.context(examples) if self.prompt.context_docs and self.context else list(examples)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             completions = list(pool.map(self._complete_one, shown))
-        return [to_output(c, e, self.prompt, prefilled=False) for c, e in zip(completions, examples, strict=True)]
+        return [
+            propose_output(self.task, c, e, self.prompt, self.backend, prefilled=False)
+            for c, e in zip(completions, examples, strict=True)
+        ]
 
 
 class UnusableReply(ValueError):

@@ -1,0 +1,527 @@
+"""An offline PubMed-style Boolean search engine over a local fielded corpus, on tantivy.
+
+Queries are PubMed syntax (see :mod:`.pubmed_syntax`), parsed into an AST and translated into tantivy query
+objects; tantivy evaluates all Boolean logic, phrases, truncation and the date window.
+
+Fields: :class:`FieldSchema` says which parts of a :class:`Document` feed which tag. The title feeds
+``[ti]``, the text (abstract, a trial's summary) ``[ab]``; ``[tiab]`` is both; list-valued ``fields``
+feed their own tags (publications: ``mesh`` -> ``[mh]``, ``publication_types`` -> ``[pt]``; trials:
+``conditions`` -> ``[cond]``, ``interventions`` -> ``[intr]``); ``[all]`` and untagged words search
+every tag. Each value of a list field is indexed separately: a phrase never spans two MeSH headings.
+
+Analysis: every field is indexed twice. The *exact* copy (words and phrases) is tantivy's simple tokenizer
+(split on anything not a letter or digit), tokens of 40 bytes or more dropped, lower-cased, then Snowball-stemmed
+(``FieldSchema.stemmer``, English by default). PubMed does not stem but maps words to their variants
+(automatic term mapping); stemming is the local, reproducible stand-in, so ``trials`` finds ``trial`` in
+untagged, tagged and phrase searches alike. The *prefix* copy is the same without stemming: truncation
+(``diabet*``) expands over the written words, as PubMed does. Query words go through analysers made by the
+same function that configured the index's, so they are analysed exactly as the documents were. There are no
+stopwords (PubMed's are few, and phrases keep them).
+
+Dates: ``Document.date`` is indexed as an integer ``yyyymmdd`` fast field. A request's ``mindate`` /
+``maxdate`` window is inclusive; **a document without a date is excluded as soon as either bound is
+given** (PubMed leaves undated records out of a ``pdat`` range) and included when there is no window.
+A window with ``mindate > maxdate`` matches nothing.
+
+Order: see :data:`ORDER`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeepRetrievalError, SearchFailure, StaleIndexError
+from ..types import Document, Ranking
+from .pubmed_syntax import QuerySyntaxError, TargetField, Translator, parse
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+KIND = "boolean"
+MAX_K = 10_000  # what esearch can page to
+ORDER = (
+    "tantivy BM25 score descending (k1 1.2, b 0.75, summed over the matching words and phrases and the fields "
+    "they match in; a truncated word adds 1 per field it matches in; the date window adds nothing), ties by the "
+    "document's position in the corpus"
+)
+# Why relevance and not PubMed's "most recent": rewards read the first k (recall@3000); when a query matches
+# more than k records, keeping the k that match it best is what a searcher wants, while the newest k would be
+# arbitrary with respect to the need. Ties by corpus position make the cut at k reproducible across rebuilds
+# whatever tantivy's segment layout.
+LIST_TAGS = frozenset({"mh", "pt", "cond", "intr"})
+_ROW = "row"
+_DATE = "date"
+_TANTIVY_DIR = "tantivy"
+
+
+@dataclass(frozen=True)
+class FieldSchema:
+    """Which parts of a Document feed which field tag, and how words are analysed.
+
+    ``title`` always feeds ``[ti]`` and ``text`` ``[ab]``. ``lists`` pairs a ``Document.fields`` key with
+    the tag it feeds (one of ``mh``, ``pt``, ``cond``, ``intr``). ``stemmer``: a Snowball language for
+    words and phrases (tantivy's names: ``english``, ``french`` ...), or None for lower-casing only.
+    """
+
+    name: str = "publications"
+    lists: tuple[tuple[str, str], ...] = (("mesh", "mh"), ("publication_types", "pt"))
+    stemmer: str | None = "english"
+
+    def __post_init__(self) -> None:
+        tags = [tag for _, tag in self.lists]
+        unknown = sorted(set(tags) - LIST_TAGS)
+        if unknown:
+            raise DeepRetrievalError(f"unknown list tag(s) {unknown} (known: {sorted(LIST_TAGS)})")
+        if len(set(tags)) != len(tags) or len({key for key, _ in self.lists}) != len(self.lists):
+            raise DeepRetrievalError(f"field schema {self.name!r} feeds a tag or reads a field twice")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The indexed sources, each named by its tag."""
+        return ("ti", "ab", *(tag for _, tag in self.lists))
+
+    def tag_sources(self) -> dict[str, tuple[str, ...]]:
+        """Every tag a query may use -> the sources it searches."""
+        tags = {source: (source,) for source in self.sources}
+        return {**tags, "tiab": ("ti", "ab"), "all": self.sources}
+
+    def values(self, document: Document) -> Iterator[tuple[str, str]]:
+        """(source, text) pairs of one document; a list field gives one pair per value."""
+        if document.title:
+            yield "ti", document.title
+        if document.text:
+            yield "ab", document.text
+        for key, tag in self.lists:
+            for value in document.fields.get(key, ()):
+                if value:
+                    yield tag, value
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "lists": [list(pair) for pair in self.lists], "stemmer": self.stemmer}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FieldSchema:
+        return cls(data["name"], tuple((key, tag) for key, tag in data["lists"]), data["stemmer"])
+
+
+PUBLICATIONS = FieldSchema()
+TRIALS = FieldSchema("trials", (("conditions", "cond"), ("interventions", "intr")))
+
+
+@dataclass(frozen=True)
+class BooleanRequest:
+    """One search: PubMed-syntax ``query`` and an optional inclusive publication-date window."""
+
+    query: str
+    mindate: datetime.date | None = None
+    maxdate: datetime.date | None = None
+
+
+def corpus_hash(documents: Sequence[Document]) -> str:
+    """Identity of a fielded corpus: ids, titles, texts, list fields and dates, in order."""
+    digest = hashlib.sha256()
+    for d in documents:
+        parts = [d.id, d.title, d.text, d.date.isoformat() if d.date else ""]
+        for key in sorted(d.fields):
+            parts.append(key)
+            parts.extend(d.fields[key])
+            parts.append("\x1d")  # ends one field's values: ("a", "b") and ("a b",) must differ
+        for part in parts:
+            digest.update(part.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x1f")
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+class BooleanIndex:
+    """A tantivy index of a fielded corpus, searched with PubMed-syntax queries in batches."""
+
+    def __init__(self, index: Any, doc_ids: Sequence[str], schema: FieldSchema, corpus_sha: str, folder: Path):
+        self._index = index
+        self.doc_ids = list(doc_ids)
+        self.schema = schema
+        self.corpus_sha = corpus_sha
+        self._folder = folder  # tantivy's files
+        exact, prefix = _register_analyzers(index, schema)
+        targets = {
+            tag: [TargetField(*_field_names(source, schema)) for source in sources]
+            for tag, sources in schema.tag_sources().items()
+        }
+        self._translator = Translator(index.schema, targets, exact, prefix)
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        documents: Sequence[Document],
+        schema: FieldSchema = PUBLICATIONS,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        heap_bytes: int = 256_000_000,
+    ) -> BooleanIndex:
+        """Index ``documents`` in a private temporary folder (removed with the object); ``save`` to keep it.
+
+        ``progress(done, total)`` is called about every 1% and at the end.
+        """
+        if not documents:
+            raise SearchFailure("cannot index an empty corpus")
+        folder = Path(tempfile.mkdtemp(prefix="deepretrieval-boolean-"))
+        try:
+            index = _write_index(documents, schema, folder, progress, heap_bytes)
+            built = cls(index, [d.id for d in documents], schema, corpus_hash(documents), folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        weakref.finalize(built, shutil.rmtree, folder, True)
+        return built
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the index to ``directory`` atomically (staged beside it, then renamed into place).
+
+        An existing folder is replaced only when it is recognisably an index (it has a manifest) or empty:
+        pointing at a folder of the user's own files must never delete them.
+        """
+        directory = Path(directory)
+        if directory.exists() and not _replaceable(directory):
+            raise DeepRetrievalError(
+                f"{directory} exists and is not an index (no {MANIFEST}); refusing to replace it: "
+                "choose another folder or remove it yourself"
+            )
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+        try:
+            shutil.copytree(self._folder, staging / _TANTIVY_DIR, ignore=shutil.ignore_patterns("*.lock"))
+            (staging / "doc_ids.json").write_text(json.dumps(self.doc_ids))
+            manifest = self._manifest(_file_sizes(staging / _TANTIVY_DIR))
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))  # last: its presence marks completion
+            _swap_into_place(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return directory
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        expected_corpus_hash: str | None = None,
+        schema: FieldSchema | None = None,
+    ) -> BooleanIndex:
+        """Open a saved index; refuse one built from another corpus or with another field schema
+        (:class:`StaleIndexError`), and a missing or damaged one (:class:`SearchFailure`)."""
+        import tantivy
+
+        directory = Path(directory)
+        manifest = _read_manifest(directory)
+        try:
+            saved = FieldSchema.from_json(manifest["schema"])
+            documents, sha, files = int(manifest["documents"]), str(manifest["corpus_sha256"]), manifest["files"]
+        except (KeyError, TypeError, ValueError, DeepRetrievalError) as e:
+            raise SearchFailure(f"damaged manifest in {directory}: {e}") from None
+        _check_fresh(directory, manifest, saved, schema, expected_corpus_hash)
+        _check_files(directory / _TANTIVY_DIR, files)
+        with _engine_errors(f"to open {directory}"):
+            doc_ids = json.loads((directory / "doc_ids.json").read_text())
+            index = tantivy.Index.open(str(directory / _TANTIVY_DIR))
+            loaded = cls(index, doc_ids, saved, sha, directory / _TANTIVY_DIR)
+            found = index.searcher().num_docs
+        if not (len(doc_ids) == documents == found):
+            raise SearchFailure(
+                f"index at {directory} is damaged: {found} documents indexed, {len(doc_ids)} ids, "
+                f"{documents} in its manifest; rebuild it"
+            )
+        return loaded
+
+    def _manifest(self, files: dict[str, int]) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "format": FORMAT_VERSION,
+            "corpus_sha256": self.corpus_sha,
+            "documents": len(self.doc_ids),
+            "schema": self.schema.to_json(),
+            "tantivy": _tantivy_version(),
+            "order": ORDER,
+            "files": files,
+        }
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "backend": "tantivy-boolean",
+            "corpus_sha256": self.corpus_sha,
+            "schema": self.schema.to_json(),
+            "tags": sorted(self.schema.tag_sources()),
+            "order": ORDER,
+        }
+
+    # -- search ------------------------------------------------------------------------------------
+    def search(self, requests: Sequence[BooleanRequest], k: int) -> list[Ranking | QuerySyntaxError]:
+        """One result per request: a Ranking of the first ``k`` matches in :data:`ORDER` with ``total`` =
+        the number of matching documents, or the request's :class:`QuerySyntaxError` (returned, not raised:
+        a bad query is the writer's fault). ``k`` is 0 (count only) to :data:`MAX_K`.
+        Infrastructure problems raise :class:`SearchFailure`."""
+        if not 0 <= k <= MAX_K:
+            raise DeepRetrievalError(f"k must be between 0 and {MAX_K:,}, got {k}")
+        compiled = [self._compile_or_error(r) for r in requests]
+        with _engine_errors("while searching"):
+            searcher = self._index.searcher()  # one per batch: every request sees the same snapshot
+            return [q if isinstance(q, QuerySyntaxError) else self._ranking(searcher, q, k) for q in compiled]
+
+    def count(self, requests: Sequence[BooleanRequest]) -> list[int | QuerySyntaxError]:
+        """The number of matching documents per request (or its error), without collecting a ranking."""
+        return [r if isinstance(r, QuerySyntaxError) else r.total or 0 for r in self.search(requests, 0)]
+
+    def compile(self, request: BooleanRequest) -> Any:
+        """The tantivy query for a request; raises :class:`QuerySyntaxError`."""
+        import tantivy
+
+        query = self._translator.translate(parse(request.query))
+        window = self._date_window(request)
+        if window is None:
+            return query
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, window)])
+
+    def _compile_or_error(self, request: BooleanRequest) -> Any:
+        try:
+            return self.compile(request)
+        except QuerySyntaxError as e:
+            return e
+
+    def _date_window(self, request: BooleanRequest) -> Any | None:
+        from tantivy import FieldType, Query
+
+        if request.mindate is None and request.maxdate is None:
+            return None
+        low = _yyyymmdd(request.mindate) if request.mindate is not None else None
+        high = _yyyymmdd(request.maxdate) if request.maxdate is not None else None
+        if low is not None and high is not None and low > high:
+            return Query.empty_query()
+        window = Query.range_query(self._index.schema, _DATE, FieldType.Integer, low, high)
+        return Query.const_score_query(window, 0.0)  # a filter: it must not change the scores
+
+    def _ranking(self, searcher: Any, query: Any, k: int) -> Ranking:
+        if k == 0:
+            return Ranking([], [], total=searcher.search(query, 1, count=True).count)
+        # One hit more than asked shows whether a run of equal scores straddles the cut at k.
+        result = searcher.search(query, k + 1, count=True)
+        hits, total = result.hits, result.count
+        if len(hits) > k and hits[k][0] == hits[k - 1][0] and searcher.num_segments > 1:
+            hits = _through_tie(searcher, query, hits[k - 1][0], k)
+        rows = searcher.fast_field_values(_ROW, [address for _, address in hits])
+        # Within a segment tantivy breaks ties by document order, which index sorting made corpus order; a
+        # sort makes that hold across segments too.
+        scores = [score for score, _ in hits]
+        ranked = sorted(zip(rows, scores, strict=True), key=lambda pair: (-pair[1], pair[0]))[:k]
+        return Ranking([self.doc_ids[row] for row, _ in ranked], [score for _, score in ranked], total=total)
+
+
+def _through_tie(searcher: Any, query: Any, boundary: float, k: int) -> list[Any]:
+    """Hits down to the first score below ``boundary``: every document tied at the cut, so that corpus
+    order (not segment layout) decides which of them make the first k."""
+    limit = 2 * (k + 1)
+    while True:
+        hits = searcher.search(query, limit, count=False).hits
+        if len(hits) < limit or hits[-1][0] < boundary:
+            return hits
+        limit *= 2
+
+
+# -- writing -----------------------------------------------------------------------------------------
+
+
+def _write_index(
+    documents: Sequence[Document],
+    schema: FieldSchema,
+    folder: Path,
+    progress: Callable[[int, int], None] | None,
+    heap_bytes: int,
+) -> Any:
+    import tantivy
+
+    index = tantivy.Index(
+        _tantivy_schema(schema), path=str(folder), reuse=False, sort_by_field=_ROW, sort_order=tantivy.Order.Asc
+    )
+    _register_analyzers(index, schema)
+    # One indexing thread: tantivy's own thread runs beside Python's document building, and segments hold
+    # documents in corpus order, so a small corpus is one segment whose ties need no re-fetch.
+    writer = index.writer(heap_size=heap_bytes, num_threads=1)
+    total, step = len(documents), max(1, len(documents) // 100)
+    for row, document in enumerate(documents):
+        try:
+            writer.add_document(_tantivy_document(document, row, schema))
+        except (ValueError, UnicodeEncodeError) as e:
+            raise DeepRetrievalError(f"document {document.id!r} cannot be indexed: {e}") from None
+        if progress is not None and (row + 1) % step == 0 and row + 1 < total:
+            progress(row + 1, total)
+    writer.commit()
+    writer.wait_merging_threads()
+    index.reload()
+    if progress is not None:
+        progress(total, total)
+    return index
+
+
+def _tantivy_schema(schema: FieldSchema) -> Any:
+    import tantivy
+
+    builder = tantivy.SchemaBuilder()
+    builder.add_unsigned_field(_ROW, fast=True)  # corpus position: ids live in doc_ids.json, ties sort on it
+    builder.add_integer_field(_DATE, indexed=True, fast=True)
+    exact_tokenizer, prefix_tokenizer = _tokenizer_names(schema)
+    for source in schema.sources:
+        exact, prefix = _field_names(source, schema)
+        builder.add_text_field(exact, tokenizer_name=exact_tokenizer)
+        if prefix != exact:
+            builder.add_text_field(prefix, tokenizer_name=prefix_tokenizer)
+    return builder.build()
+
+
+def _tantivy_document(document: Document, row: int, schema: FieldSchema) -> Any:
+    import tantivy
+
+    doc = tantivy.Document()
+    doc.add_unsigned(_ROW, row)
+    if document.date is not None:
+        doc.add_integer(_DATE, _yyyymmdd(document.date))
+    for source, text in schema.values(document):
+        exact, prefix = _field_names(source, schema)
+        doc.add_text(exact, text)
+        if prefix != exact:
+            doc.add_text(prefix, text)
+    return doc
+
+
+def _field_names(source: str, schema: FieldSchema) -> tuple[str, str]:
+    """(exact, prefix) tantivy fields of a source; one field serves both when nothing is stemmed."""
+    return (source, f"{source}_plain") if schema.stemmer else (source, source)
+
+
+def _tokenizer_names(schema: FieldSchema) -> tuple[str, str]:
+    return (f"dr_{schema.stemmer}" if schema.stemmer else "dr_plain"), "dr_plain"
+
+
+def _register_analyzers(index: Any, schema: FieldSchema) -> tuple[Any, Any]:
+    """Register the index's analysers and return them: one definition serves documents and query words."""
+    import tantivy
+
+    def analyzer(stemmer: str | None) -> Any:
+        builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        builder = builder.filter(tantivy.Filter.remove_long(40)).filter(tantivy.Filter.lowercase())
+        if stemmer:
+            builder = builder.filter(tantivy.Filter.stemmer(stemmer))
+        try:
+            return builder.build()
+        except ValueError as e:
+            raise DeepRetrievalError(f"field schema {schema.name!r}: {e}") from None
+
+    exact, prefix = analyzer(schema.stemmer), analyzer(None)
+    exact_name, prefix_name = _tokenizer_names(schema)
+    index.register_tokenizer(exact_name, exact)
+    index.register_tokenizer(prefix_name, prefix)
+    return exact, prefix
+
+
+def _yyyymmdd(day: datetime.date) -> int:
+    return day.year * 10_000 + day.month * 100 + day.day
+
+
+def _tantivy_version() -> str:
+    from importlib.metadata import version
+
+    return version("tantivy")
+
+
+# -- the folder --------------------------------------------------------------------------------------
+
+
+def _replaceable(directory: Path) -> bool:
+    return directory.is_dir() and ((directory / MANIFEST).is_file() or not any(directory.iterdir()))
+
+
+def _swap_into_place(staging: Path, directory: Path) -> None:
+    # The old index moves aside before the new one moves in, so the folder is never half-written and a crash
+    # between the two renames leaves the old index intact beside it.
+    if not directory.exists():
+        os.replace(staging, directory)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}-old-", dir=directory.parent))
+    os.replace(directory, retired / "index")
+    os.replace(staging, directory)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _file_sizes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise SearchFailure(f"no index at {directory}; build one and save it there")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SearchFailure(f"unreadable manifest {path}: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+        raise SearchFailure(f"{directory} holds no Boolean index (its manifest is of another kind)")
+    return manifest
+
+
+def _check_fresh(
+    directory: Path,
+    manifest: dict[str, Any],
+    saved: FieldSchema,
+    schema: FieldSchema | None,
+    expected_corpus_hash: str | None,
+) -> None:
+    if manifest.get("format") != FORMAT_VERSION:
+        raise StaleIndexError(
+            f"index at {directory} has format {manifest.get('format')} "
+            f"(this version reads {FORMAT_VERSION}); rebuild it"
+        )
+    if manifest.get("tantivy") != _tantivy_version():
+        # Analysis (tokenizer, stemmer) is part of an index's identity: another tantivy may analyse otherwise.
+        raise StaleIndexError(
+            f"index at {directory} was built with tantivy {manifest.get('tantivy')}, "
+            f"this is {_tantivy_version()}; rebuild it"
+        )
+    if schema is not None and schema != saved:
+        changed = [k for k, v in asdict(schema).items() if asdict(saved)[k] != v]
+        raise StaleIndexError(f"index at {directory} was built with another field schema ({', '.join(changed)} differ)")
+    if expected_corpus_hash is not None and manifest["corpus_sha256"] != expected_corpus_hash:
+        raise StaleIndexError(
+            f"index at {directory} is stale: it was built from another corpus "
+            f"({manifest['documents']} documents); rebuild it"
+        )
+
+
+def _check_files(folder: Path, files: Any) -> None:
+    if not isinstance(files, dict) or not files:
+        raise SearchFailure(f"damaged manifest: no file list for {folder}")
+    found = _file_sizes(folder) if folder.is_dir() else {}
+    wrong = sorted(name for name, size in files.items() if found.get(name) != size)
+    if wrong:
+        raise SearchFailure(f"index files in {folder} are missing or damaged ({', '.join(wrong[:3])}); rebuild it")
+
+
+@contextmanager
+def _engine_errors(doing: str) -> Iterator[None]:
+    """Turn tantivy's failures (I/O, damaged files, Rust panics) into SearchFailure."""
+    try:
+        yield
+    except (OSError, ValueError) as e:
+        raise SearchFailure(f"the Boolean index failed {doing}: {e}") from e
+    except BaseException as e:
+        # pyo3 raises a Rust panic as PanicException, a BaseException subclass with no importable home.
+        if type(e).__name__ == "PanicException":
+            raise SearchFailure(f"the Boolean index failed {doing}: {e}") from e
+        raise

@@ -1,0 +1,376 @@
+"""The task seam: what a task family must say, and what every family shares.
+
+A family (one module beside this one: ``retrieval``, ``literature`` …) subclasses :class:`Task` and says
+everything family-specific: its prompt messages per variant, the answer prefix and stop rule, how a
+completion becomes an *action* (a query string, a weighted query, a Boolean request …), how a batch of
+actions is executed on its backend, its reward presets and evaluation measures, its baseline policies,
+and how its backend is built from a recipe's ``backend:`` section.
+
+Written once here, for every family: :func:`propose_output` (completion -> what a model policy sends) and
+:class:`TaskReward`, the TRL reward adapter that parses a GRPO batch, executes it with one batched,
+de-duplicated call, retries, turns an infrastructure failure into ``None`` (never a number) and logs
+per-step statistics. ``train.py`` and ``evaluate.py`` see only this module's names.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeepRetrievalError, SearchFailure
+from ..parsing import Parsed, extract_query_lenient, parse_completion
+from ..prompts import (
+    Context,
+    PromptSettings,
+    assistant_prefix,
+    build_messages,
+    close_answer,
+    render_prompt,
+    stop_token_ids,
+)
+from ..rewards import RewardConfig, RewardResult, metric_value, score
+from ..types import Collection, Example, Ranking
+
+log = logging.getLogger(__name__)
+
+# What a task executes for one example. Hashable, so a batch can be de-duplicated before it is executed.
+Action = Hashable
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What executing one action gave: a ranking (ids best first; ``total`` where the backend counts), or
+    ``error``: the backend refused the action as malformed — the model's fault, scored as a format error."""
+
+    ranking: Ranking
+    error: str | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        return self.ranking.ids
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A completion read as a family reads it: the model's query text and the action built from it
+    (``action`` None: nothing to execute)."""
+
+    text: str | None
+    action: Action | None
+
+
+class Task:
+    """A task family. Subclasses set the class attributes and implement the methods that raise."""
+
+    name: str = ""
+    presets: Mapping[str, RewardConfig] = {}
+    default_reward: str = ""
+    measures: tuple[str, ...] = ()  # evaluation measures (pytrec_eval names such as "ndcg@10")
+    modes: tuple[str, ...] = ("rewrite",)
+    answer_key: str = "query"
+
+    # -- backend ------------------------------------------------------------------------------------
+    def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None) -> Any:
+        """The backend a recipe's ``backend:`` section describes, for this collection (``index``: a folder
+        to load it from or save it to, where the backend has one)."""
+        raise NotImplementedError
+
+    def describe_backend(self, backend: Any) -> dict[str, object]:
+        return dict(backend.describe())
+
+    def context(self, backend: Any, collection: Collection, n: int) -> Callable[[Sequence[Example]], list[Example]]:
+        """A provider of retrieved context for prompts (``context_docs`` = n > 0)."""
+        raise DeepRetrievalError(f"the {self.name} task shows no retrieved context in prompts: set context_docs: 0")
+
+    # -- prompts ------------------------------------------------------------------------------------
+    def check(self, settings: PromptSettings) -> None:
+        if settings.mode not in self.modes:
+            raise DeepRetrievalError(
+                f"the {self.name} task has no {settings.mode!r} mode (it has {', '.join(self.modes)})"
+            )
+
+    def messages(self, example: Example, settings: PromptSettings) -> list[dict[str, str]]:
+        return build_messages(example, variant=settings.variant, mode=settings.mode)
+
+    def answer_prefix(self, variant: str) -> str:
+        """Text the prompt puts at the start of the assistant's turn (the parser is told the same)."""
+        return assistant_prefix(variant)
+
+    def stop_token_ids(self, tokenizer: Any, variant: str) -> list[int]:
+        """Token ids that end sampling besides EOS."""
+        return stop_token_ids(tokenizer, variant)
+
+    def close(self, completion: str, variant: str) -> str:
+        """A completion stopped by the stop rule, given its answer's canonical end."""
+        return close_answer(completion, variant)
+
+    # -- completion -> action -----------------------------------------------------------------------
+    def parse(self, completion: str, settings: PromptSettings, *, prefilled: bool = True) -> Parsed:
+        prefix = self.answer_prefix(settings.variant) if prefilled else ""
+        if prefilled:
+            completion = self.close(completion, settings.variant)
+        return parse_completion(completion, variant=settings.variant, answer_key=self.answer_key, prefilled=prefix)
+
+    def searchable(self, text: str, backend: Any) -> bool:
+        """Whether the model's text gives the backend anything to execute."""
+        return bool(text.strip())
+
+    def action(self, text: str, example: Example, settings: PromptSettings) -> Action:
+        """The action that runs the model's query ``text`` for ``example`` (mode, date window … applied)."""
+        raise NotImplementedError
+
+    def query_action(self, text: str, example: Example) -> Action:
+        """The action that runs ``text`` as written (baselines: the user's query, an oracle query)."""
+        raise NotImplementedError
+
+    def user_query(self, example: Example) -> str:
+        """The user's own query for an example (the ``original`` baseline)."""
+        return example.question
+
+    def render(self, action: Action) -> str:
+        """A readable form of an action, for runs.jsonl and the command line."""
+        return str(action)
+
+    # -- execution and scoring ----------------------------------------------------------------------
+    def execute(self, actions: Sequence[Action], backend: Any, k: int) -> list[Outcome]:
+        """Run a batch of actions (already de-duplicated) with as few backend calls as the backend allows.
+        An infrastructure problem raises ``SearchFailure``; a malformed action is an ``Outcome.error``."""
+        raise NotImplementedError
+
+    def score(
+        self,
+        parsed: Parsed,
+        proposal: Proposal,
+        outcome: Outcome | None,
+        example: Example,
+        config: RewardConfig,
+        *,
+        original_metric: float | None = None,
+        failure: str | None = None,
+    ) -> RewardResult:
+        if outcome is not None and outcome.error is not None:
+            return RewardResult(config.format_penalty, False, None, proposal.text, None, "rejected_by_backend")
+        return score(
+            parsed,
+            None if failure is not None else (outcome.ids if outcome is not None else []),
+            example,
+            config,
+            query=proposal.text or "",
+            original_metric=original_metric,
+            failure=failure,
+        )
+
+    def per_query(self, outcome: Outcome, example: Example, measures: Sequence[str]) -> dict[str, float]:
+        from ..metrics import measure
+
+        return {name: measure(name, outcome.ids, example.targets) for name in measures}
+
+    def baselines(self) -> Mapping[str, Callable[..., Any]]:
+        """Family-specific baseline policies by name, each built as ``factory(task, backend, **options)``."""
+        return {}
+
+
+# -- shared by every family ---------------------------------------------------------------------------
+
+
+def render_prompts(
+    task: Task,
+    examples: Sequence[Example],
+    settings: PromptSettings,
+    tokenizer: Any,
+    context: Context | None = None,
+) -> list[str]:
+    """The exact text a local model is given for each example: the one prompt function that training,
+    evaluation, ``rewrite`` and exports share, so a policy is always evaluated as it was trained."""
+    task.check(settings)
+    if settings.context_docs:
+        if context is None:
+            raise DeepRetrievalError("these prompts show retrieved context (context_docs > 0): give a context provider")
+        examples = context(examples)
+    return [
+        render_prompt(task.messages(e, settings), tokenizer) + task.answer_prefix(settings.variant) for e in examples
+    ]
+
+
+def propose(
+    task: Task,
+    completion: str,
+    example: Example,
+    settings: PromptSettings,
+    backend: Any,
+    *,
+    lenient: bool,
+    prefilled: bool = True,
+) -> tuple[Parsed, Proposal]:
+    """Read a completion: the verdict, and the action to run.
+
+    An answer that gives the backend nothing to search (``!!!``, only stopwords, a zero-width space) is an
+    empty answer, in every mode (in expand mode it would otherwise run the user's own query and earn its
+    reward). ``lenient``: an out-of-format completion's best-effort text is executed too.
+    """
+    parsed = task.parse(completion, settings, prefilled=prefilled)
+    if parsed.query and not task.searchable(parsed.query, backend):
+        parsed = replace(parsed, query=None, format_ok=False, reason="empty_query")
+    text = parsed.query
+    if not text and lenient and parsed.reason != "empty_query":
+        prefix = task.answer_prefix(settings.variant) if prefilled else ""
+        text = extract_query_lenient(prefix + completion) or None
+        if text and not task.searchable(text, backend):
+            text = None
+    return parsed, Proposal(text, task.action(text, example, settings) if text else None)
+
+
+def propose_output(
+    task: Task, completion: str, example: Example, settings: PromptSettings, backend: Any, *, prefilled: bool = True
+):
+    """What a model policy sends for one completion at evaluation: its best-effort action (an answer with
+    nothing to search sends the mode's fallback: the user's query in expand mode, nothing in rewrite)."""
+    from ..policies.base import PolicyOutput
+
+    if prefilled:
+        completion = task.close(completion, settings.variant)
+    parsed, proposal = propose(task, completion, example, settings, backend, lenient=True, prefilled=prefilled)
+    action = proposal.action if proposal.action is not None else task.action("", example, settings)
+    return PolicyOutput(query=task.render(action), completion=completion, format_ok=parsed.format_ok, action=action)
+
+
+def execute_unique(task: Task, actions: Sequence[Action | None], backend: Any, k: int) -> list[Outcome | None]:
+    """Execute a batch with one call per distinct action; ``None`` actions get ``None``."""
+    unique = list(dict.fromkeys(a for a in actions if a is not None))
+    outcomes = dict(zip(unique, task.execute(unique, backend, k), strict=True)) if unique else {}
+    return [None if a is None else outcomes[a] for a in actions]
+
+
+class TaskReward:
+    """A TRL reward function for any task: the whole batch is executed with one de-duplicated, batched call.
+
+    Returns ``None`` for a sample whose execution failed (TRL 1.16 keeps such samples out of the group
+    baseline and gives them zero advantage); a failure that persists for ``max_failed_batches``
+    consecutive batches stops training with ``SearchFailure``.
+    """
+
+    __name__ = "task_reward"
+
+    def __init__(
+        self,
+        task: Task,
+        backend: Any,
+        examples: Sequence[Example],
+        config: RewardConfig,
+        settings: PromptSettings,
+        *,
+        tokenizer: Any = None,
+        retries: int = 2,
+        backoff_seconds: float = 0.5,
+        max_failed_batches: int = 3,
+    ) -> None:
+        self.task, self.backend, self.config, self.settings = task, backend, config, settings
+        self.examples = {e.id: e for e in examples}
+        self.tokenizer = tokenizer
+        self.retries, self.backoff_seconds = retries, backoff_seconds
+        self.max_failed_batches = max_failed_batches
+        self.failed_batches = 0
+        self.failures_total = 0
+        self.original_metric: dict[str, float] = {}
+        if config.relative_to_original:
+            self.original_metric = self._original_metrics(list(self.examples.values()))
+
+    def __call__(self, prompts: list, completions: list, example_id: list[str], **kwargs: Any) -> list[float | None]:
+        texts = [_completion_text(c) for c in completions]
+        scored = self.score_with_verdicts(texts, example_id)
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None:
+            for name, value in self.batch_stats(scored).items():
+                log_metric(name, value)
+        return [result.total for _, result in scored]
+
+    def score_batch(self, completions: Sequence[str], example_ids: Sequence[str]) -> list[RewardResult]:
+        return [result for _, result in self.score_with_verdicts(completions, example_ids)]
+
+    def score_with_verdicts(
+        self, completions: Sequence[str], example_ids: Sequence[str]
+    ) -> list[tuple[Parsed, RewardResult]]:
+        examples = [self.examples[i] for i in example_ids]
+        lenient = not self.config.require_format
+        read = [
+            propose(self.task, c, e, self.settings, self.backend, lenient=lenient)
+            for c, e in zip(completions, examples, strict=True)
+        ]
+        outcomes, failure = self._execute([proposal.action for _, proposal in read])
+        return [
+            (
+                parsed,
+                self.task.score(
+                    parsed,
+                    proposal,
+                    outcome,
+                    example,
+                    self.config,
+                    original_metric=self.original_metric.get(example.id),
+                    failure=failure,
+                ),
+            )
+            for (parsed, proposal), outcome, example in zip(read, outcomes, examples, strict=True)
+        ]
+
+    def batch_stats(self, scored: Sequence[tuple[Parsed, RewardResult]]) -> dict[str, float]:
+        results = [r for _, r in scored]
+        ok = [r for r in results if r.failure is None]
+        stats = {
+            "retrieval/metric": _mean([r.metric for r in ok if r.metric is not None]),
+            # Samples that gave the backend nothing to search (empty, or no searchable term): scored as empty.
+            "retrieval/empty_ratio": _mean([1.0 if r.reason == "empty_query" else 0.0 for r in ok]),
+            "retrieval/format_error_ratio": _mean([0.0 if r.format_ok else 1.0 for r in ok]),
+            "retrieval/failures": float(len(results) - len(ok)),
+            "retrieval/query_tokens": _mean([self._tokens(r.query) for r in results if r.query]),
+            "retrieval/think_tokens": _mean([self._tokens(p.think) for p, _ in scored if p.think]),
+            "retrieval/unique_queries": float(len({r.query for r in ok if r.query})),
+        }
+        return {k: v for k, v in stats.items() if not math.isnan(v)}
+
+    def _execute(self, actions: Sequence[Action | None]) -> tuple[list[Outcome | None], str | None]:
+        """Outcomes in input order, retried with back-off; after the retries, all None and a failure text."""
+        error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                outcomes = execute_unique(self.task, actions, self.backend, self.config.k)
+                self.failed_batches = 0
+                return outcomes, None
+            except SearchFailure as exc:
+                error = exc
+                log.warning("search failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, exc)
+                time.sleep(self.backoff_seconds * 2**attempt)
+        self.failed_batches += 1
+        self.failures_total += len(actions)
+        if self.failed_batches >= self.max_failed_batches:
+            raise SearchFailure(f"search kept failing for {self.failed_batches} batches; stopping: {error}")
+        return [None] * len(actions), f"search failed: {error}"
+
+    def _original_metrics(self, examples: Sequence[Example]) -> dict[str, float]:
+        actions = [self.task.query_action(self.task.user_query(e), e) for e in examples]
+        outcomes = execute_unique(self.task, actions, self.backend, self.config.k)
+        return {e.id: metric_value(self.config, o.ids if o else [], e) for e, o in zip(examples, outcomes, strict=True)}
+
+    def _tokens(self, text: str | None) -> float:
+        if not text:
+            return 0.0
+        if self.tokenizer is None:
+            return float(len(text.split()))
+        return float(len(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+
+def _completion_text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[0], dict):
+        return str(completion[0].get("content", ""))
+    return str(completion)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")

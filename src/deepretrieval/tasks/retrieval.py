@@ -1,0 +1,132 @@
+"""The retrieval family: bag-of-words queries on a BM25 index (BEIR-style collections, classic test
+collections, the generated demo), rewarded and evaluated by recall and nDCG of the judged documents.
+
+Actions: a query string (what bm25s analyses), or a :class:`WeightedQuery` (term weights, as RM3
+pseudo-relevance feedback writes them). Modes: ``rewrite`` (the model's query replaces the user's) and
+``expand`` (appended to it, as Query2doc does). Backend: ``backend: {kind: bm25, k1, b, method, stemmer,
+stopwords}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeepRetrievalError
+from ..modes import compose_query
+from ..prompts import PromptSettings
+from ..rewards import PRESETS
+from ..search.base import has_terms
+from ..types import Collection, Example, Ranking
+from .base import Action, Outcome, Task
+
+
+@dataclass(frozen=True)
+class WeightedQuery:
+    """Analysed terms with weights: score = sum of weight x BM25 term score (hashable, for de-duplication)."""
+
+    terms: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def of(cls, weights: Mapping[str, float]) -> WeightedQuery:
+        return cls(tuple(sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))))
+
+    def __str__(self) -> str:
+        return " ".join(f"{t}^{w:.4f}" for t, w in self.terms)
+
+
+def index_cache_dir() -> Path:
+    """Where indexes built without an explicit ``--index`` folder are kept (beside the model cache)."""
+    from ..models import cache_root
+
+    return cache_root() / "indexes"
+
+
+def bm25_settings(spec: Mapping[str, Any]):
+    """BM25Settings from a recipe's ``backend:`` section (``kind: bm25``, the default); errors name the field."""
+    from ..search.bm25 import BM25Settings
+
+    values = {k: v for k, v in spec.items() if k != "kind"}
+    kind = spec.get("kind", "bm25")
+    if kind != "bm25":
+        raise DeepRetrievalError(f"recipe field backend.kind: the retrieval task has no backend {kind!r} (known: bm25)")
+    if "bm25_method" in values:  # the flat recipes' spelling
+        values["method"] = values.pop("bm25_method")
+    for key in ("stemmer", "stopwords"):
+        if isinstance(values.get(key), str) and values[key].strip().lower() in ("none", ""):
+            values[key] = None
+    known = set(BM25Settings.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise DeepRetrievalError(
+            f"recipe field backend.{unknown[0]}: unknown (known: kind, {', '.join(sorted(known))})"
+        )
+    return BM25Settings(**values)
+
+
+class RetrievalTask(Task):
+    name = "retrieval"
+    presets = PRESETS
+    default_reward = "recall-lenient"
+    measures = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
+    modes = ("rewrite", "expand")
+
+    def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
+        """The BM25 index at ``index`` (checked against the corpus and the settings given), or built and saved
+        there. ``spec`` empty: whatever an existing index was built with (the defaults for a new one).
+
+        Without ``index`` the index is cached under ``index_cache_dir()``, keyed by the corpus and the
+        settings, so that repeated commands and runs on one collection index it once.
+        """
+        from ..search.bm25 import MANIFEST, BM25Searcher, corpus_hash
+
+        settings = bm25_settings(spec) if spec else None
+        sha = corpus_hash(collection.documents)
+        if index is None:
+            settings = settings or bm25_settings({})
+            key = hashlib.sha256(json.dumps([sha, asdict(settings)], sort_keys=True).encode()).hexdigest()[:24]
+            index = index_cache_dir() / key
+        if (index / MANIFEST).exists():
+            return BM25Searcher.load(index, expected_corpus_hash=sha, settings=settings)
+        searcher = BM25Searcher.build(collection.documents, settings or bm25_settings({}))
+        searcher.save(index)
+        return searcher
+
+    def context(self, backend: Any, collection: Collection, n: int):
+        from ..context import ContextProvider
+
+        return ContextProvider(backend, collection.documents, n)
+
+    def searchable(self, text: str, backend: Any) -> bool:
+        return has_terms(backend, text)
+
+    def action(self, text: str, example: Example, settings: PromptSettings) -> Action:
+        return compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats)
+
+    def query_action(self, text: str, example: Example) -> Action:
+        return text
+
+    def execute(self, actions: Sequence[Action], backend: Any, k: int) -> list[Outcome]:
+        """One batched search for the text queries and one for the weighted ones, outcomes in input order."""
+        rankings: list[Ranking] = [Ranking() for _ in actions]
+        text = [i for i, a in enumerate(actions) if isinstance(a, str)]
+        weighted = [i for i, a in enumerate(actions) if isinstance(a, WeightedQuery)]
+        if len(text) + len(weighted) != len(actions):
+            raise TypeError("retrieval actions are query strings or WeightedQuery objects")
+        if text:
+            for i, ranking in zip(text, backend.search([actions[i] for i in text], k), strict=True):
+                rankings[i] = ranking
+        if weighted:
+            queries = [dict(actions[i].terms) for i in weighted]  # type: ignore[union-attr]
+            for i, ranking in zip(weighted, backend.search_weighted(queries, k), strict=True):
+                rankings[i] = ranking
+        return [Outcome(r) for r in rankings]
+
+    def baselines(self) -> Mapping[str, Callable[..., Any]]:
+        from ..policies.baselines import PRFPolicy
+
+        return {"prf": lambda task, backend, prf=None, **_: PRFPolicy(backend, prf)}
