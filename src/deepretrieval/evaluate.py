@@ -129,7 +129,28 @@ def score_runs(runs_path: Path, examples: Sequence[Example], measures: Sequence[
     summary: dict[str, float | int] = dict(M.aggregate(per_query))
     summary["queries"] = len(per_query)
     summary["unjudged_queries"] = len(examples) - len(per_query)
+    statistics = run_statistics(runs_path, wanted)
+    if statistics:
+        summary["statistics"] = statistics  # type: ignore[assignment]
     return summary
+
+
+def run_statistics(runs_path: Path, wanted: set[str]) -> dict[str, float]:
+    """What the executed actions looked like, for backends that count matches or refuse malformed actions:
+    result-set sizes, and the shares of empty and of refused queries."""
+    lines = [json.loads(x) for x in runs_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    lines = [x for x in lines if str(x.get("id")) in wanted]
+    totals = sorted(int(x["total"]) for x in lines if isinstance(x.get("total"), int))
+    if not lines or (not totals and not any("error" in x for x in lines)):
+        return {}
+    stats = {
+        "refused_share": sum("error" in x for x in lines) / len(lines),
+        "empty_result_share": sum(not x.get("ranked") for x in lines) / len(lines),
+    }
+    if totals:
+        stats |= {"total_median": float(totals[len(totals) // 2]), "total_mean": sum(totals) / len(totals)}
+        stats["total_max"] = float(totals[-1])
+    return stats
 
 
 def evaluate(

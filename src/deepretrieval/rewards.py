@@ -34,6 +34,10 @@ class RewardConfig:
     max_query_words: int = 64
     length_penalty: float = -1.0
     empty_penalty: float = -1.0
+    # Backends that count their matches: ``oversize_penalty`` is taken off when a query matches more than
+    # ``oversize_factor`` x k documents (a recall reward alone invites ever broader queries).
+    oversize_factor: float | None = None
+    oversize_penalty: float = 0.0
 
     @property
     def measure_name(self) -> str:

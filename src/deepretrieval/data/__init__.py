@@ -18,13 +18,24 @@ def load_collection(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.6, 0.1, 0.3),
 ) -> Collection:
-    """``demo`` | a BEIR folder | a SMART folder | an examples ``.jsonl`` (corpus beside it or ``corpus``)."""
+    """``demo`` | ``literature-demo`` | a BEIR folder | a SMART folder | an examples ``.jsonl`` | a reviews
+    ``.jsonl`` (DeepRetrieval's PICO records; corpus beside it or ``corpus``)."""
     if str(spec) == "demo":
         from .demo import build_demo_collection
 
         return build_demo_collection(seed=seed)
+    if str(spec) == "literature-demo":
+        from .litdemo import build_literature_demo
+
+        return build_literature_demo(seed=seed)
     path = Path(spec)
     if path.is_file() and path.suffix == ".jsonl":
+        from .literature import is_reviews_file
+
+        if is_reviews_file(path):
+            from .literature import load_reviews
+
+            return load_reviews(path, corpus, seed=seed, fractions=fractions)
         from .jsonl import load_jsonl
 
         return load_jsonl(path, corpus, seed=seed, fractions=fractions)
@@ -38,7 +49,9 @@ def load_collection(
         if find_files(path):
             return load_classic(path, seed=seed, fractions=fractions)
     if not path.exists():
-        raise DataError(path, "no such file or folder (expected 'demo', a BEIR or SMART folder, or a .jsonl)")
+        raise DataError(
+            path, "no such file or folder (expected 'demo', 'literature-demo', a BEIR or SMART folder, or a .jsonl)"
+        )
     raise DataError(
         path,
         "not a BEIR folder (corpus.jsonl), SMART folder (*.ALL, *.QRY or query.text, *.REL or qrels.text) or .jsonl",

@@ -24,6 +24,7 @@ __all__ = [
 # name -> (module, class): imported on first use, so naming a family costs nothing until it is used.
 TASKS = {
     "retrieval": ("retrieval", "RetrievalTask"),
+    "literature": ("literature", "LiteratureTask"),
 }
 
 

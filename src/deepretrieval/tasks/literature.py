@@ -1,0 +1,247 @@
+"""The literature family: DeepRetrieval's systematic-review search. From a review's PICO the policy writes a
+PubMed-syntax Boolean query; it runs on a Boolean engine with the review's publication date as the upper
+end of the date window; the reward is the recall of the studies the review included among the first K
+results (DeepRetrieval: K = 3,000 on PubMed, with a step table and a +1 / -4 format term).
+
+Answers are the Boolean query itself, ``<answer>QUERY</answer>`` (DeepRetrieval's JSON form
+``<answer>{"query": "…"}</answer>`` is read too): Boolean queries are full of double quotes, which JSON
+would make a small model escape. The direct variant pre-fills ``<answer>`` and stops at the first token
+that opens a closing tag. A query the engine's parser rejects is the model's fault: a format error, never
+an infrastructure failure. Backend: ``backend: {kind: boolean, schema: publications | trials}``, the
+offline tantivy engine of ``search.boolean`` (cached on disk like the BM25 index).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeepRetrievalError
+from ..parsing import Parsed, blocks
+from ..prompts import PromptSettings
+from ..rewards import DEEPRETRIEVAL_TIERS, RewardConfig
+from ..types import Collection, Example, Ranking
+from .base import Action, Outcome, Task
+
+MAX_QUERY_CHARS = 4000
+_PREFIX = {"direct": "<answer>", "reasoning": "<think>"}
+_SYSTEM = (
+    "You are a medical librarian who builds literature searches for systematic reviews. From the review's "
+    "PICO (Population, Intervention, Comparison, Outcome) write a PubMed Boolean query that finds the "
+    "studies the review would include: synonyms joined with OR inside parentheses, concepts joined with AND, "
+    "quoted phrases, field tags such as [tiab] or [mh], truncation such as random*. "
+)
+_FORMAT = {
+    "direct": "Reply with the query only, in this format: <answer>QUERY</answer>",
+    "reasoning": "First think briefly inside <think> </think>, then reply in this format: <answer>QUERY</answer>",
+}
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
+_OPERATORS = {"AND", "OR", "NOT"}
+_STOP = frozenset(
+    {"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "into", "is", "of", "on", "or", "the"}
+    | {"to", "with", "without", "versus", "vs", "people", "patients"}
+)
+
+PRESETS: dict[str, RewardConfig] = {
+    # DeepRetrieval's reward: recall@3000 step table, +1 for a valid query, -4 for an invalid one.
+    "deepretrieval-recall": RewardConfig(
+        metric="recall", k=3000, tiers=DEEPRETRIEVAL_TIERS, below_tiers=-3.5, format_bonus=1.0, format_penalty=-4.0
+    ),
+    "recall": RewardConfig(metric="recall", k=3000),
+    # Recall rewards invite ever broader queries: a small penalty when the result set is far larger than K.
+    "recall-focused": RewardConfig(metric="recall", k=3000, oversize_factor=10.0, oversize_penalty=0.2),
+}
+
+
+def _schema(collection: Collection, spec: Mapping[str, Any]):
+    from ..search.boolean import PUBLICATIONS, TRIALS
+
+    name = spec.get("schema")
+    if name is None:
+        name = "trials" if any("conditions" in d.fields for d in collection.documents[:50]) else "publications"
+    schemas = {"publications": PUBLICATIONS, "trials": TRIALS}
+    if name not in schemas:
+        raise DeepRetrievalError(f"recipe field backend.schema: {name!r} is not one of {', '.join(schemas)}")
+    return schemas[name]
+
+
+class LiteratureTask(Task):
+    name = "literature"
+    presets = PRESETS
+    default_reward = "deepretrieval-recall"
+    measures = ("recall@100", "recall@1000", "recall@3000", "ndcg@10")
+    modes = ("rewrite",)
+
+    # -- backend ------------------------------------------------------------------------------------
+    def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
+        """The Boolean index at ``index`` (checked against the corpus), or built and saved there; without
+        ``index``, cached beside the model cache, keyed by the corpus and the schema."""
+        from ..search.boolean import MANIFEST, BooleanIndex, corpus_hash
+        from .retrieval import index_cache_dir
+
+        unknown = sorted(set(spec) - {"kind", "schema"})
+        if unknown:
+            raise DeepRetrievalError(f"recipe field backend.{unknown[0]}: unknown (known: kind, schema)")
+        if spec.get("kind", "boolean") != "boolean":
+            raise DeepRetrievalError(f"recipe field backend.kind: the literature task has no backend {spec['kind']!r}")
+        schema = _schema(collection, spec)
+        sha = corpus_hash(collection.documents)
+        index = index or index_cache_dir() / f"boolean-{schema.name}-{sha[:24]}"
+        if (index / MANIFEST).exists():
+            return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
+        built = BooleanIndex.build(collection.documents, schema)
+        built.save(index)
+        return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
+
+    # -- prompts ------------------------------------------------------------------------------------
+    def messages(self, example: Example, settings: PromptSettings) -> list[dict[str, str]]:
+        user = f"Systematic review:\n{example.question.strip()}"
+        return [{"role": "system", "content": _SYSTEM + _FORMAT[settings.variant]}, {"role": "user", "content": user}]
+
+    def answer_prefix(self, variant: str) -> str:
+        return _PREFIX[variant]
+
+    def stop_token_ids(self, tokenizer: Any, variant: str) -> list[int]:
+        """Direct variant: the first token that opens a closing tag (``</``) ends the answer."""
+        if variant != "direct":
+            return []
+        cached = getattr(tokenizer, "_deepretrieval_close_tag_ids", None)
+        if cached is None:
+            cached = sorted(i for i in tokenizer.get_vocab().values() if "</" in tokenizer.decode([i]))
+            tokenizer._deepretrieval_close_tag_ids = cached
+        return cached
+
+    def close(self, completion: str, variant: str) -> str:
+        if variant != "direct" or "</answer>" in completion or "</" not in completion:
+            return completion
+        return completion[: completion.index("</")] + "</answer>"
+
+    # -- completion -> action -----------------------------------------------------------------------
+    def parse(self, completion: str, settings: PromptSettings, *, prefilled: bool = True) -> Parsed:
+        """The Boolean query in the one ``<answer>`` block (raw, or DeepRetrieval's ``{"query": …}``)."""
+        if prefilled:
+            completion = self.answer_prefix(settings.variant) + self.close(completion, settings.variant)
+        text = str(completion).strip()
+        if len(text) > 8 * MAX_QUERY_CHARS:
+            return Parsed(None, None, False, "completion_too_long")
+        answers, thinks = blocks(text, "answer"), blocks(text, "think")
+        think = thinks[0][0].strip() if thinks else None
+        if len(answers) != 1:
+            reason = "missing_answer_tag" if not answers else "multiple_answers"
+            return Parsed(None, think, False, reason)
+        body, start, end = answers[0]
+        query = " ".join(_unwrap(body).split())
+        if not query:
+            return Parsed(None, think, False, "empty_query")
+        if len(query) > MAX_QUERY_CHARS:
+            return Parsed(query[:MAX_QUERY_CHARS], think, False, "too_long")
+        if text[end:].strip():
+            return Parsed(query, think, False, "text_after_answer")
+        before = text[:start].strip()
+        if settings.variant == "reasoning":
+            if len(thinks) != 1 or not before.startswith("<think>") or not before.endswith("</think>"):
+                return Parsed(query, think, False, "missing_think")
+        elif before:
+            return Parsed(query, think, False, "text_before_answer")
+        return Parsed(query, think, True, "ok")
+
+    def searchable(self, text: str, backend: Any) -> bool:
+        return any(ch.isalnum() for ch in text)
+
+    def action(self, text: str, example: Example, settings: PromptSettings) -> Action:
+        return self.query_action(text, example)
+
+    def query_action(self, text: str, example: Example) -> Action:
+        """The query with the review's date window: only studies published by the review's date count."""
+        from ..search.boolean import BooleanRequest
+
+        return BooleanRequest(text, maxdate=example.meta.get("pub_date"))
+
+    def user_query(self, example: Example) -> str:
+        """The PICO's own words as a query (what a user would type): words only, operators lower-cased."""
+        pico = example.meta.get("pico")
+        text = " ".join(str(v) for v in pico.values()) if isinstance(pico, dict) else example.question
+        return " ".join(w.lower() if w in _OPERATORS else w for w in _WORD.findall(text))
+
+    def render(self, action: Action) -> str:
+        window = f" [published by {action.maxdate}]" if getattr(action, "maxdate", None) else ""
+        return f"{getattr(action, 'query', action)}{window}"
+
+    # -- execution and scoring ----------------------------------------------------------------------
+    def execute(self, actions: Sequence[Action], backend: Any, k: int) -> list[Outcome]:
+        from ..search.boolean import BooleanRequest
+        from ..search.pubmed_syntax import QuerySyntaxError
+
+        requests = [a if isinstance(a, BooleanRequest) else BooleanRequest(str(a)) for a in actions]
+        outcomes = []
+        for result in backend.search(requests, k):
+            if isinstance(result, QuerySyntaxError):
+                outcomes.append(Outcome(Ranking(total=0), error=str(result)))
+            else:
+                outcomes.append(Outcome(result))
+        return outcomes
+
+    def score(self, parsed, proposal, outcome, example, config, *, original_metric=None, failure=None):
+        result = super().score(
+            parsed, proposal, outcome, example, config, original_metric=original_metric, failure=failure
+        )
+        total = outcome.ranking.total if outcome is not None else None
+        if config.oversize_factor and result.total is not None and total and total > config.oversize_factor * config.k:
+            return replace(result, total=result.total - config.oversize_penalty, reason="oversized_result")
+        return result
+
+    def baselines(self) -> Mapping[str, Callable[..., Any]]:
+        return {"pico-boolean": lambda task, backend, **_: PicoBooleanPolicy(task)}
+
+
+def _unwrap(body: str) -> str:
+    """DeepRetrieval's JSON answer ``{"query": "…"}`` -> its query; anything else is the query as written."""
+    stripped = body.strip()
+    if stripped.startswith("{"):
+        try:
+            value = json.loads(stripped)
+        except (ValueError, RecursionError):
+            return body
+        if isinstance(value, dict) and isinstance(value.get("query"), str):
+            return value["query"]
+    return body
+
+
+def pico_boolean(pico: Mapping[str, str]) -> str:
+    """The classical structured query a searcher builds by hand, without a model: the population's words
+    OR'd, AND the intervention's words OR'd (each in title/abstract)."""
+    blocks_ = []
+    for key in ("P", "I"):
+        words = [w.lower() for w in _WORD.findall(str(pico.get(key, ""))) if w.lower() not in _STOP and len(w) > 2]
+        words = list(dict.fromkeys(w for w in words if w.upper() not in _OPERATORS))
+        if words:
+            blocks_.append("(" + " OR ".join(f"{w}[tiab]" for w in words) + ")")
+    return " AND ".join(blocks_)
+
+
+class PicoBooleanPolicy:
+    """Baseline: (P terms OR'd) AND (I terms OR'd), built from the review's PICO without a model."""
+
+    name = "pico-boolean"
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def generate(self, examples: Sequence[Example]):
+        from ..policies.base import PolicyOutput
+
+        outputs = []
+        for example in examples:
+            pico = example.meta.get("pico")
+            if not isinstance(pico, dict):
+                raise DeepRetrievalError(f"the pico-boolean policy needs a PICO; example {example.id!r} has none")
+            action = self.task.query_action(pico_boolean(pico), example)
+            outputs.append(PolicyOutput(query=self.task.render(action), action=action))
+        return outputs
+
+    def describe(self) -> dict[str, object]:
+        return {"policy": self.name}
