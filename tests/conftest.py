@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from deepretrieval.policies import OriginalPolicy
 from deepretrieval.types import Collection, Document, Example
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,3 +72,15 @@ def retrieval_reward(searcher, examples, config, *, mode: str = "rewrite", varia
 
     settings = PromptSettings(variant=variant, mode=mode, context_docs=0)
     return TaskReward(get_task("retrieval"), searcher, examples, config, settings, **options)
+
+
+class CountingPolicy(OriginalPolicy):
+    """The original query, counting how many examples it was asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def generate(self, examples):
+        self.seen += [e.id for e in examples]
+        return super().generate(examples)

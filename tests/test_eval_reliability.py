@@ -21,7 +21,7 @@ from deepretrieval.policies.base import PolicyOutput
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
 from deepretrieval.types import Collection
 
-from .conftest import ROOT, write_beir
+from .conftest import ROOT, CountingPolicy, write_beir
 
 MEASURES = ("ndcg@10", "recall@10", "mrr@10")
 SETTINGS = EvalSettings(k=10, batch_size=1, measures=MEASURES)
@@ -65,16 +65,6 @@ class FailingPolicy(OriginalPolicy):
         self.batches += 1
         if self.batches > 1:
             raise KeyboardInterrupt
-        return super().generate(examples)
-
-
-class CountingPolicy(OriginalPolicy):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[str] = []
-
-    def generate(self, examples):
-        self.seen += [e.id for e in examples]
         return super().generate(examples)
 
 

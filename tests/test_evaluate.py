@@ -13,19 +13,9 @@ from deepretrieval.policies.base import PolicyOutput
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
 from deepretrieval.types import Example
 
+from .conftest import CountingPolicy
+
 SETTINGS = EvalSettings(k=10, batch_size=1, measures=("ndcg@10", "recall@10", "mrr@10"))
-
-
-class CountingPolicy(OriginalPolicy):
-    """The original query, counting how many examples it was asked about."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[str] = []
-
-    def generate(self, examples):
-        self.seen += [e.id for e in examples]
-        return super().generate(examples)
 
 
 class FixedPolicy:

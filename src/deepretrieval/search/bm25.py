@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -22,8 +19,8 @@ import numpy as np
 
 from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
+from .folders import MANIFEST, staged_index
 
-MANIFEST = "manifest.json"
 T = TypeVar("T")
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 FORMAT_VERSION = 1
@@ -135,25 +132,12 @@ class BM25Searcher:
         empty: pointing ``--index`` at a folder of the user's own files must never delete them.
         """
         directory = Path(directory)
-        if directory.exists() and not _replaceable(directory):
-            raise DeepRetrievalError(
-                f"{directory} exists and is not an index (no {MANIFEST}); refusing to replace it: "
-                "choose another folder or remove it yourself"
-            )
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        try:
+        with staged_index(directory) as staging:
             self.retriever.save(str(staging), show_progress=False)
             np.save(staging / "doc_tokens.npy", self.doc_tokens)
             np.save(staging / "doc_offsets.npy", self.doc_offsets)
             (staging / "doc_ids.json").write_text(json.dumps(list(self.doc_ids)))
             (staging / MANIFEST).write_text(json.dumps(self._manifest(), indent=2))
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(staging, directory)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
         return directory
 
     @classmethod
@@ -350,10 +334,6 @@ def _check_sizes(
         wrong.append(f"doc_tokens.npy holds {tokens.size} tokens, doc_offsets.npy ends at {int(offsets[-1])}")
     if wrong:
         raise CorruptIndexError(directory, f"its parts disagree (doc_ids.json has {n} ids; {'; '.join(wrong)})")
-
-
-def _replaceable(directory: Path) -> bool:
-    return directory.is_dir() and ((directory / MANIFEST).is_file() or not any(directory.iterdir()))
 
 
 def _make_stemmer(language: str | None) -> Any:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import weakref
@@ -43,9 +42,9 @@ from typing import Any
 
 from ..errors import DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
+from .folders import MANIFEST, staged_index
 from .pubmed_syntax import QuerySyntaxError, TargetField, Translator, parse
 
-MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 KIND = "boolean"
 MAX_K = 10_000  # what esearch can page to
@@ -192,21 +191,11 @@ class BooleanIndex:
         pointing at a folder of the user's own files must never delete them.
         """
         directory = Path(directory)
-        if directory.exists() and not _replaceable(directory):
-            raise DeepRetrievalError(
-                f"{directory} exists and is not an index (no {MANIFEST}); refusing to replace it: "
-                "choose another folder or remove it yourself"
-            )
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        try:
+        with staged_index(directory) as staging:
             shutil.copytree(self._folder, staging / _TANTIVY_DIR, ignore=shutil.ignore_patterns("*.lock"))
             (staging / "doc_ids.json").write_text(json.dumps(self.doc_ids))
             manifest = self._manifest(_file_sizes(staging / _TANTIVY_DIR))
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))  # last: its presence marks completion
-            _swap_into_place(staging, directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return directory
 
     @classmethod
@@ -441,22 +430,6 @@ def _tantivy_version() -> str:
 
 
 # -- the folder --------------------------------------------------------------------------------------
-
-
-def _replaceable(directory: Path) -> bool:
-    return directory.is_dir() and ((directory / MANIFEST).is_file() or not any(directory.iterdir()))
-
-
-def _swap_into_place(staging: Path, directory: Path) -> None:
-    # The old index moves aside before the new one moves in, so the folder is never half-written and a crash
-    # between the two renames leaves the old index intact beside it.
-    if not directory.exists():
-        os.replace(staging, directory)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}-old-", dir=directory.parent))
-    os.replace(directory, retired / "index")
-    os.replace(staging, directory)
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _file_sizes(folder: Path) -> dict[str, int]:
