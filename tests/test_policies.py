@@ -97,7 +97,7 @@ def test_openai_policy_shows_the_retrieved_context_it_is_asked_for(small_collect
     assert user.endswith(
         "Top search results for it:\n- myocardial infarction outcomes\n- myocardial infarction therapy"
     )
-    with pytest.raises(DeepRetrievalError, match="retrieved titles"):
+    with pytest.raises(DeepRetrievalError, match="retrieved context"):
         make_policy(spec, task=get_task("retrieval"), backend=searcher, prompt={"context_docs": 2})
 
 

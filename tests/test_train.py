@@ -158,11 +158,10 @@ def test_a_trained_run_is_a_policy_for_eval(tmp_path):
     assert results[0].metrics["recall@100"] >= 0.0
 
 
-@pytest.mark.parametrize("mode", ["rewrite", "expand"])
+@pytest.mark.parametrize("mode", ["rewrite", "expand", "feedback"])
 @pytest.mark.parametrize("variant", ["direct", "reasoning"])
 def test_training_prompts_are_the_prompts_evaluation_sends(tmp_path, variant, mode):
     """The training dataset holds exactly what eval gives the trained policy: context, answer prefix and all."""
-    from deepretrieval.context import ContextProvider
     from deepretrieval.data import load_collection
     from deepretrieval.models import load_model_and_tokenizer
     from deepretrieval.policies import make_policy
@@ -174,7 +173,7 @@ def test_training_prompts_are_the_prompts_evaluation_sends(tmp_path, variant, mo
     examples = collection.split("train")[:5]
     recipe = TrainRecipe(data="demo", model="tiny-random", variant=variant, mode=mode, context_docs=2)
     model, tokenizer = load_model_and_tokenizer("tiny-random")
-    context = ContextProvider(searcher, collection.documents, recipe.context_docs)
+    context = get_task("retrieval").context(searcher, collection, recipe.prompt_settings())
     trained_on = build_dataset(get_task("retrieval"), examples, tokenizer, recipe, context)["prompt"]
     run = save_policy(model, tokenizer, tmp_path / "run" / "final", recipe)
     policy = make_policy(str(run.parent), task=get_task("retrieval"), backend=searcher, collection=collection)
@@ -182,6 +181,7 @@ def test_training_prompts_are_the_prompts_evaluation_sends(tmp_path, variant, mo
     assert trained_on == sent
     assert all(p.endswith(assistant_prefix(variant)) for p in sent)
     assert all("Top search results for it:" in p for p in sent)
+    assert all(("Candidate terms:" in p) == (mode == "feedback") for p in sent)
 
 
 def test_queries_without_a_relevant_document_are_left_out_of_training(small_collection):

@@ -55,7 +55,7 @@ def run_demo(
     backend = task.backend(collection, recipe.backend)
     eval_dir, eval_settings = out_dir / "eval", EvalSettings(k=1000, batch_size=16)
     prompt = recipe.prompt_settings()
-    context = task.context(backend, collection, recipe.context_docs) if recipe.context_docs else None
+    context = task.context(backend, collection, prompt)
 
     def model_policy(ref: str, name: str) -> HFPolicy:
         return HFPolicy(ref, task=task, backend=backend, prompt=prompt, name=name, context=context)

@@ -3,11 +3,13 @@
 - ``rewrite``: the model's query replaces the user's.
 - ``expand``: the model's text is appended to the user's query (as Query2doc does). The user's query may
   be repeated ``repeats`` times first, so that BM25 keeps weighting its terms above the generated ones.
+- ``feedback``: the model edits the RM3 pseudo-relevance-feedback query, choosing terms from a menu (see
+  ``feedback``); not a text composition, so ``compose_query`` does not apply.
 """
 
 from __future__ import annotations
 
-MODES = ("rewrite", "expand")
+MODES = ("rewrite", "expand", "feedback")
 
 
 def compose_query(mode: str, question: str, generated: str | None, *, repeats: int = 1) -> str:
@@ -18,4 +20,4 @@ def compose_query(mode: str, question: str, generated: str | None, *, repeats: i
     if mode == "expand":
         base = " ".join([question.strip()] * max(repeats, 1))
         return f"{base} {generated}".strip()
-    raise ValueError(f"unknown query mode {mode!r} (known: {', '.join(MODES)})")
+    raise ValueError(f"query mode {mode!r} does not compose text (text modes: rewrite, expand)")

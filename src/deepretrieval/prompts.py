@@ -65,6 +65,11 @@ _TASK = {
         "documents. Write extra keywords to add to it: technical terms, synonyms and related concepts that "
         "relevant documents would contain."
     ),
+    "feedback": (
+        "You are a search expert. The user's information need will be searched in a collection of {domain} "
+        "documents, together with terms taken from the top results. From the candidate terms, choose the ones "
+        "relevant documents would contain; put a minus sign before a candidate that would mislead the search."
+    ),
 }
 _FORMAT = {
     "direct": 'Reply with the keywords only, in this format: <answer>{{"query": "{example}"}}</answer>',
@@ -88,6 +93,9 @@ def build_messages(example: Example, *, variant: str = "direct", mode: str = "re
     context = example.meta.get("context")
     if context:
         user += "\nTop search results for it:\n" + "\n".join(f"- {c}" for c in context)
+    feedback = example.meta.get("feedback")
+    if mode == "feedback" and feedback is not None:
+        user += "\nCandidate terms: " + ", ".join(t.word for t in feedback.menu)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -188,7 +188,10 @@ def train(
         raise DeepRetrievalError(f"split {recipe.split!r} of {collection.name!r} has no query with a relevant document")
     if backend is None:
         backend = task.backend(collection, recipe.backend)
-    context = task.context(backend, collection, recipe.context_docs) if recipe.context_docs else None
+    context = task.context(backend, collection, settings)
+    if context is not None:
+        # Actions may depend on what the prompt showed (a feedback menu): the reward sees the same examples.
+        examples = context(examples)
     model, tokenizer = load_model_and_tokenizer(recipe.model)
     # TRL stops sampling at the model's generation_config EOS ids: add the task's stop tokens.
     stops = task.stop_token_ids(tokenizer, recipe.variant)

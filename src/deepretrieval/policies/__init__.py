@@ -71,7 +71,8 @@ def make_policy(
 
 
 def _context(task: Task, backend: Any, collection: Collection | None, settings):
-    """A context provider of the size the prompt settings ask for (None when they show no context)."""
-    if not settings.context_docs or collection is None:
+    """The context provider the prompt settings ask for (None when they show none, or without a collection:
+    the policy then says what is missing)."""
+    if collection is None:
         return None
-    return task.context(backend, collection, settings.context_docs)
+    return task.context(backend, collection, settings)

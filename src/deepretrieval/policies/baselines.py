@@ -3,11 +3,11 @@ oracle (any task), and RM3 feedback (the retrieval task's)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from ..errors import DeepRetrievalError
+from ..feedback import FeedbackSettings, feedback_for
 from ..search.bm25 import BM25Searcher
 from ..tasks import default_task
 from ..tasks.base import Task
@@ -55,9 +55,7 @@ class PRFSettings:
 class PRFPolicy:
     """RM3: a first BM25 pass, a relevance model from the top documents, an interpolated weighted query.
 
-    Feedback documents are weighted by their first-pass score (normalised to sum to one), each
-    document's terms by their within-document frequency (L1-normalised); the ``fb_terms`` heaviest
-    terms form the relevance model, which is mixed with the L1-normalised original query.
+    See ``feedback`` for the relevance model; the feedback-anchored query mode starts from this query.
     """
 
     name = "prf"
@@ -80,27 +78,8 @@ class PRFPolicy:
 
     def _expanded_weights(self, question: str, hits: Sequence) -> dict[str, float]:
         s = self.settings
-        original = _l1(Counter(self.searcher.analyze(question)))
-        if not hits:
-            return original
-        total_score = sum(h.score for h in hits) or 1.0
-        model: Counter[str] = Counter()
-        for hit in hits:
-            tf = self.searcher.doc_term_counts(hit.doc_id)
-            length = sum(tf.values()) or 1
-            doc_weight = hit.score / total_score
-            for term, count in tf.items():
-                model[term] += doc_weight * count / length
-        top = _l1(dict(model.most_common(s.fb_terms)))
-        mixed: dict[str, float] = {}
-        for term in original.keys() | top.keys():
-            mixed[term] = s.original_weight * original.get(term, 0.0) + (1 - s.original_weight) * top.get(term, 0.0)
-        return mixed
-
-
-def _l1(weights: dict[str, float] | Counter) -> dict[str, float]:
-    total = sum(weights.values())
-    return {t: w / total for t, w in weights.items()} if total else {}
+        settings = FeedbackSettings(s.fb_docs, s.fb_terms, s.original_weight, menu_terms=s.fb_terms)
+        return feedback_for(self.searcher, question, hits, settings).weights()
 
 
 class OraclePolicy:

@@ -77,11 +77,7 @@ class HFPolicy:
         self.name = name or f"{Path(ref).name or ref}[{self.prompt.mode}]"
         self._model, self._tokenizer = model, tokenizer
         self.context = context
-        if self.prompt.context_docs and context is None:
-            raise DeepRetrievalError(
-                f"{ref}: its prompts show {self.prompt.context_docs} retrieved titles; "
-                "give --data (the collection to retrieve them from) or --context-docs 0"
-            )
+        _require_context(str(ref), self.task, self.prompt, context)
 
     def describe(self) -> dict[str, object]:
         return {"policy": "hf", "model": self.ref, "task": self.task.name, **self.prompt.__dict__}
@@ -169,11 +165,7 @@ class OpenAIPolicy:
         self.prompt = prompt or PromptSettings()
         self.task.check(self.prompt)
         self.context = context
-        if self.prompt.context_docs and context is None:
-            raise DeepRetrievalError(
-                f"{model}: its prompts show {self.prompt.context_docs} retrieved titles; "
-                "give --data (the collection to retrieve them from) or --context-docs 0"
-            )
+        _require_context(model, self.task, self.prompt, context)
         self.name = f"openai:{model}[{self.prompt.mode}]"
         self.concurrency, self.retries, self.backoff_seconds = concurrency, retries, backoff_seconds
         headers = {}
@@ -219,7 +211,7 @@ class OpenAIPolicy:
         raise EndpointFailure(f"{self.base_url}: endpoint failed after {self.retries + 1} attempts: {error}")
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
-        shown = self.context(examples) if self.prompt.context_docs and self.context else list(examples)
+        shown = self.context(examples) if self.context else list(examples)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             completions = list(pool.map(self._complete_one, shown))
         return [
@@ -246,6 +238,14 @@ def reply_content(response: Any) -> str:
     if not isinstance(content, str) or not content.strip():
         raise UnusableReply(f"reply has no message content ({content!r})")
     return content
+
+
+def _require_context(name: str, task: Task, settings: PromptSettings, context: Context | None) -> None:
+    if task.needs_context(settings) and context is None:
+        raise DeepRetrievalError(
+            f"{name}: its prompts show retrieved context ({settings.context_docs} titles, mode {settings.mode}); "
+            "give --data (the collection to retrieve it from) or --context-docs 0"
+        )
 
 
 def parse_openai_spec(spec: str) -> tuple[str, str]:

@@ -73,6 +73,7 @@ class Task:
     measures: tuple[str, ...] = ()  # evaluation measures (pytrec_eval names such as "ndcg@10")
     modes: tuple[str, ...] = ("rewrite",)
     answer_key: str = "query"
+    fallback_name: str = "fallback"  # what ``fallback`` runs, for the log's gain_over_<name>
 
     # -- backend ------------------------------------------------------------------------------------
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None) -> Any:
@@ -83,9 +84,20 @@ class Task:
     def describe_backend(self, backend: Any) -> dict[str, object]:
         return dict(backend.describe())
 
-    def context(self, backend: Any, collection: Collection, n: int) -> Callable[[Sequence[Example]], list[Example]]:
-        """A provider of retrieved context for prompts (``context_docs`` = n > 0)."""
-        raise DeepRetrievalError(f"the {self.name} task shows no retrieved context in prompts: set context_docs: 0")
+    def needs_context(self, settings: PromptSettings) -> bool:
+        """Whether prompts (and actions) under ``settings`` need a context provider."""
+        return settings.context_docs > 0
+
+    def context(self, backend: Any, collection: Collection, settings: PromptSettings) -> Context | None:
+        """A provider of what ``settings`` show beside the need (retrieved titles, a feedback menu …), or
+        None when they show nothing."""
+        if self.needs_context(settings):
+            raise DeepRetrievalError(f"the {self.name} task shows no retrieved context in prompts: set context_docs: 0")
+        return None
+
+    def fallback(self, example: Example, settings: PromptSettings) -> Action | None:
+        """The action run for an answer with nothing to search: None scores it as an empty answer."""
+        return None
 
     # -- prompts ------------------------------------------------------------------------------------
     def check(self, settings: PromptSettings) -> None:
@@ -188,9 +200,9 @@ def render_prompts(
     """The exact text a local model is given for each example: the one prompt function that training,
     evaluation, ``rewrite`` and exports share, so a policy is always evaluated as it was trained."""
     task.check(settings)
-    if settings.context_docs:
+    if task.needs_context(settings):
         if context is None:
-            raise DeepRetrievalError("these prompts show retrieved context (context_docs > 0): give a context provider")
+            raise DeepRetrievalError("these prompts show retrieved context: give a context provider")
         examples = context(examples)
     return [
         render_prompt(task.messages(e, settings), tokenizer) + task.answer_prefix(settings.variant) for e in examples
@@ -222,7 +234,10 @@ def propose(
         text = extract_query_lenient(prefix + completion) or None
         if text and not task.searchable(text, backend):
             text = None
-    return parsed, Proposal(text, task.action(text, example, settings) if text else None)
+    if text:
+        return parsed, Proposal(text, task.action(text, example, settings))
+    fallback = task.fallback(example, settings)
+    return parsed, Proposal(None if fallback is None else task.render(fallback), fallback)
 
 
 def propose_output(
@@ -235,6 +250,7 @@ def propose_output(
     if prefilled:
         completion = task.close(completion, settings.variant)
     parsed, proposal = propose(task, completion, example, settings, backend, lenient=True, prefilled=prefilled)
+    # Nothing to search: the mode's own fallback (the user's query in expand mode, nothing in rewrite).
     action = proposal.action if proposal.action is not None else task.action("", example, settings)
     return PolicyOutput(query=task.render(action), completion=completion, format_ok=parsed.format_ok, action=action)
 
@@ -279,13 +295,15 @@ class TaskReward:
         self.original_metric: dict[str, float] = {}
         if config.relative_to_original:
             self.original_metric = self._original_metrics(list(self.examples.values()))
+        # Where the mode has a fallback (feedback mode: the unedited RM3 query), log the gain over it.
+        self.fallback_metric = self._fallback_metrics(list(self.examples.values()))
 
     def __call__(self, prompts: list, completions: list, example_id: list[str], **kwargs: Any) -> list[float | None]:
         texts = [_completion_text(c) for c in completions]
         scored = self.score_with_verdicts(texts, example_id)
         log_metric = kwargs.get("log_metric")
         if log_metric is not None:
-            for name, value in self.batch_stats(scored).items():
+            for name, value in self.batch_stats(scored, example_id).items():
                 log_metric(name, value)
         return [result.total for _, result in scored]
 
@@ -318,7 +336,7 @@ class TaskReward:
             for (parsed, proposal), outcome, example in zip(read, outcomes, examples, strict=True)
         ]
 
-    def batch_stats(self, scored: Sequence[tuple[Parsed, RewardResult]]) -> dict[str, float]:
+    def batch_stats(self, scored: Sequence[tuple[Parsed, RewardResult]], ids: Sequence[str] = ()) -> dict[str, float]:
         results = [r for _, r in scored]
         ok = [r for r in results if r.failure is None]
         stats = {
@@ -331,6 +349,11 @@ class TaskReward:
             "retrieval/think_tokens": _mean([self._tokens(p.think) for p, _ in scored if p.think]),
             "retrieval/unique_queries": float(len({r.query for r in ok if r.query})),
         }
+        if self.fallback_metric and ids:
+            gains = [
+                r.metric - self.fallback_metric[i] for i, r in zip(ids, results, strict=True) if r.metric is not None
+            ]
+            stats[f"retrieval/gain_over_{self.task.fallback_name}"] = _mean(gains)
         return {k: v for k, v in stats.items() if not math.isnan(v)}
 
     def _execute(self, actions: Sequence[Action | None]) -> tuple[list[Outcome | None], str | None]:
@@ -355,6 +378,15 @@ class TaskReward:
         actions = [self.task.query_action(self.task.user_query(e), e) for e in examples]
         outcomes = execute_unique(self.task, actions, self.backend, self.config.k)
         return {e.id: metric_value(self.config, o.ids if o else [], e) for e, o in zip(examples, outcomes, strict=True)}
+
+    def _fallback_metrics(self, examples: Sequence[Example]) -> dict[str, float]:
+        actions = [self.task.fallback(e, self.settings) for e in examples]
+        if all(a is None for a in actions):
+            return {}
+        outcomes = execute_unique(self.task, actions, self.backend, self.config.k)
+        return {
+            e.id: metric_value(self.config, o.ids, e) for e, o in zip(examples, outcomes, strict=True) if o is not None
+        }
 
     def _tokens(self, text: str | None) -> float:
         if not text:

@@ -73,7 +73,8 @@ class RetrievalTask(Task):
     presets = PRESETS
     default_reward = "recall-lenient"
     measures = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
-    modes = ("rewrite", "expand")
+    modes = ("rewrite", "expand", "feedback")
+    fallback_name = "prf"
 
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
         """The BM25 index at ``index`` (checked against the corpus and the settings given), or built and saved
@@ -96,16 +97,44 @@ class RetrievalTask(Task):
         searcher.save(index)
         return searcher
 
-    def context(self, backend: Any, collection: Collection, n: int):
-        from ..context import ContextProvider
+    def needs_context(self, settings: PromptSettings) -> bool:
+        return settings.context_docs > 0 or settings.mode == "feedback"
 
-        return ContextProvider(backend, collection.documents, n)
+    def context(self, backend: Any, collection: Collection, settings: PromptSettings):
+        """Titles of the top first-pass hits (``context_docs``); in feedback mode, the RM3 query and menu."""
+        from ..context import ContextProvider
+        from ..feedback import FeedbackProvider
+
+        providers: list[Any] = []
+        if settings.context_docs:
+            providers.append(ContextProvider(backend, collection.documents, settings.context_docs))
+        if settings.mode == "feedback":
+            providers.append(FeedbackProvider(backend, collection.documents))
+        if not providers:
+            return None
+
+        def provide(examples: Sequence[Example]) -> list[Example]:
+            out = list(examples)
+            for provider in providers:
+                out = provider(out)
+            return out
+
+        return provide
+
+    def action(self, text: str, example: Example, settings: PromptSettings) -> Action:
+        if settings.mode == "feedback":
+            feedback = _feedback(example)
+            # A text that names no menu term leaves RM3 unedited (parsing accepted it, so no penalty either).
+            return WeightedQuery.of(feedback.weights(*feedback.edit(text)))
+        return compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats)
+
+    def fallback(self, example: Example, settings: PromptSettings) -> Action | None:
+        """Feedback mode: an answer with nothing to search runs the unedited RM3 query (its ordinary reward,
+        no bonus). Text modes: None, an empty answer."""
+        return WeightedQuery.of(_feedback(example).weights()) if settings.mode == "feedback" else None
 
     def searchable(self, text: str, backend: Any) -> bool:
         return has_terms(backend, text)
-
-    def action(self, text: str, example: Example, settings: PromptSettings) -> Action:
-        return compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats)
 
     def query_action(self, text: str, example: Example) -> Action:
         return text
@@ -130,3 +159,10 @@ class RetrievalTask(Task):
         from ..policies.baselines import PRFPolicy
 
         return {"prf": lambda task, backend, prf=None, **_: PRFPolicy(backend, prf)}
+
+
+def _feedback(example: Example):
+    feedback = example.meta.get("feedback")
+    if feedback is None:
+        raise DeepRetrievalError(f"feedback mode: example {example.id!r} has no feedback menu (no context provider)")
+    return feedback

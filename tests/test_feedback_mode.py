@@ -1,0 +1,81 @@
+"""The feedback-anchored query mode: the policy edits the RM3 query by choosing terms from a menu."""
+
+from __future__ import annotations
+
+import pytest
+
+from deepretrieval.data import load_collection
+from deepretrieval.feedback import FeedbackSettings, feedback_for
+from deepretrieval.policies import PRFPolicy
+from deepretrieval.prompts import PromptSettings
+from deepretrieval.rewards import PRESETS
+from deepretrieval.tasks import TaskReward, get_task, propose_output
+
+TASK = get_task("retrieval")
+FEEDBACK = PromptSettings(mode="feedback", context_docs=0)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    collection = load_collection("demo")
+    backend = TASK.backend(collection, {})
+    examples = TASK.context(backend, collection, FEEDBACK)(collection.split("train")[:6])
+    return collection, backend, examples
+
+
+def test_the_prompt_shows_the_menu_and_the_unedited_query_is_rm3(demo):
+    collection, backend, examples = demo
+    example = examples[0]
+    menu = example.meta["feedback"].menu
+    assert len(menu) == 30
+    user = TASK.messages(example, FEEDBACK)[1]["content"]
+    assert "Candidate terms: " + ", ".join(t.word for t in menu) in user
+    prf = PRFPolicy(backend).generate([example])[0].action
+    assert TASK.fallback(example, FEEDBACK) == prf  # the starting point is exactly the prf baseline
+
+
+def test_an_answer_adds_menu_terms_at_their_weight_and_drops_expansion_terms(demo):
+    _, _, examples = demo
+    feedback = examples[0].meta["feedback"]
+    new, old = feedback.menu[20], feedback.menu[2]
+    action = TASK.action(f"{new.word.upper()}, -{old.word}, notaterm", examples[0], FEEDBACK)
+    weights = dict(action.terms)
+    base = feedback.weights()
+    assert weights[new.stem] == pytest.approx((1 - feedback.original_weight) * new.weight)
+    assert weights.get(old.stem, 0.0) == pytest.approx(base[old.stem] - (1 - feedback.original_weight) * old.weight)
+    assert {t for t in weights if t not in (new.stem, old.stem)} == {t for t in base if t not in (new.stem, old.stem)}
+    assert TASK.action("nothing from the menu", examples[0], FEEDBACK) == TASK.fallback(examples[0], FEEDBACK)
+
+
+@pytest.mark.parametrize("preset", ["ndcg-lenient", "recall-lenient", "recall", "deepretrieval-recall"])
+@pytest.mark.parametrize("answer", ['"}</answer>', '!!!"}</answer>', "garbage with no answer"])
+def test_an_empty_answer_runs_the_feedback_query_and_earns_no_more_than_its_ordinary_reward(demo, preset, answer):
+    _, backend, examples = demo
+    config = PRESETS[preset]
+    reward = TaskReward(TASK, backend, examples, config, FEEDBACK)
+    example = examples[0]
+    menu_only = f'{example.meta["feedback"].menu[0].word}"}}</answer>'  # adds nothing: already in RM3
+    ordinary = reward.score_batch([menu_only], [example.id])[0]
+    empty = reward.score_batch([answer], [example.id])[0]
+    assert empty.failure is None and empty.metric in (None, ordinary.metric)
+    assert empty.total <= ordinary.total
+    policy_output = propose_output(TASK, answer, example, FEEDBACK, backend)
+    assert policy_output.action == TASK.fallback(example, FEEDBACK)  # evaluation runs the unedited RM3 query
+
+
+def test_the_log_reports_the_gain_over_prf(demo):
+    _, backend, examples = demo
+    reward = TaskReward(TASK, backend, examples, PRESETS["ndcg-lenient"], FEEDBACK)
+    logged = {}
+    best = examples[0].meta["oracle_query"]
+    reward([""] * 2, [f'{best}"}}</answer>', '"}</answer>'], [examples[0].id] * 2, log_metric=logged.__setitem__)
+    assert "retrieval/gain_over_prf" in logged
+
+
+def test_feedback_for_without_hits_is_the_user_query():
+    class Empty:
+        def analyze(self, text):
+            return text.split()
+
+    feedback = feedback_for(Empty(), "heart attack", [], FeedbackSettings())
+    assert feedback.menu == () and feedback.weights() == {"attack": 0.25, "heart": 0.25}
