@@ -97,7 +97,7 @@ K1Opt = Annotated[float | None, typer.Option(help="BM25 k1 [default: 0.9, or an 
 BOpt = Annotated[float | None, typer.Option(help="BM25 b [default: 0.4, or an existing index's]")]
 MethodOpt = Annotated[str | None, typer.Option(help="BM25 variant: lucene, robertson, atire, bm25l, bm25+")]
 VariantOpt = Annotated[str | None, typer.Option(help="Model policies: direct | reasoning (default: as trained)")]
-ModeOpt = Annotated[str | None, typer.Option(help="Model policies: rewrite | expand (default: as trained)")]
+ModeOpt = Annotated[str | None, typer.Option(help="Model policies: rewrite | expand | feedback (default: as trained)")]
 RepeatsOpt = Annotated[int | None, typer.Option(help="Expand mode: times the user's query is repeated")]
 MaxNewOpt = Annotated[int | None, typer.Option(help="Model policies: max new tokens")]
 ContextOpt = Annotated[int | None, typer.Option(help="Model policies: top first-pass titles shown in the prompt")]
@@ -329,7 +329,7 @@ def train(
     model: _train_opt("model", "smollm2-135m | tiny-random | HF folder | hub id", str) = None,
     output_dir: _train_opt("output_dir", "Run folder (checkpoints, logs, final/)", str) = None,
     variant: _train_opt("variant", "direct | reasoning", str) = None,
-    mode: _train_opt("mode", "rewrite | expand", str) = None,
+    mode: _train_opt("mode", "rewrite | expand | feedback (edit the RM3 query from a menu)", str) = None,
     expand_repeats: _train_opt("expand_repeats", "Expand mode: times the user's query is repeated", int) = None,
     context_docs: _train_opt("context_docs", "Top first-pass titles shown in the prompt", int) = None,
     reward: Annotated[str | None, typer.Option(help=_reward_help(), show_default=False)] = None,
@@ -436,6 +436,43 @@ def demo(
     out.print("\n[bold]demo collection (synthetic), held-out test split[/]\n")
     out.print(result.table)
     out.print(f"\nwrote {out_dir}/demo.md, {result.curve}, {result.eval_dir}/report.md")
+
+
+serve_app = typer.Typer(no_args_is_help=True, help="Local HTTP services (API emulators for offline runs and tests).")
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.command("emulator")
+@clean_errors
+def serve_emulator(
+    service: Annotated[str, typer.Argument(help="pubmed (E-utilities esearch) | ctgov (ClinicalTrials.gov v2)")],
+    data: DataOpt,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean otherwise)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port")] = 8765,
+    seed: SeedOpt = 0,
+    corpus: CorpusOpt = None,
+    schema: Annotated[str | None, typer.Option(help="publications | trials (default: from the corpus)")] = None,
+    index: Annotated[Path | None, typer.Option("--index", help="Boolean index folder (built there if absent)")] = None,
+    fail_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of requests given a fault")] = 0.0,
+    faults: Annotated[str, typer.Option(help="Fault kinds to draw from (comma-separated)")] = "429,500,503,slow,drop",
+    retry_after: Annotated[float, typer.Option(min=0.0, help="Retry-After seconds in 429 / 503 replies")] = 1.0,
+    slow_seconds: Annotated[float, typer.Option(min=0.0, help="Delay of a slow reply")] = 5.0,
+    fault_seed: Annotated[int, typer.Option(help="Seed of the fault draws")] = 0,
+    rate_limit: Annotated[
+        float | None, typer.Option(min=0.0, help="Answer 429 above this many requests a second (NCBI: 3, or 10)")
+    ] = None,
+    log: Annotated[Path | None, typer.Option("--log", help="Append every request as a JSON line to this file")] = None,
+) -> None:
+    """Serve an emulator of PubMed esearch or ClinicalTrials.gov /studies, answering from a local collection."""
+    from .serve import BASE_PATHS, Faults, build_emulator, run
+
+    kinds = tuple(k.strip() for k in faults.split(",") if k.strip())
+    plan = Faults(fail_rate, kinds, retry_after=retry_after, slow_seconds=slow_seconds, seed=fault_seed)
+    options = {"corpus": corpus, "seed": seed, "schema": schema, "index": index, "log_path": log}
+    with console.status(f"opening the Boolean index of {data}"):
+        emulator = build_emulator(service, data, faults=plan, rate_limit=rate_limit, **options)
+    console.print(f"{service} emulator: backend.base_url: http://{host}:{port}{BASE_PATHS[service]}", highlight=False)
+    run(emulator, host, port)
 
 
 def main() -> None:  # pragma: no cover - console entry alias

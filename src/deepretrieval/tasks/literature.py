@@ -78,16 +78,29 @@ class LiteratureTask(Task):
 
     # -- backend ------------------------------------------------------------------------------------
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
-        """The Boolean index at ``index`` (checked against the corpus), or built and saved there; without
-        ``index``, cached beside the model cache, keyed by the corpus and the schema."""
+        """``kind: boolean`` (the default): the Boolean index at ``index`` (checked against the corpus), or
+        built and saved there; without ``index``, cached beside the model cache, keyed by the corpus and the
+        schema. ``kind: pubmed`` / ``kind: ctgov``: PubMed E-utilities or ClinicalTrials.gov v2 over HTTP
+        (``base_url`` a real service or ``deepretrieval serve emulator``), rate-limited, retried and cached
+        (``cache: true`` keeps results in ``http-cache.sqlite`` beside the indexes); the fields are those
+        of ``search.pubmed.PubMedSettings`` / ``search.ctgov.CTGovSettings``, errors name
+        ``backend.<field>``."""
         from ..search.boolean import MANIFEST, BooleanIndex, corpus_hash
         from .retrieval import index_cache_dir
 
+        kind = spec.get("kind", "boolean")
+        if kind in ("pubmed", "ctgov"):
+            from ..search.ctgov import CTGovSearcher
+            from ..search.pubmed import PubMedSearcher
+
+            searcher = PubMedSearcher if kind == "pubmed" else CTGovSearcher
+            return searcher.from_spec(spec, default_cache=index_cache_dir() / "http-cache.sqlite")
         unknown = sorted(set(spec) - {"kind", "schema"})
         if unknown:
             raise DeepRetrievalError(f"recipe field backend.{unknown[0]}: unknown (known: kind, schema)")
-        if spec.get("kind", "boolean") != "boolean":
-            raise DeepRetrievalError(f"recipe field backend.kind: the literature task has no backend {spec['kind']!r}")
+        if kind != "boolean":
+            known = "boolean, pubmed, ctgov"
+            raise DeepRetrievalError(f"recipe field backend.kind: the literature task has no {kind!r} (known: {known})")
         schema = _schema(collection, spec)
         sha = corpus_hash(collection.documents)
         index = index or index_cache_dir() / f"boolean-{schema.name}-{sha[:24]}"

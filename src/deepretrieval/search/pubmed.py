@@ -1,0 +1,253 @@
+"""PubMed through NCBI E-utilities ``esearch`` (db=pubmed, JSON), batched, rate-limited, retried and cached
+by :mod:`.http`.
+
+One search: ``POST {base_url}/esearch.fcgi`` with the form fields ``db``, ``term`` (the model's query,
+normalised: one field, whatever it contains), ``retmode=json``, ``retstart``, ``retmax``, ``sort``, the
+review's date window (``datetype=pdat``, ``mindate``, ``maxdate``, inclusive; an open side is
+``1700/01/01`` or ``3000/12/31``, since NCBI wants both bounds) and ``tool`` / ``email`` / ``api_key``.
+POST, as NCBI advises for long requests: a query never meets a URL length limit, and the key never
+appears in a URL that a proxy or a log might keep.
+
+Pages: the first request asks for ``min(k, page_size)`` ids and brings the count with them (``esearch``
+always returns it), so the usual search of K <= ``page_size`` is one request, not a count request and
+then a page: at 3 requests a second that halves the time. Further pages follow with ``retstart``, up
+to ``k`` <= 10,000 (as far as esearch pages). ``k = 0`` asks for the count alone (``retmax=0``).
+
+``sort``: ``relevance`` (the default: with more than K matches, keep the K that match best, as the
+emulator and the offline engine do) or ``none`` (E-utilities' own default order, which the original
+DeepRetrieval used without saying).
+
+Whose fault is a reply (the decision table; each row is tested in tests/test_http_backends.py):
+
+- **Neither: a result.** 200 with ``esearchresult.count`` and ``idlist``. Its ``errorlist`` /
+  ``warninglist`` (phrases or fields not found and ignored) are PubMed's notes on a query it ran.
+- **The model's: a format error** (:class:`RefusedQuery` in the query's slot). 200 with an ``ERROR``
+  that names the query: an empty term, a syntax error, unbalanced or unmatched parentheses or quotes, a
+  query too long. Also, never sent: a query empty, over ``max_query_bytes`` or holding control characters
+  once whitespace is normalised.
+- **The service's: retried, then SearchFailure.** 408, 429 (``Retry-After`` honoured), 500, 502, 503,
+  504; timeouts, refused and dropped connections; 200 whose body is not JSON, lacks ``esearchresult`` or
+  a readable ``count``, or holds a page shorter or longer than asked; 200 with an ``ERROR`` naming the
+  service ("Search Backend failed", a rate limit) **or any ERROR not recognised above**.
+- **Ours (configuration): SearchFailure at once**, naming the setting to fix: any other status (400,
+  401, 403, 404, a redirect).
+
+An unrecognised ``ERROR`` is the service's: a failure costs an unscorable sample, while a wrong "model
+fault" would teach the policy with a penalty it did not earn.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import SearchFailure
+from ..types import Ranking
+from .boolean import BooleanRequest
+from .http import (
+    COMMON_FIELDS,
+    MAX_RESULTS,
+    HttpSearcher,
+    HttpSettings,
+    RefusedQuery,
+    Secret,
+    ServiceFault,
+    check_fields,
+    http_settings,
+    json_body,
+    spec_error,
+    spec_number,
+    spec_text,
+    unexpected_status,
+)
+
+log = logging.getLogger(__name__)
+
+EUTILS = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
+OPEN_MINDATE = "1700/01/01"
+OPEN_MAXDATE = "3000/12/31"
+RATE_WITHOUT_KEY, RATE_WITH_KEY = 3.0, 10.0  # NCBI's limits, requests per second per client
+ENV_KEY, ENV_EMAIL, ENV_TOOL = "NCBI_API_KEY", "NCBI_EMAIL", "NCBI_TOOL"
+SORTS = ("relevance", "none")
+# ERROR texts that blame the query (lower case, matched as substrings), checked after SERVICE_ERRORS.
+MODEL_ERRORS = ("empty term", "syntax error", "unbalanced", "unmatched", "too long", "invalid query")
+SERVICE_ERRORS = ("backend failed", "unavailable", "rate limit", "timeout", "timed out", "try again")
+FIELDS = (*COMMON_FIELDS, "api_key_file", "email", "tool", "sort", "page_size")
+
+
+@dataclass(frozen=True)
+class PubMedSettings:
+    http: HttpSettings
+    api_key: Secret | None = field(default=None, repr=False)
+    email: str | None = None
+    tool: str = "deepretrieval"
+    sort: str = "relevance"
+    page_size: int = MAX_RESULTS
+    db: str = "pubmed"
+
+    @classmethod
+    def from_spec(
+        cls, spec: Mapping[str, Any], *, default_cache: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> PubMedSettings:
+        """Settings from a recipe's ``backend:`` section (``kind: pubmed``); the key from the file named by
+        ``api_key_file``, else ``$NCBI_API_KEY``; ``email`` / ``tool`` from the recipe, else the environment."""
+        environ = os.environ if environ is None else environ
+        if "api_key" in spec:
+            raise spec_error(
+                "api_key",
+                f"a key is never written in a recipe: name a file holding it in backend.api_key_file, or set {ENV_KEY}",
+            )
+        check_fields(spec, FIELDS)
+        key = read_key(spec.get("api_key_file"), environ)
+        rate = RATE_WITH_KEY if key else RATE_WITHOUT_KEY
+        http = http_settings(spec, base_url=EUTILS, rate=rate, concurrency=4, default_cache=default_cache)
+        sort = spec_text(spec, "sort", "relevance")
+        if sort not in SORTS:
+            raise spec_error("sort", f"must be one of {', '.join(SORTS)}, got {sort!r}")
+        page_size = int(spec_number(spec, "page_size", MAX_RESULTS, minimum=1, integer=True))
+        if page_size > MAX_RESULTS:
+            raise spec_error("page_size", f"esearch returns at most {MAX_RESULTS:,} ids a request, got {page_size}")
+        settings = cls(
+            http=http,
+            api_key=key,
+            email=spec_text(spec, "email", environ.get(ENV_EMAIL) or None),
+            tool=spec_text(spec, "tool", environ.get(ENV_TOOL) or "deepretrieval") or "deepretrieval",
+            sort=sort or "relevance",
+            page_size=page_size,
+        )
+        settings.warn_if_over_ncbi_limits()
+        return settings
+
+    def warn_if_over_ncbi_limits(self) -> None:
+        limit = RATE_WITH_KEY if self.api_key else RATE_WITHOUT_KEY
+        if self.http.base_url.split("/")[2].endswith(".nih.gov") and self.http.rate > limit:
+            log.warning(
+                "backend.rate %.1f/s is above NCBI's %.0f/s %s an API key: NCBI will answer 429 or block",
+                self.http.rate,
+                limit,
+                "with" if self.api_key else "without",
+            )
+
+
+def read_key(path: Any, environ: Mapping[str, str]) -> Secret | None:
+    """The NCBI API key: the first line of the file at ``path``, else ``$NCBI_API_KEY``, else None."""
+    if path is None:
+        value = environ.get(ENV_KEY, "").strip()
+        return Secret(value) if value else None
+    if not isinstance(path, str) or not path.strip():
+        raise spec_error("api_key_file", f"must be a file path, got {path!r}")
+    file = Path(path).expanduser()
+    try:
+        lines = file.read_text(encoding="utf-8").split()
+    except OSError as e:
+        raise spec_error("api_key_file", f"cannot read {file}: {e.strerror or e}") from None
+    if not lines:
+        raise spec_error("api_key_file", f"{file} is empty")
+    return Secret(lines[0])
+
+
+def ncbi_date(day: datetime.date | None, default: str) -> str:
+    return default if day is None else f"{day.year:04d}/{day.month:02d}/{day.day:02d}"
+
+
+@dataclass(frozen=True)
+class Page:
+    ids: list[str]
+    total: int
+
+
+class PubMedSearcher(HttpSearcher):
+    """PubMed esearch as a batched Boolean backend: ``search(requests, k)`` like the offline engine's."""
+
+    service: ClassVar[str] = "pubmed"
+    endpoint: ClassVar[str] = "/esearch.fcgi"
+
+    def __init__(self, settings: PubMedSettings, *, transport: Any = None) -> None:
+        super().__init__(settings.http, transport=transport)
+        self.pubmed = settings
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], *, default_cache: Path | None = None, transport: Any = None):
+        return cls(PubMedSettings.from_spec(spec, default_cache=default_cache), transport=transport)
+
+    def params(self, query: str, request: BooleanRequest) -> dict[str, str]:
+        params = {"db": self.pubmed.db, "term": query}
+        if request.mindate is not None or request.maxdate is not None:
+            params["datetype"] = "pdat"
+            params["mindate"] = ncbi_date(request.mindate, OPEN_MINDATE)
+            params["maxdate"] = ncbi_date(request.maxdate, OPEN_MAXDATE)
+        if self.pubmed.sort != "none":
+            params["sort"] = self.pubmed.sort
+        return params
+
+    def fetch(self, params: Mapping[str, str], k: int) -> Ranking | RefusedQuery:
+        first = self._page(params, 0, min(k, self.pubmed.page_size))
+        if isinstance(first, RefusedQuery):
+            return first
+        ids, wanted = list(first.ids), min(k, first.total, MAX_RESULTS)
+        while len(ids) < wanted:
+            page = self._page(params, len(ids), min(self.pubmed.page_size, wanted - len(ids)))
+            if isinstance(page, RefusedQuery):
+                raise SearchFailure(f"pubmed refused page {len(ids)}+ of a query it had accepted: {page}")
+            ids.extend(page.ids)
+        return Ranking(ids[:k], total=first.total)
+
+    def _page(self, params: Mapping[str, str], retstart: int, retmax: int) -> Page | RefusedQuery:
+        form = {**params, "retmode": "json", "retstart": str(retstart), "retmax": str(retmax), **self._credentials()}
+        return self.http.send("POST", self.endpoint, lambda r: read_esearch(r, retstart, retmax), form=form)
+
+    def _credentials(self) -> dict[str, str]:
+        sent = {"tool": self.pubmed.tool}
+        if self.pubmed.email:
+            sent["email"] = self.pubmed.email
+        if self.pubmed.api_key is not None:
+            sent["api_key"] = self.pubmed.api_key.reveal()
+        return sent
+
+    def describe(self) -> dict[str, object]:
+        """What shapes the results (no rate, no credentials): part of an evaluation's identity."""
+        return {
+            "backend": "pubmed-esearch",
+            "base_url": self.settings.base_url,
+            "db": self.pubmed.db,
+            "sort": self.pubmed.sort,
+            "datetype": "pdat",
+            "open_window": [OPEN_MINDATE, OPEN_MAXDATE],
+        }
+
+
+def read_esearch(response: Any, retstart: int, retmax: int) -> Page | RefusedQuery:
+    """One esearch JSON reply: a page, the model's fault (RefusedQuery), or ServiceFault / SearchFailure."""
+    if response.status_code != 200:
+        raise unexpected_status("pubmed", response)
+    body = json_body(response)
+    result = body.get("esearchresult") if isinstance(body, dict) else None
+    if not isinstance(result, dict):
+        said = f": {body['error']}" if isinstance(body, dict) and "error" in body else ""
+        raise ServiceFault(f"esearch reply without esearchresult{said}")
+    if result.get("ERROR"):
+        return classify_error(str(result["ERROR"]))
+    try:
+        total, ids = int(result["count"]), result["idlist"]
+    except (KeyError, TypeError, ValueError):
+        raise ServiceFault("esearch reply without a readable count and idlist") from None
+    if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+        raise ServiceFault("esearch reply whose idlist is not a list of ids")
+    ids = [str(i) for i in ids]
+    expected = min(retmax, max(0, min(total, MAX_RESULTS) - retstart))
+    if len(ids) != expected:
+        raise ServiceFault(f"esearch page of {len(ids)} ids where {expected} were due (count {total})")
+    return Page(ids, total)
+
+
+def classify_error(message: str) -> RefusedQuery:
+    """An esearch ``ERROR``: the model's fault (returned) or the service's (ServiceFault, raised)."""
+    lowered = message.lower()
+    if any(p in lowered for p in SERVICE_ERRORS) or not any(p in lowered for p in MODEL_ERRORS):
+        raise ServiceFault(f"esearch ERROR: {message[:300]}")
+    return RefusedQuery(f"PubMed refused the query: {message[:300]}")
