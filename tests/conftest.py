@@ -84,3 +84,25 @@ class CountingPolicy(OriginalPolicy):
     def generate(self, examples):
         self.seen += [e.id for e in examples]
         return super().generate(examples)
+
+
+def tiny_literature_recipe(output_dir, **fields):
+    """A GRPO recipe on the literature task that trains the tiny random model for two steps in seconds."""
+    from deepretrieval.recipe import TrainRecipe
+
+    values = dict(
+        data="literature-demo",
+        task="literature",
+        model="tiny-random",
+        mode="rewrite",
+        context_docs=0,
+        reward="deepretrieval-recall",
+        reward_k=100,
+        max_steps=2,
+        save_steps=2,
+        prompts_per_step=2,
+        num_generations=4,
+        max_completion_length=12,
+        output_dir=str(output_dir),
+    )
+    return TrainRecipe(**(values | fields))

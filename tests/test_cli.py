@@ -206,3 +206,14 @@ def test_library_deprecation_noise_is_silenced_by_the_cli(small_collection, tmp_
         warnings.warn("something else", FutureWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["something else"]
     assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"  # no "Loading weights" bars between ours
+
+
+def test_train_help_lists_the_reward_presets_and_every_default():
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    from deepretrieval.rewards import PRESETS
+
+    assert all(name in text for name in PRESETS)
+    for shown in ("(default: expand)", "(default: recall-lenient)", "(default: 3)", "(default: 2e-05)"):
+        assert shown in text, shown

@@ -32,6 +32,8 @@ from deepretrieval.search.pubmed import PubMedSearcher
 from deepretrieval.serve import Emulator, Faults, build_emulator, create_app, serve_in_thread
 from deepretrieval.tasks import TaskReward, get_task
 
+from .conftest import tiny_literature_recipe
+
 TASK = get_task("literature")
 DIRECT = PromptSettings(variant="direct", mode="rewrite", context_docs=0)
 POLICIES = ("original", "pico-boolean", "oracle")
@@ -329,7 +331,6 @@ def test_grpo_trains_on_the_literature_task_through_the_emulator_over_http(emula
     """Two GRPO steps of the tiny random model with the PubMed backend, against an emulator on 127.0.0.1 that
     fails a fifth of its requests. The reward reads out-of-format completions leniently, so that the random
     model's text is searched (over HTTP) rather than only penalised."""
-    from deepretrieval.recipe import TrainRecipe
     from deepretrieval.tasks import literature
     from deepretrieval.train import read_log, train
 
@@ -340,22 +341,7 @@ def test_grpo_trains_on_the_literature_task_through_the_emulator_over_http(emula
     with serve_in_thread(create_app(served)) as running:
         backend = {"kind": "pubmed", "base_url": f"{running.url}/entrez/eutils", "rate": 200, "cache": False}
         backend |= {"backoff": 0.01, "max_backoff": 0.05, "retries": 12}
-        recipe = TrainRecipe(
-            data="literature-demo",
-            task="literature",
-            backend=backend,
-            model="tiny-random",
-            mode="rewrite",
-            context_docs=0,
-            reward="http-test-lenient",
-            reward_k=100,
-            max_steps=2,
-            save_steps=2,
-            prompts_per_step=2,
-            num_generations=4,
-            max_completion_length=12,
-            output_dir=str(tmp_path / "run"),
-        )
+        recipe = tiny_literature_recipe(tmp_path / "run", backend=backend, reward="http-test-lenient")
         result = train(recipe)
     assert result.steps == 2
     log = [r for r in read_log(result.log_path) if "reward" in r]

@@ -117,25 +117,11 @@ def test_pico_boolean_is_population_or_ed_and_intervention_or_ed():
 @pytest.mark.slow
 def test_grpo_trains_on_the_literature_task(tmp_path):
     """A short GRPO run with the tiny random model, through the task seam, on the offline Boolean engine."""
-    from deepretrieval.recipe import TrainRecipe
     from deepretrieval.train import read_log, train
 
-    recipe = TrainRecipe(
-        data="literature-demo",
-        task="literature",
-        model="tiny-random",
-        mode="rewrite",
-        context_docs=0,
-        reward="deepretrieval-recall",
-        reward_k=100,
-        max_steps=2,
-        save_steps=2,
-        prompts_per_step=2,
-        num_generations=4,
-        max_completion_length=12,
-        output_dir=str(tmp_path / "run"),
-    )
-    result = train(recipe)
+    from .conftest import tiny_literature_recipe
+
+    result = train(tiny_literature_recipe(tmp_path / "run"))
     assert result.steps == 2
     log = [r for r in read_log(result.log_path) if "reward" in r]
     assert [r["step"] for r in log] == [1, 2]
