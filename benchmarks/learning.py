@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/learning.py --data ../shared/data/classic/cranfield --out runs/bench/cranfield
     .venv/bin/python benchmarks/learning.py --data ../shared/data/classic/med --out runs/bench/med
 
+    .venv/bin/python benchmarks/learning.py --out runs/demo --summarize   # learning.json of a `make demo` run
+
 The recipe is the demo's (``deepretrieval/recipes/demo.yaml``, the defaults) with the collection's train
 split; any TrainRecipe field can be set with --set key=value (repeatable). Writes OUT/learning.json (the
 table, training wall time and steps/s, the recipe, completion statistics from the training log) and
@@ -37,12 +39,31 @@ def training_summary(log_path: Path) -> dict[str, float]:
     return summary
 
 
+def summarize(run_dir: Path) -> dict:
+    """learning.json's table for a finished run folder (``make demo``'s runs/demo, or a learning run),
+    from its eval folder, training log and recipe, without running anything."""
+    recipe = json.loads((run_dir / "train" / "recipe.json").read_text())
+    return {
+        "data": recipe["data"],
+        "recipe": recipe,
+        "training": training_summary(run_dir / "train" / LOG_FILE),
+        "policies": load_policy_metrics(run_dir / "eval"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe field")
+    parser.add_argument("--summarize", action="store_true", help="only write OUT/learning.json from OUT's run")
     args = parser.parse_args()
+    if args.summarize:
+        (args.out / "learning.json").write_text(json.dumps(summarize(args.out), indent=2))
+        print(f"wrote {args.out}/learning.json")
+        return
+    if not args.data:
+        parser.error("--data is required (except with --summarize)")
     values = {**demo_recipe().model_dump(), "data": args.data, "split": "train"}
     for item in args.set:
         key, _, value = item.partition("=")

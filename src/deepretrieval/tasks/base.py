@@ -69,7 +69,6 @@ class Task:
 
     name: str = ""
     presets: Mapping[str, RewardConfig] = {}
-    default_reward: str = ""
     measures: tuple[str, ...] = ()  # evaluation measures (pytrec_eval names such as "ndcg@10")
     modes: tuple[str, ...] = ("rewrite",)
     answer_key: str = "query"

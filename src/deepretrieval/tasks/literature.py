@@ -72,7 +72,6 @@ def _schema(collection: Collection, spec: Mapping[str, Any]):
 class LiteratureTask(Task):
     name = "literature"
     presets = PRESETS
-    default_reward = "deepretrieval-recall"
     measures = ("recall@100", "recall@1000", "recall@3000", "ndcg@10")
     modes = ("rewrite",)
 

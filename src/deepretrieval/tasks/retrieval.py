@@ -71,7 +71,6 @@ def bm25_settings(spec: Mapping[str, Any]):
 class RetrievalTask(Task):
     name = "retrieval"
     presets = PRESETS
-    default_reward = "recall-lenient"
     measures = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
     modes = ("rewrite", "expand", "feedback")
     fallback_name = "prf"
