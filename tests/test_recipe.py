@@ -121,3 +121,13 @@ def test_task_and_backend_sections_are_checked(tmp_path, text, message):
     recipe = load_recipe(path, {})
     with pytest.raises(DeepRetrievalError, match=message):
         recipe.task_family().backend(load_collection("demo"), recipe.backend)
+
+
+def test_activation_checkpointing_is_a_recipe_choice(tmp_path):
+    from deepretrieval.recipe import TrainRecipe
+    from deepretrieval.train import grpo_config
+
+    assert grpo_config(TrainRecipe(), tmp_path, stops=[]).activation_checkpointing is True  # TRL's default
+    assert (
+        grpo_config(TrainRecipe(activation_checkpointing=False), tmp_path, stops=[]).activation_checkpointing is False
+    )

@@ -62,6 +62,9 @@ class TrainRecipe(BaseModel):
     logging_steps: int = Field(1, ge=1)
     bf16: bool = False
     use_vllm: bool = False
+    activation_checkpointing: bool = Field(
+        True, description="recompute activations in the backward pass (TRL's default: less memory, more time)"
+    )
     trl: dict[str, Any] = Field(
         default_factory=dict, description="further trl.GRPOConfig fields, passed through as they are"
     )

@@ -99,7 +99,8 @@ def grpo_config(recipe: TrainRecipe, output_dir: Path, stops: Sequence[int]):
         remove_unused_columns=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=False,  # pinning needs an accelerator; on a CPU it only warns
-        activation_checkpointing=True,  # TRL's default, under transformers 5's name (the old one warns)
+        # Under transformers 5's name (the deprecated gradient_checkpointing warns); TRL's default is True.
+        activation_checkpointing=recipe.activation_checkpointing,
         shuffle_dataset=True,
     )
     if stops and recipe.use_vllm:
