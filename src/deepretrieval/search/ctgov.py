@@ -91,14 +91,11 @@ class CTGovSearcher(HttpSearcher):
 
     service: ClassVar[str] = "ctgov"
     endpoint: ClassVar[str] = "/studies"
+    settings_type: ClassVar[type] = CTGovSettings
 
     def __init__(self, settings: CTGovSettings, *, transport: Any = None) -> None:
         super().__init__(settings.http, transport=transport)
         self.ctgov = settings
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], *, default_cache: Path | None = None, transport: Any = None):
-        return cls(CTGovSettings.from_spec(spec, default_cache=default_cache), transport=transport)
 
     def params(self, query: str, request: BooleanRequest) -> dict[str, str]:
         params = {"query.term": query, "fields": "NCTId", "format": "json"}

@@ -486,6 +486,12 @@ class HttpSearcher:
 
     service: ClassVar[str] = ""
     endpoint: ClassVar[str] = ""
+    settings_type: ClassVar[type]  # the service's settings: ``from_spec(spec, default_cache=…)`` and ``.http``
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], *, default_cache: Path | None = None, transport: Any = None):
+        """A searcher from a recipe's ``backend:`` section (errors name ``backend.<field>``)."""
+        return cls(cls.settings_type.from_spec(spec, default_cache=default_cache), transport=transport)
 
     def __init__(self, settings: HttpSettings, *, transport: Any = None) -> None:
         self.settings = settings

@@ -166,14 +166,11 @@ class PubMedSearcher(HttpSearcher):
 
     service: ClassVar[str] = "pubmed"
     endpoint: ClassVar[str] = "/esearch.fcgi"
+    settings_type: ClassVar[type] = PubMedSettings
 
     def __init__(self, settings: PubMedSettings, *, transport: Any = None) -> None:
         super().__init__(settings.http, transport=transport)
         self.pubmed = settings
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], *, default_cache: Path | None = None, transport: Any = None):
-        return cls(PubMedSettings.from_spec(spec, default_cache=default_cache), transport=transport)
 
     def params(self, query: str, request: BooleanRequest) -> dict[str, str]:
         params = {"db": self.pubmed.db, "term": query}
