@@ -291,7 +291,7 @@ def eval_command(
         )
     from .evaluate import load_policy_metrics
 
-    out.print(markdown_table(load_policy_metrics(out_dir)))
+    out.print(markdown_table(load_policy_metrics(out_dir)), markup=False, highlight=False)  # "[expand]" is no markup
     out.print(f"\nwrote {out_dir}/metrics.json, report.md, comparison.png")
 
 
@@ -434,7 +434,7 @@ def demo(
             train_progress=training_progress(bar),
         )
     out.print("\n[bold]demo collection (synthetic), held-out test split[/]\n")
-    out.print(result.table)
+    out.print(result.table, markup=False, highlight=False)
     out.print(f"\nwrote {out_dir}/demo.md, {result.curve}, {result.eval_dir}/report.md")
 
 
