@@ -97,7 +97,10 @@ K1Opt = Annotated[float | None, typer.Option(help="BM25 k1 [default: 0.9, or an 
 BOpt = Annotated[float | None, typer.Option(help="BM25 b [default: 0.4, or an existing index's]")]
 MethodOpt = Annotated[str | None, typer.Option(help="BM25 variant: lucene, robertson, atire, bm25l, bm25+")]
 VariantOpt = Annotated[str | None, typer.Option(help="Model policies: direct | reasoning (default: as trained)")]
-ModeOpt = Annotated[str | None, typer.Option(help="Model policies: rewrite | expand | feedback (default: as trained)")]
+ModeOpt = Annotated[
+    str | None, typer.Option(help="Model policies: rewrite | expand | expand-rm3 | feedback (default: as trained)")
+]
+StyleOpt = Annotated[str | None, typer.Option(help="Model policies: prompt style full | short (default: as trained)")]
 RepeatsOpt = Annotated[int | None, typer.Option(help="Expand mode: times the user's query is repeated")]
 MaxNewOpt = Annotated[int | None, typer.Option(help="Model policies: max new tokens")]
 ContextOpt = Annotated[int | None, typer.Option(help="Model policies: top first-pass titles shown in the prompt")]
@@ -121,7 +124,7 @@ def task_of(name: str | None, policies: list[str]):
     return get_task(name or "retrieval"), {}
 
 
-def prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs) -> dict:
+def prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs, style=None) -> dict:
     """The prompt settings given on the command line; each overrides only itself (see make_policy)."""
     given = {
         "variant": variant,
@@ -129,6 +132,7 @@ def prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs) ->
         "expand_repeats": expand_repeats,
         "max_new_tokens": max_new_tokens,
         "context_docs": context_docs,
+        "style": style,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if given:
@@ -245,6 +249,7 @@ def eval_command(
     expand_repeats: RepeatsOpt = None,
     max_new_tokens: MaxNewOpt = None,
     context_docs: ContextOpt = None,
+    prompt_style: StyleOpt = None,
     prf_docs: Annotated[int, typer.Option(help="PRF: feedback documents")] = 10,
     prf_terms: Annotated[int, typer.Option(help="PRF: expansion terms")] = 10,
     prf_weight: Annotated[float, typer.Option(help="PRF: weight of the original query")] = 0.5,
@@ -266,7 +271,7 @@ def eval_command(
     with console.status(f"opening the {family.name} backend for {len(collection.documents):,} documents"):
         backend = family.backend(collection, spec, index=index)
     prf = PRFSettings(fb_docs=prf_docs, fb_terms=prf_terms, original_weight=prf_weight)
-    prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs)
+    prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs, prompt_style)
     policies = [
         make_policy(spec, task=family, backend=backend, prf=prf, prompt=prompt, collection=collection)
         for spec in policy
@@ -329,9 +334,12 @@ def train(
     model: _train_opt("model", "smollm2-135m | tiny-random | HF folder | hub id", str) = None,
     output_dir: _train_opt("output_dir", "Run folder (checkpoints, logs, final/)", str) = None,
     variant: _train_opt("variant", "direct | reasoning", str) = None,
-    mode: _train_opt("mode", "rewrite | expand | feedback (edit the RM3 query from a menu)", str) = None,
+    mode: _train_opt(
+        "mode", "rewrite | expand | expand-rm3 (RM3 after the expansion) | feedback (edit RM3 from a menu)", str
+    ) = None,
     expand_repeats: _train_opt("expand_repeats", "Expand mode: times the user's query is repeated", int) = None,
     context_docs: _train_opt("context_docs", "Top first-pass titles shown in the prompt", int) = None,
+    prompt_style: _train_opt("prompt_style", "full | short (fewer prompt tokens, faster steps)", str) = None,
     reward: Annotated[str | None, typer.Option(help=_reward_help(), show_default=False)] = None,
     reward_k: _train_opt("reward_k", "Override the reward metric depth", int) = None,
     lora: _train_opt("lora", "Train a LoRA adapter instead of all weights", bool) = None,
@@ -372,6 +380,7 @@ def rewrite(
     expand_repeats: RepeatsOpt = None,
     max_new_tokens: MaxNewOpt = None,
     context_docs: ContextOpt = None,
+    prompt_style: StyleOpt = None,
 ) -> None:
     """Print a policy's rewrite of QUERY (and its top hits when a collection or index is given)."""
     from .policies import make_policy
@@ -387,7 +396,7 @@ def rewrite(
         backend = BM25Searcher.load(index)
     elif policy in ("prf", "oracle", *family.baselines()):
         raise DeepRetrievalError(f"the {policy} policy needs a collection to search: give --data or --index")
-    prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs)
+    prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs, prompt_style)
     chosen = make_policy(policy, task=family, backend=backend, prompt=prompt, collection=collection)
     example = Example(id="cli", question=query, targets={})
     output = chosen.generate([example])[0]

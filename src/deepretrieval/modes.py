@@ -3,13 +3,16 @@
 - ``rewrite``: the model's query replaces the user's.
 - ``expand``: the model's text is appended to the user's query (as Query2doc does). The user's query may
   be repeated ``repeats`` times first, so that BM25 keeps weighting its terms above the generated ones.
+- ``expand-rm3``: as ``expand``, then RM3 pseudo-relevance feedback runs on the expanded query (its first
+  pass finds the feedback documents, its terms are the relevance model's original query): the model's
+  expansion steers which documents feed back. An empty answer runs plain RM3 on the user's query.
 - ``feedback``: the model edits the RM3 pseudo-relevance-feedback query, choosing terms from a menu (see
   ``feedback``); not a text composition, so ``compose_query`` does not apply.
 """
 
 from __future__ import annotations
 
-MODES = ("rewrite", "expand", "feedback")
+MODES = ("rewrite", "expand", "expand-rm3", "feedback")
 
 
 def compose_query(mode: str, question: str, generated: str | None, *, repeats: int = 1) -> str:
@@ -17,7 +20,7 @@ def compose_query(mode: str, question: str, generated: str | None, *, repeats: i
     generated = (generated or "").strip()
     if mode == "rewrite":
         return generated
-    if mode == "expand":
+    if mode in ("expand", "expand-rm3"):
         base = " ".join([question.strip()] * max(repeats, 1))
         return f"{base} {generated}".strip()
-    raise ValueError(f"query mode {mode!r} does not compose text (text modes: rewrite, expand)")
+    raise ValueError(f"query mode {mode!r} does not compose text (text modes: rewrite, expand, expand-rm3)")

@@ -16,6 +16,7 @@ from .modes import MODES
 from .types import Example
 
 VARIANTS = ("direct", "reasoning")
+STYLES = ("full", "short")
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,13 @@ class PromptSettings:
     expand_repeats: int = 1
     max_new_tokens: int = 32
     context_docs: int = 3  # top first-pass titles shown in the prompt (needs a context provider)
+    style: str = "full"  # "short": terse instructions, fewer prompt tokens per GRPO step
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise DeepRetrievalError(f"unknown prompt variant {self.variant!r} (known: {', '.join(VARIANTS)})")
+        if self.style not in STYLES:
+            raise DeepRetrievalError(f"unknown prompt style {self.style!r} (known: {', '.join(STYLES)})")
         if self.mode not in MODES:
             raise DeepRetrievalError(f"unknown query mode {self.mode!r} (known: {', '.join(MODES)})")
         for name in ("expand_repeats", "max_new_tokens"):
@@ -71,6 +75,18 @@ _TASK = {
         "relevant documents would contain; put a minus sign before a candidate that would mislead the search."
     ),
 }
+_TASK["expand-rm3"] = _TASK["expand"]  # the model writes the same expansion; feedback runs after it
+# Short style: the same requests in a fraction of the tokens (a GRPO step's cost grows with prompt length).
+_SHORT_TASK = {
+    "rewrite": "Rewrite the need as a keyword query for {domain} documents.",
+    "expand": "Add keywords that relevant {domain} documents contain.",
+    "expand-rm3": "Add keywords that relevant {domain} documents contain.",
+    "feedback": "Pick the candidates relevant {domain} documents contain (-word drops one).",
+}
+_SHORT_FORMAT = {
+    "direct": 'Answer: <answer>{{"query": "{example}"}}</answer>',
+    "reasoning": 'Think in <think> </think>, then answer: <answer>{{"query": "{example}"}}</answer>',
+}
 _FORMAT = {
     "direct": 'Reply with the keywords only, in this format: <answer>{{"query": "{example}"}}</answer>',
     "reasoning": (
@@ -81,21 +97,26 @@ _FORMAT = {
 _PREFIX = {"direct": '<answer>{"query": "', "reasoning": "<think>"}
 
 
-def build_messages(example: Example, *, variant: str = "direct", mode: str = "rewrite") -> list[dict[str, str]]:
+def build_messages(
+    example: Example, *, variant: str = "direct", mode: str = "rewrite", style: str = "full"
+) -> list[dict[str, str]]:
     """System and user chat messages for one information need."""
     if variant not in _FORMAT:
         raise DeepRetrievalError(f"unknown prompt variant {variant!r} (known: {', '.join(VARIANTS)})")
     if mode not in _TASK:
         raise DeepRetrievalError(f"unknown query mode {mode!r} (known: {', '.join(MODES)})")
     domain = str(example.meta.get("domain", "scientific"))
-    system = _TASK[mode].format(domain=domain) + " " + _FORMAT[variant].format(example="...")
-    user = f"Information need: {example.question.strip()}"
+    short = style == "short"
+    task, answer = (_SHORT_TASK, _SHORT_FORMAT) if short else (_TASK, _FORMAT)
+    system = task[mode].format(domain=domain) + " " + answer[variant].format(example="...")
+    user = f"{'Need' if short else 'Information need'}: {example.question.strip()}"
     context = example.meta.get("context")
     if context:
-        user += "\nTop search results for it:\n" + "\n".join(f"- {c}" for c in context)
+        heading = "\nTop results:\n" if short else "\nTop search results for it:\n"
+        user += heading + "\n".join(f"- {c}" for c in context)
     feedback = example.meta.get("feedback")
     if mode == "feedback" and feedback is not None:
-        user += "\nCandidate terms: " + ", ".join(t.word for t in feedback.menu)
+        user += ("\nCandidates: " if short else "\nCandidate terms: ") + ", ".join(t.word for t in feedback.menu)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

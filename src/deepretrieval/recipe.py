@@ -34,9 +34,12 @@ class TrainRecipe(BaseModel):
     )
     # prompt and query
     variant: Literal["direct", "reasoning"] = "direct"
-    mode: Literal["rewrite", "expand", "feedback"] = "expand"
+    mode: Literal["rewrite", "expand", "expand-rm3", "feedback"] = "expand"
     expand_repeats: int = Field(1, ge=1, description="expand mode: times the user's query is repeated")
     context_docs: int = Field(3, ge=0, description="titles of the top-n first-pass hits shown in the prompt")
+    prompt_style: Literal["full", "short"] = Field(
+        "full", description="full instructions, or short ones (fewer prompt tokens: faster steps)"
+    )
     # reward
     reward: str = Field("recall-lenient", description="reward preset (see deepretrieval.rewards.PRESETS)")
     reward_k: int | None = Field(None, ge=1, description="override the preset's metric depth k")
@@ -78,6 +81,7 @@ class TrainRecipe(BaseModel):
             expand_repeats=self.expand_repeats,
             max_new_tokens=self.max_completion_length,
             context_docs=self.context_docs,
+            style=self.prompt_style,
         )
 
     def task_family(self):

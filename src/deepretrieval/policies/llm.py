@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import DeepRetrievalError, EndpointFailure
 from ..prompts import Context, PromptSettings
 from ..tasks import default_task
-from ..tasks.base import Task, propose_output, render_prompts
+from ..tasks.base import Task, propose_output, render_prompts, show_context
 from ..types import Example
 from .base import PolicyOutput
 
@@ -90,15 +90,20 @@ class HFPolicy:
             self._model.eval()
         return self._model, self._tokenizer
 
-    def prompts(self, examples: Sequence[Example]) -> list[str]:
-        """The text the model is given for each example (retrieved context included)."""
-        return render_prompts(self.task, examples, self.prompt, self._load()[1], self.context)
+    def show(self, examples: Sequence[Example]) -> list[Example]:
+        """The examples with the retrieved context their prompts (and, in feedback mode, actions) need."""
+        return show_context(self.task, examples, self.prompt, self.context)
 
-    def complete(self, examples: Sequence[Example]) -> list[str]:
+    def prompts(self, examples: Sequence[Example], *, shown: bool = False) -> list[str]:
+        """The text the model is given for each example (retrieved context included; ``shown``: already)."""
+        context = None if shown else self.context
+        return render_prompts(self.task, examples, self.prompt, self._load()[1], context, shown=shown)
+
+    def complete(self, examples: Sequence[Example], *, shown: bool = False) -> list[str]:
         import torch
 
         model, tokenizer = self._load()
-        texts = self.prompts(examples)
+        texts = self.prompts(examples, shown=shown)
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"
         completions: list[str] = []
@@ -128,10 +133,10 @@ class HFPolicy:
         return completions
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
-        completions = self.complete(examples)
+        shown = self.show(examples)  # once: the feedback mode's action edits the menu its prompt showed
+        completions = self.complete(shown, shown=True)
         return [
-            propose_output(self.task, c, e, self.prompt, self.backend)
-            for c, e in zip(completions, examples, strict=True)
+            propose_output(self.task, c, e, self.prompt, self.backend) for c, e in zip(completions, shown, strict=True)
         ]
 
 
@@ -211,12 +216,12 @@ class OpenAIPolicy:
         raise EndpointFailure(f"{self.base_url}: endpoint failed after {self.retries + 1} attempts: {error}")
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
-        shown = self.context(examples) if self.context else list(examples)
+        shown = show_context(self.task, examples, self.prompt, self.context)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             completions = list(pool.map(self._complete_one, shown))
         return [
             propose_output(self.task, c, e, self.prompt, self.backend, prefilled=False)
-            for c, e in zip(completions, examples, strict=True)
+            for c, e in zip(completions, shown, strict=True)
         ]
 
 

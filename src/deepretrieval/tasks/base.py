@@ -106,7 +106,7 @@ class Task:
             )
 
     def messages(self, example: Example, settings: PromptSettings) -> list[dict[str, str]]:
-        return build_messages(example, variant=settings.variant, mode=settings.mode)
+        return build_messages(example, variant=settings.variant, mode=settings.mode, style=settings.style)
 
     def answer_prefix(self, variant: str) -> str:
         """Text the prompt puts at the start of the assistant's turn (the parser is told the same)."""
@@ -195,17 +195,27 @@ def render_prompts(
     settings: PromptSettings,
     tokenizer: Any,
     context: Context | None = None,
+    *,
+    shown: bool = False,
 ) -> list[str]:
     """The exact text a local model is given for each example: the one prompt function that training,
-    evaluation, ``rewrite`` and exports share, so a policy is always evaluated as it was trained."""
+    evaluation, ``rewrite`` and exports share, so a policy is always evaluated as it was trained.
+    ``shown``: the examples already carry their context (:func:`show_context`)."""
     task.check(settings)
-    if task.needs_context(settings):
-        if context is None:
-            raise DeepRetrievalError("these prompts show retrieved context: give a context provider")
-        examples = context(examples)
+    if not shown:
+        examples = show_context(task, examples, settings, context)
     return [
         render_prompt(task.messages(e, settings), tokenizer) + task.answer_prefix(settings.variant) for e in examples
     ]
+
+
+def show_context(task: Task, examples: Sequence[Example], settings: PromptSettings, context: Context | None):
+    """The examples with the retrieved context their prompts and actions need (unchanged when none)."""
+    if not task.needs_context(settings):
+        return list(examples)
+    if context is None:
+        raise DeepRetrievalError("these prompts show retrieved context: give a context provider")
+    return context(examples)
 
 
 def propose(

@@ -39,6 +39,17 @@ class WeightedQuery:
         return " ".join(f"{t}^{w:.4f}" for t, w in self.terms)
 
 
+@dataclass(frozen=True)
+class FeedbackQuery:
+    """RM3 on ``text``: its first pass picks the feedback documents; the relevance model's original query is
+    ``text`` itself (mode ``expand-rm3``: the user's query with the model's expansion)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return f"rm3({self.text})"
+
+
 def index_cache_dir() -> Path:
     """Where indexes built without an explicit ``--index`` folder are kept (beside the model cache)."""
     from ..models import cache_root
@@ -72,7 +83,7 @@ class RetrievalTask(Task):
     name = "retrieval"
     presets = PRESETS
     measures = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
-    modes = ("rewrite", "expand", "feedback")
+    modes = ("rewrite", "expand", "expand-rm3", "feedback")
     fallback_name = "prf"
 
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
@@ -125,11 +136,15 @@ class RetrievalTask(Task):
             feedback = _feedback(example)
             # A text that names no menu term leaves RM3 unedited (parsing accepted it, so no penalty either).
             return WeightedQuery.of(feedback.weights(*feedback.edit(text)))
+        if settings.mode == "expand-rm3":
+            return FeedbackQuery(compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats))
         return compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats)
 
     def fallback(self, example: Example, settings: PromptSettings) -> Action | None:
-        """Feedback mode: an answer with nothing to search runs the unedited RM3 query (its ordinary reward,
-        no bonus). Text modes: None, an empty answer."""
+        """Feedback-anchored modes: an answer with nothing to search runs the unedited RM3 query (its ordinary
+        reward, no bonus). Text modes: None, an empty answer."""
+        if settings.mode == "expand-rm3":
+            return FeedbackQuery(example.question)
         return WeightedQuery.of(_feedback(example).weights()) if settings.mode == "feedback" else None
 
     def searchable(self, text: str, backend: Any) -> bool:
@@ -139,12 +154,22 @@ class RetrievalTask(Task):
         return text
 
     def execute(self, actions: Sequence[Action], backend: Any, k: int) -> list[Outcome]:
-        """One batched search for the text queries and one for the weighted ones, outcomes in input order."""
+        """One batched search for the text queries and one for the weighted ones (RM3 queries first become
+        weighted ones after one batched first pass), outcomes in input order."""
+        from ..feedback import FeedbackSettings, feedback_for
+
+        actions = list(actions)
+        rm3 = [i for i, a in enumerate(actions) if isinstance(a, FeedbackQuery)]
+        if rm3:
+            settings = FeedbackSettings(menu_terms=FeedbackSettings.fb_terms)
+            texts = [actions[i].text for i in rm3]  # type: ignore[union-attr]
+            for i, text, hits in zip(rm3, texts, backend.search(texts, settings.fb_docs), strict=True):
+                actions[i] = WeightedQuery.of(feedback_for(backend, text, hits, settings).weights())
         rankings: list[Ranking] = [Ranking() for _ in actions]
         text = [i for i, a in enumerate(actions) if isinstance(a, str)]
         weighted = [i for i, a in enumerate(actions) if isinstance(a, WeightedQuery)]
         if len(text) + len(weighted) != len(actions):
-            raise TypeError("retrieval actions are query strings or WeightedQuery objects")
+            raise TypeError("retrieval actions are query strings, WeightedQuery or FeedbackQuery objects")
         if text:
             for i, ranking in zip(text, backend.search([actions[i] for i in text], k), strict=True):
                 rankings[i] = ranking
