@@ -3,13 +3,17 @@
     .venv/bin/python benchmarks/ceilings.py --data ../shared/data/classic/cranfield
     .venv/bin/python benchmarks/ceilings.py --data ../shared/data/classic/med
     .venv/bin/python benchmarks/ceilings.py --data demo
+    .venv/bin/python benchmarks/ceilings.py --data demo --mode expand-rm3     # likewise per collection
 
-Mode ``feedback`` (the only one measured here): the policy edits the RM3 query by adding terms from the
+Mode ``feedback``: the policy edits the RM3 query by adding terms from the
 menu (the heaviest relevance-model terms of the top feedback documents, at their relevance-model weight)
 and dropping RM3's expansion terms. The greedy oracle starts from the unedited RM3 query and, per query,
 keeps making the single edit that most improves nDCG@10 + R@100 on the judgments until none does (at most
 ``--steps`` edits). Every learning table can then say how much of the available room a trained policy
-took. Writes ``benchmarks/results/ceiling_feedback_<collection>.json``; figures are pytrec_eval's.
+took. Mode ``expand-rm3``: the policy appends words to the user's query and RM3 runs on the result; its
+action space is all text, so the oracle picks, one word at a time (at most ``--steps``), from the menu's
+words and the commonest words of the query's judged relevant documents. Writes
+``benchmarks/results/ceiling_<mode>_<collection>.json``; figures are pytrec_eval's.
 """
 
 from __future__ import annotations
@@ -17,15 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from deepretrieval import metrics as M
 from deepretrieval.data import load_collection
-from deepretrieval.feedback import Feedback, FeedbackProvider, FeedbackSettings
+from deepretrieval.feedback import WORD, Feedback, FeedbackProvider, FeedbackSettings
 from deepretrieval.tasks import get_task
+from deepretrieval.tasks.retrieval import FeedbackQuery
 from deepretrieval.types import Example
 
 MEASURES = ("ndcg@10", "recall@100", "recall@1000")
+MODES = ("feedback", "expand-rm3")
 
 
 def objective(ranked: list[str], example: Example) -> float:
@@ -53,52 +60,98 @@ def greedy_edit(searcher, example: Example, feedback: Feedback, steps: int, k: i
     return added, dropped
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--menu-terms", type=int, default=30)
-    parser.add_argument("--fb-docs", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
+def greedy_expansion(searcher, example: Example, candidates: list[str], steps: int, k: int) -> list[str]:
+    """The words a greedy oracle appends to the user's query before RM3 runs on it (mode ``expand-rm3``)."""
+    task = get_task("retrieval")
+    chosen: list[str] = []
+    run = lambda texts: task.execute([FeedbackQuery(t) for t in texts], searcher, k)  # noqa: E731
+    best = objective(run([example.question])[0].ranking.ids, example)
+    for _ in range(steps):
+        options = [w for w in candidates if w not in chosen]
+        if not options:
+            break
+        texts = [" ".join([example.question, *chosen, w]) for w in options]
+        scores = [objective(o.ranking.ids, example) for o in run(texts)]
+        top = max(range(len(scores)), key=scores.__getitem__)
+        if scores[top] <= best + 1e-12:
+            break
+        best = scores[top]
+        chosen.append(options[top])
+    return chosen
 
-    collection = load_collection(args.data)
+
+def expansion_candidates(searcher, example: Example, feedback: Feedback, documents: dict, n: int) -> list[str]:
+    """The menu's words and the ``n`` commonest words of the judged relevant documents (an oracle may read
+    the judgments): what a policy could have written, at best."""
+    counts: Counter[str] = Counter()
+    for doc_id, grade in example.targets.items():
+        if grade > 0 and doc_id in documents:
+            counts.update(set(WORD.findall(documents[doc_id].contents.lower())))
+    analysed = [w for w, _ in counts.most_common(4 * n) if searcher.analyze(w)][:n]
+    return list(dict.fromkeys([t.word for t in feedback.menu] + analysed))
+
+
+def ceiling(data: str, split: str, mode: str, menu_terms: int, fb_docs: int, steps: int) -> dict:
+    """Original, RM3 and the greedy oracle of ``mode``'s action space on ``split``'s judged queries."""
+    collection = load_collection(data)
     task = get_task("retrieval")
     searcher = task.backend(collection, {})
-    examples = [e for e in collection.split(args.split) if e.relevant]
-    settings = FeedbackSettings(fb_docs=args.fb_docs, menu_terms=args.menu_terms)
+    examples = [e for e in collection.split(split) if e.relevant]
+    settings = FeedbackSettings(fb_docs=fb_docs, menu_terms=menu_terms)
     shown = FeedbackProvider(searcher, collection.documents, settings)(examples)
+    documents = {d.id: d for d in collection.documents}
     started = time.perf_counter()
     runs: dict[str, dict[str, list[str]]] = {"original": {}, "rm3": {}, "oracle": {}}
     edits = {}
     for example in shown:
         feedback: Feedback = example.meta["feedback"]
-        added, dropped = greedy_edit(searcher, example, feedback, args.steps, 1000)
-        edits[example.id] = {"added": sorted(added), "dropped": sorted(dropped)}
         runs["original"][example.id] = searcher.search([example.question], 1000)[0].ids
         runs["rm3"][example.id] = searcher.search_weighted([feedback.weights()], 1000)[0].ids
-        oracle = feedback.weights(frozenset(added), frozenset(dropped))
-        runs["oracle"][example.id] = searcher.search_weighted([oracle], 1000)[0].ids
+        if mode == "feedback":
+            added, dropped = greedy_edit(searcher, example, feedback, steps, 1000)
+            edits[example.id] = {"added": sorted(added), "dropped": sorted(dropped)}
+            oracle = searcher.search_weighted([feedback.weights(frozenset(added), frozenset(dropped))], 1000)[0]
+        else:
+            words = greedy_expansion(
+                searcher, example, expansion_candidates(searcher, example, feedback, documents, menu_terms), steps, 1000
+            )
+            edits[example.id] = {"added": words, "dropped": []}
+            oracle = task.execute([FeedbackQuery(" ".join([example.question, *words]))], searcher, 1000)[0].ranking
+        runs["oracle"][example.id] = oracle.ids
     qrels = {e.id: dict(e.targets) for e in examples}
     table = {name: M.aggregate(M.evaluate_run(run, qrels, MEASURES)) for name, run in runs.items()}
-    report = {
-        "data": args.data,
-        "split": args.split,
+    return {
+        "data": data,
+        "collection": collection.name,
+        "split": split,
         "queries": len(examples),
-        "mode": "feedback",
-        "settings": vars(args) | {"out": str(args.out)},
+        "mode": mode,
+        "settings": {"menu_terms": menu_terms, "fb_docs": fb_docs, "steps": steps},
         "seconds": round(time.perf_counter() - started, 1),
         "table": {name: {m: round(v, 4) for m, v in row.items()} for name, row in table.items()},
         "mean_added": sum(len(e["added"]) for e in edits.values()) / len(edits),
         "mean_dropped": sum(len(e["dropped"]) for e in edits.values()) / len(edits),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--mode", choices=MODES, default="feedback")
+    parser.add_argument("--menu-terms", type=int, default=30)
+    parser.add_argument("--fb-docs", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=None, help="edits per query (default: feedback 10, expand-rm3 5)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    steps = args.steps or (10 if args.mode == "feedback" else 5)
+    report = ceiling(args.data, args.split, args.mode, args.menu_terms, args.fb_docs, steps)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"ceiling_feedback_{collection.name}.json"
+    path = args.out / f"ceiling_{args.mode.replace('-', '_')}_{report['collection']}.json"
     path.write_text(json.dumps(report, indent=2))
-    print(f"{collection.name} {args.split} ({len(examples)} judged queries), feedback mode, menu {args.menu_terms}")
+    print(f"{report['collection']} {args.split} ({report['queries']} judged queries), mode {args.mode}")
     print("| policy | " + " | ".join(MEASURES) + " |")
-    for name, row in table.items():
+    for name, row in report["table"].items():
         print(f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in MEASURES) + " |")
     print(f"wrote {path}")
 

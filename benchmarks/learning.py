@@ -19,11 +19,16 @@ import time
 from pathlib import Path
 
 import yaml
+from ceilings import MODES as CEILING_MODES
+from ceilings import ceiling
 
+from deepretrieval.data import load_collection
 from deepretrieval.demo import run_demo
-from deepretrieval.evaluate import load_policy_metrics
+from deepretrieval.evaluate import load_policy_metrics, paired_test
 from deepretrieval.recipe import TrainRecipe, demo_recipe
 from deepretrieval.train import LOG_FILE, read_log
+
+MEASURES = ("ndcg@10", "recall@100", "recall@1000")
 
 
 def training_summary(log_path: Path) -> dict[str, float]:
@@ -39,16 +44,36 @@ def training_summary(log_path: Path) -> dict[str, float]:
     return summary
 
 
-def summarize(run_dir: Path) -> dict:
-    """learning.json's table for a finished run folder (``make demo``'s runs/demo, or a learning run),
-    from its eval folder, training log and recipe, without running anything."""
-    recipe = json.loads((run_dir / "train" / "recipe.json").read_text())
+def significance(run_dir: Path, recipe: dict, split: str = "test") -> dict:
+    """Paired tests of the trained policy against RM3 (and the original query), per measure."""
+    collection = load_collection(recipe["data"], seed=recipe.get("seed", 0))
+    examples = [e for e in collection.split(split) if e.relevant]
+    slugs = list(load_policy_metrics(run_dir / "eval"))
+    trained = next(s for s in slugs if s.startswith("trained"))
     return {
+        f"{trained} vs {base}": paired_test(run_dir / "eval", examples, trained, base, MEASURES)
+        for base in ("prf", "original")
+        if base in slugs
+    }
+
+
+def summarize(run_dir: Path, *, with_ceiling: bool = True) -> dict:
+    """learning.json's table for a finished run folder (``make demo``'s runs/demo, or a learning run),
+    from its eval folder, training log and recipe: paired significance against RM3 and, for the
+    feedback-anchored modes, the oracle ceiling of the mode's action space (``ceilings.py``)."""
+    recipe = json.loads((run_dir / "train" / "recipe.json").read_text())
+    report = {
         "data": recipe["data"],
         "recipe": recipe,
         "training": training_summary(run_dir / "train" / LOG_FILE),
         "policies": load_policy_metrics(run_dir / "eval"),
+        "significance": significance(run_dir, recipe),
     }
+    if with_ceiling and recipe["mode"] in CEILING_MODES:
+        report["ceiling"] = ceiling(
+            recipe["data"], "test", recipe["mode"], 30, 10, 10 if recipe["mode"] == "feedback" else 5
+        )
+    return report
 
 
 def main() -> None:
@@ -59,7 +84,8 @@ def main() -> None:
     parser.add_argument("--summarize", action="store_true", help="only write OUT/learning.json from OUT's run")
     args = parser.parse_args()
     if args.summarize:
-        (args.out / "learning.json").write_text(json.dumps(summarize(args.out), indent=2))
+        previous = json.loads(path.read_text()) if (path := args.out / "learning.json").exists() else {}
+        path.write_text(json.dumps({**previous, **summarize(args.out)}, indent=2))
         print(f"wrote {args.out}/learning.json")
         return
     if not args.data:
@@ -78,8 +104,7 @@ def main() -> None:
         "wall_seconds_total": round(elapsed, 1),
         "train_seconds": round(result.train_seconds, 1),
         "steps_per_second": round(recipe.max_steps / result.train_seconds, 5) if result.train_seconds else None,
-        "training": training_summary(result.train_dir / LOG_FILE),
-        "policies": load_policy_metrics(result.eval_dir),
+        **summarize(args.out),
     }
     (args.out / "learning.json").write_text(json.dumps(report, indent=2))
     print(result.table)

@@ -139,3 +139,26 @@ def test_measure_names_dispatch():
     assert M.measure("mrr@10", ranked, qrels) == pytest.approx(0.5)
     with pytest.raises(ValueError):
         M.measure("bogus@3", ranked, qrels)
+
+
+def test_paired_test_reports_the_difference_and_its_significance(tmp_path):
+    from deepretrieval.data import load_collection
+    from deepretrieval.evaluate import paired_test
+    from deepretrieval.policies import OraclePolicy
+    from deepretrieval.tasks import get_task
+
+    collection = load_collection("demo")
+    backend = get_task("retrieval").backend(collection, {})
+    settings = EvalSettings(k=100, batch_size=32, measures=("ndcg@10", "recall@100"))
+    evaluate(collection, "test", [OriginalPolicy(), OraclePolicy()], backend, tmp_path, settings)
+    means = load_policy_metrics(tmp_path)
+    examples = [e for e in collection.split("test") if e.relevant]
+    report = paired_test(tmp_path, examples, "oracle", "original", ("ndcg@10", "recall@100"))
+    for measure, row in report.items():
+        assert row["queries"] == means["oracle"]["queries"] == 60
+        assert row["difference"] == pytest.approx(means["oracle"][measure] - means["original"][measure])
+        assert row["randomization_p"] < 0.001 and row["t_test_p"] < 0.001  # the oracle wins on most queries
+    same = paired_test(tmp_path, examples, "original", "original", ("ndcg@10",))["ndcg@10"]
+    assert same["difference"] == 0.0 and same["randomization_p"] == same["t_test_p"] == 1.0
+    with pytest.raises(DeepRetrievalError, match="no run of policy 'prf'"):
+        paired_test(tmp_path, examples, "oracle", "prf", ("ndcg@10",))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from deepretrieval.data import load_collection
 from deepretrieval.feedback import FeedbackSettings, feedback_for
-from deepretrieval.policies import PRFPolicy
+from deepretrieval.parsing import Parsed
+from deepretrieval.policies import PRFPolicy, make_policy
 from deepretrieval.prompts import PromptSettings
-from deepretrieval.rewards import PRESETS
+from deepretrieval.rewards import PRESETS, score
 from deepretrieval.tasks import TaskReward, get_task, propose_output
+from deepretrieval.tasks.retrieval import FeedbackQuery, WeightedQuery
 
 TASK = get_task("retrieval")
 FEEDBACK = PromptSettings(mode="feedback", context_docs=0)
@@ -79,3 +83,60 @@ def test_feedback_for_without_hits_is_the_user_query():
 
     feedback = feedback_for(Empty(), "heart attack", [], FeedbackSettings())
     assert feedback.menu == () and feedback.weights() == {"attack": 0.25, "heart": 0.25}
+
+
+# -- expand-rm3: the model's expansion, then RM3 on the expanded query ----------------------------------------
+
+EXPAND_RM3 = PromptSettings(mode="expand-rm3", context_docs=0)
+
+
+def test_expand_rm3_runs_rm3_on_the_expanded_query(demo):
+    collection, backend, examples = demo
+    example = examples[0]
+    action = TASK.action("myocardial infarction", example, EXPAND_RM3)
+    assert action == FeedbackQuery(f"{example.question} myocardial infarction")
+    expanded = replace(example, question=action.text)
+    rm3 = PRFPolicy(backend).generate([expanded])[0].action
+    [outcome] = TASK.execute([action], backend, 100)
+    assert outcome.ranking.ids == TASK.execute([rm3], backend, 100)[0].ranking.ids
+    plain = TASK.execute([TASK.fallback(example, EXPAND_RM3)], backend, 100)[0].ranking.ids
+    assert outcome.ranking.ids != plain  # the expansion changed what fed back
+
+
+@pytest.mark.parametrize("preset", ["ndcg-lenient", "recall-lenient", "recall", "deepretrieval-recall"])
+@pytest.mark.parametrize("answer", ['"}</answer>', '!!!"}</answer>', "garbage with no answer"])
+def test_expand_rm3_empty_answer_runs_plain_rm3_for_no_more_than_its_ordinary_reward(demo, preset, answer):
+    _, backend, examples = demo
+    config = PRESETS[preset]
+    example = examples[0]
+    prf = PRFPolicy(backend).generate([example])[0].action
+    prf_ids = TASK.execute([prf], backend, config.k)[0].ranking.ids
+    ordinary = score(Parsed("query", None, True, "ok"), prf_ids, example, config)  # RM3's own, well-formed
+    empty = TaskReward(TASK, backend, examples, config, EXPAND_RM3).score_batch([answer], [example.id])[0]
+    assert empty.failure is None and empty.metric in (None, ordinary.metric)
+    assert empty.total <= ordinary.total
+    output = propose_output(TASK, answer, example, EXPAND_RM3, backend)
+    assert (
+        TASK.execute([output.action], backend, 100)[0].ranking.ids == TASK.execute([prf], backend, 100)[0].ranking.ids
+    )
+
+
+@pytest.mark.parametrize("mode", ["feedback", "expand-rm3"])
+def test_a_model_policy_evaluates_in_the_feedback_anchored_modes(demo, mode):
+    collection, backend, _ = demo
+    settings = {"mode": mode, "context_docs": 0, "max_new_tokens": 4}
+    policy = make_policy("tiny-random", task=TASK, backend=backend, collection=collection, prompt=settings)
+    examples = collection.split("test")[:3]
+    outputs = policy.generate(examples)
+    kind = WeightedQuery if mode == "feedback" else FeedbackQuery
+    assert [type(o.action) for o in outputs] == [kind] * 3
+
+
+def test_the_short_prompt_style_says_the_same_in_fewer_words(demo):
+    _, _, examples = demo
+    example = replace(examples[0], meta={**examples[0].meta, "context": ["a title", "another title"]})
+    full = TASK.messages(example, FEEDBACK)
+    short = TASK.messages(example, PromptSettings(mode="feedback", context_docs=2, style="short"))
+    for part in (example.question, "a title", "another title", example.meta["feedback"].menu[-1].word, '"query"'):
+        assert part in short[0]["content"] + short[1]["content"]
+    assert len(" ".join(m["content"] for m in short)) < 0.75 * len(" ".join(m["content"] for m in full))

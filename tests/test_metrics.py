@@ -14,7 +14,14 @@ from deepretrieval.search.bm25 import BM25Searcher
 
 from .conftest import shared_collection
 
-TREC = {"ndcg@10": "ndcg_cut_10", "recall@100": "recall_100", "recall@1000": "recall_1000", "precision@10": "P_10"}
+TREC = {
+    "ndcg@10": "ndcg_cut_10",
+    "recall@100": "recall_100",
+    "recall@1000": "recall_1000",
+    "precision@10": "P_10",
+    "success@1": "success_1",
+    "success@10": "success_10",
+}
 
 
 @pytest.mark.parametrize("name", ["cranfield", "med"])
@@ -25,7 +32,7 @@ def test_pure_metrics_equal_pytrec_eval_per_query(name):
     hits = searcher.search([e.question for e in examples], 1000)
     run = {e.id: {h.doc_id: h.score for h in hs} for e, hs in zip(examples, hits, strict=True)}
     qrels = {e.id: dict(e.targets) for e in examples}
-    measures = {"ndcg_cut.10", "recall.100,1000", "P.10", "recip_rank"}
+    measures = {"ndcg_cut.10", "recall.100,1000", "P.10", "recip_rank", "success.1,10"}
     reference = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
     assert len(reference) == len(examples)
     for e, hs in zip(examples, hits, strict=True):
@@ -69,7 +76,7 @@ def test_evaluate_run_counts_missing_and_empty_runs_as_zero():
     assert M.aggregate(per_query)["recall@10"] == pytest.approx(1 / 3)
 
 
-MEASURES = ["ndcg@10", "ndcg@100", "recall@10", "recall@100", "precision@10", "mrr@10"]
+MEASURES = ["ndcg@10", "ndcg@100", "recall@10", "recall@100", "precision@10", "mrr@10", "success@1", "success@10"]
 
 
 def generated_graded_run(seed: int = 7) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:

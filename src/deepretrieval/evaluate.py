@@ -264,6 +264,43 @@ def load_policy_metrics(out_dir: Path) -> dict[str, dict]:
     return {slug: m for _, slug, m in sorted(found, key=lambda f: f[:2])}
 
 
+def paired_test(
+    out_dir: Path, examples: Sequence[Example], policy: str, baseline: str, measures: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Paired significance of ``policy`` against ``baseline`` (slugs of completed runs in ``out_dir``) on the
+    judged ``examples``, per measure: both means, the mean difference, a two-sided paired t-test's p and a
+    paired randomization test's p (scipy: 10,000 sign flips of the per-query differences, seeded)."""
+    import numpy as np
+    from scipy import stats
+
+    qrels = {e.id: dict(e.targets) for e in examples}
+    per_query = []
+    for slug in (policy, baseline):
+        runs_path = out_dir / "policies" / slug / "runs.jsonl"
+        if not runs_path.exists():
+            raise DeepRetrievalError(f"{runs_path}: no run of policy {slug!r} to compare")
+        run = {qid: ranked for qid, ranked in _read_runs(runs_path) if qid in qrels}
+        per_query.append(M.evaluate_run(run, qrels, measures))
+    ids = sorted(per_query[0].keys() & per_query[1].keys())
+    report = {}
+    for measure in measures:
+        a = np.array([per_query[0][q][measure] for q in ids])
+        b = np.array([per_query[1][q][measure] for q in ids])
+        same = bool(np.allclose(a, b))
+        randomized = stats.permutation_test(
+            (a, b), lambda x, y: np.mean(x - y), permutation_type="samples", n_resamples=10_000, random_state=0
+        )
+        report[measure] = {
+            "queries": len(ids),
+            policy: float(a.mean()),
+            baseline: float(b.mean()),
+            "difference": float((a - b).mean()),
+            "t_test_p": 1.0 if same else float(stats.ttest_rel(a, b).pvalue),
+            "randomization_p": 1.0 if same else float(randomized.pvalue),
+        }
+    return report
+
+
 @contextmanager
 def lock_run_dir(run_dir: Path) -> Iterator[None]:
     """Be the only process writing ``run_dir``, or fail at once with a one-line error naming the holder."""

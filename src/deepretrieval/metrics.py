@@ -70,6 +70,11 @@ def mrr_at_k(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
     return 1.0 / rank if rank else 0.0
 
 
+def success_at_k(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
+    """trec_eval's success_k (Hit@k): 1 when a relevant document is among the first k."""
+    return 1.0 if _first_hit(unique_top_k(ranked, k), _relevant(qrels)) else 0.0
+
+
 def _first_hit(unique: Sequence[str], relevant: set[str]) -> int | None:
     for i, doc in enumerate(unique, start=1):
         if doc in relevant:
@@ -77,15 +82,21 @@ def _first_hit(unique: Sequence[str], relevant: set[str]) -> int | None:
     return None
 
 
-_FUNCTIONS = {"recall": recall_at_k, "ndcg": ndcg_at_k, "mrr": mrr_at_k, "precision": precision_at_k}
-_TREC = {"recall": "recall_{k}", "ndcg": "ndcg_cut_{k}", "precision": "P_{k}"}
+_FUNCTIONS = {
+    "recall": recall_at_k,
+    "ndcg": ndcg_at_k,
+    "mrr": mrr_at_k,
+    "precision": precision_at_k,
+    "success": success_at_k,
+}
+_TREC = {"recall": "recall_{k}", "ndcg": "ndcg_cut_{k}", "precision": "P_{k}", "success": "success_{k}"}
 
 
 def parse_measure(name: str) -> tuple[str, int]:
     """``"ndcg@10"`` -> ("ndcg", 10)."""
     base, sep, depth = name.partition("@")
     if base not in _FUNCTIONS or not sep or not depth.isdigit() or int(depth) < 1:
-        raise ValueError(f"unknown measure {name!r} (use recall@K, ndcg@K, mrr@K or precision@K)")
+        raise ValueError(f"unknown measure {name!r} (use recall@K, ndcg@K, mrr@K, precision@K or success@K)")
     return base, int(depth)
 
 

@@ -52,11 +52,11 @@ def make_policy(
         return OraclePolicy(task)
     if spec in task.baselines():
         return task.baselines()[spec](task, backend, prf=prf)
-    from .llm import HFPolicy, OpenAIPolicy, PromptSettings, parse_openai_spec, prompt_settings_for
+    from .llm import HFPolicy, OpenAIPolicy, parse_openai_spec, prompt_settings_for
 
     if spec.startswith("openai:"):
         model, url = parse_openai_spec(spec)
-        settings = PromptSettings().replace(**(prompt or {}))
+        settings = task.default_prompt().replace(**(prompt or {}))
         context = _context(task, backend, collection, settings)
         return OpenAIPolicy(model, url, task=task, backend=backend, prompt=settings, context=context)
     from ..models import check_model
@@ -65,7 +65,7 @@ def make_policy(
         check_model(spec)
     except DeepRetrievalError as exc:
         raise DeepRetrievalError(f"unknown policy {spec!r} (known: {known_policies(task)}); {exc}") from None
-    settings = prompt_settings_for(spec, prompt)
+    settings = prompt_settings_for(spec, prompt, defaults=task.default_prompt())
     context = _context(task, backend, collection, settings)
     return HFPolicy(spec, task=task, backend=backend, prompt=settings, batch_size=batch_size, context=context)
 

@@ -35,13 +35,15 @@ def read_policy_settings(folder: Path) -> dict[str, Any]:
     return saved
 
 
-def prompt_settings_for(ref: str, overrides: dict[str, Any] | None = None) -> PromptSettings:
-    """A model policy's prompt settings: what a trained run saved (policy.json), else the defaults; each
-    override (a command-line flag) changes only itself."""
+def prompt_settings_for(
+    ref: str, overrides: dict[str, Any] | None = None, defaults: PromptSettings | None = None
+) -> PromptSettings:
+    """A model policy's prompt settings: what a trained run saved (policy.json), else ``defaults`` (the
+    task's); each override (a command-line flag) changes only itself."""
     folder = Path(resolve_run_dir(ref))
     saved = read_policy_settings(folder) if folder.is_dir() else {}
     names = {f.name for f in fields(PromptSettings)}
-    base = PromptSettings(**{k: v for k, v in saved.items() if k in names})
+    base = (defaults or PromptSettings()).replace(**{k: v for k, v in saved.items() if k in names})
     return base.replace(**(overrides or {}))
 
 
@@ -71,7 +73,7 @@ class HFPolicy:
     ) -> None:
         self.ref = resolve_run_dir(ref)
         self.task, self.backend = task or default_task(), backend
-        self.prompt = prompt or prompt_settings_for(ref)
+        self.prompt = prompt or prompt_settings_for(ref, defaults=self.task.default_prompt())
         self.task.check(self.prompt)
         self.batch_size = batch_size
         self.name = name or f"{Path(ref).name or ref}[{self.prompt.mode}]"
@@ -167,7 +169,7 @@ class OpenAIPolicy:
 
         self.model, self.base_url = model, base_url.rstrip("/")
         self.task, self.backend = task or default_task(), backend
-        self.prompt = prompt or PromptSettings()
+        self.prompt = prompt or self.task.default_prompt()
         self.task.check(self.prompt)
         self.context = context
         _require_context(model, self.task, self.prompt, context)

@@ -105,6 +105,10 @@ class Task:
                 f"the {self.name} task has no {settings.mode!r} mode (it has {', '.join(self.modes)})"
             )
 
+    def default_prompt(self) -> PromptSettings:
+        """Prompt settings for an untrained model where none are given (a trained run's are in policy.json)."""
+        return PromptSettings()
+
     def messages(self, example: Example, settings: PromptSettings) -> list[dict[str, str]]:
         return build_messages(example, variant=settings.variant, mode=settings.mode, style=settings.style)
 
@@ -126,6 +130,11 @@ class Task:
         if prefilled:
             completion = self.close(completion, settings.variant)
         return parse_completion(completion, variant=settings.variant, answer_key=self.answer_key, prefilled=prefix)
+
+    def fallback_earns_reward(self, settings: PromptSettings) -> bool:
+        """Whether an answer with nothing to search earns the fallback's ordinary reward in training (True), or
+        the empty-answer penalty while evaluation still runs the fallback (False)."""
+        return True
 
     def searchable(self, text: str, backend: Any) -> bool:
         """Whether the model's text gives the backend anything to execute."""
@@ -246,7 +255,8 @@ def propose(
     if text:
         return parsed, Proposal(text, task.action(text, example, settings))
     fallback = task.fallback(example, settings)
-    return parsed, Proposal(None if fallback is None else task.render(fallback), fallback)
+    scored = fallback is not None and task.fallback_earns_reward(settings)
+    return parsed, Proposal(task.render(fallback) if scored else None, fallback)
 
 
 def propose_output(

@@ -110,6 +110,9 @@ class LiteratureTask(Task):
         return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
 
     # -- prompts ------------------------------------------------------------------------------------
+    def default_prompt(self) -> PromptSettings:
+        return PromptSettings(mode="rewrite", context_docs=0, max_new_tokens=64)
+
     def messages(self, example: Example, settings: PromptSettings) -> list[dict[str, str]]:
         user = f"Systematic review:\n{example.question.strip()}"
         return [{"role": "system", "content": _SYSTEM + _FORMAT[settings.variant]}, {"role": "user", "content": user}]

@@ -57,6 +57,20 @@ def index_cache_dir() -> Path:
     return cache_root() / "indexes"
 
 
+BACKEND_KINDS = ("bm25", "dense", "hybrid")
+HYBRID_FIELDS = ("rrf_k", "depth")
+
+
+def backend_kind(spec: Mapping[str, Any]) -> str:
+    """The ``kind`` of a recipe's ``backend:`` section (bm25 when absent)."""
+    kind = spec.get("kind", "bm25")
+    if kind not in BACKEND_KINDS:
+        raise DeepRetrievalError(
+            f"recipe field backend.kind: the retrieval task has no backend {kind!r} (known: {', '.join(BACKEND_KINDS)})"
+        )
+    return kind
+
+
 def bm25_settings(spec: Mapping[str, Any]):
     """BM25Settings from a recipe's ``backend:`` section (``kind: bm25``, the default); errors name the field."""
     from ..search.bm25 import BM25Settings
@@ -64,7 +78,8 @@ def bm25_settings(spec: Mapping[str, Any]):
     values = {k: v for k, v in spec.items() if k != "kind"}
     kind = spec.get("kind", "bm25")
     if kind != "bm25":
-        raise DeepRetrievalError(f"recipe field backend.kind: the retrieval task has no backend {kind!r} (known: bm25)")
+        backend_kind(spec)  # an unknown kind is named as such
+        raise DeepRetrievalError(f"recipe field backend.kind: {kind!r} has no BM25 settings (kind: bm25 has)")
     if "bm25_method" in values:  # the flat recipes' spelling
         values["method"] = values.pop("bm25_method")
     for key in ("stemmer", "stopwords"):
@@ -79,6 +94,108 @@ def bm25_settings(spec: Mapping[str, Any]):
     return BM25Settings(**values)
 
 
+def dense_settings(spec: Mapping[str, Any]):
+    """DenseSettings from a ``backend: {kind: dense, ...}`` section; errors name the field."""
+    from ..search import dense
+
+    return dense.dense_settings({k: v for k, v in spec.items() if k != "kind"})
+
+
+def hybrid_specs(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """A ``backend: {kind: hybrid, ...}`` section split into its BM25 fields, its dense fields and the fusion
+    settings (one flat namespace: the BM25 and dense field names do not overlap); errors name the field."""
+    from ..search.bm25 import BM25Settings
+    from ..search.dense import DenseSettings
+    from ..search.hybrid import HybridSettings
+
+    lexical_names = {*BM25Settings.__dataclass_fields__, "bm25_method"}
+    dense_names = set(DenseSettings.__dataclass_fields__)
+    values = {k: v for k, v in spec.items() if k != "kind"}
+    unknown = sorted(set(values) - lexical_names - dense_names - set(HYBRID_FIELDS))
+    if unknown:
+        known = sorted({*BM25Settings.__dataclass_fields__, *dense_names, *HYBRID_FIELDS})
+        raise DeepRetrievalError(f"recipe field backend.{unknown[0]}: unknown (known: kind, {', '.join(known)})")
+    lexical = {k: v for k, v in values.items() if k in lexical_names}
+    dense = {k: v for k, v in values.items() if k in dense_names}
+    fusion = HybridSettings(**{k: v for k, v in values.items() if k in HYBRID_FIELDS})
+    bm25_settings(lexical)  # validated now, not after the dense part is built
+    dense_settings(dense)
+    return lexical, dense, fusion
+
+
+def bm25_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None):
+    """The BM25 index at ``index`` (checked against the corpus and the settings given), or built and saved
+    there. ``spec`` empty: whatever an existing index was built with (the defaults for a new one).
+
+    Without ``index`` the index is cached under ``index_cache_dir()``, keyed by the corpus and the
+    settings, so that repeated commands and runs on one collection index it once.
+    """
+    from ..search.bm25 import MANIFEST, BM25Searcher, corpus_hash
+
+    settings = bm25_settings(spec) if spec else None
+    sha = corpus_hash(collection.documents)
+    if index is None:
+        settings = settings or bm25_settings({})
+        key = hashlib.sha256(json.dumps([sha, asdict(settings)], sort_keys=True).encode()).hexdigest()[:24]
+        index = index_cache_dir() / key
+    if (index / MANIFEST).exists():
+        return BM25Searcher.load(index, expected_corpus_hash=sha, settings=settings)
+    searcher = BM25Searcher.build(collection.documents, settings or bm25_settings({}))
+    searcher.save(index)
+    return searcher
+
+
+def dense_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None):
+    """The dense index at ``index`` (checked against the corpus, the build settings given and the model), or
+    encoded and saved there; ``spec`` without fields: whatever an existing index was built with. Cached
+    under ``index_cache_dir()`` like BM25's, keyed by the corpus and the build settings (search-time
+    settings such as ``nprobe`` reuse it). Encoding progress is kept in shards beside the folder, so an
+    interrupted build resumes; they are removed once the index is saved."""
+    from ..errors import StaleIndexError
+    from ..search.bm25 import corpus_hash
+    from ..search.dense import MANIFEST, DenseSearcher, DenseSettings, clear_shards
+
+    settings = dense_settings(spec) if set(spec) - {"kind"} else None
+    sha = corpus_hash(collection.documents)
+    cached = index is None
+    if index is None:
+        settings = settings or DenseSettings()
+        key = hashlib.sha256(json.dumps(["dense", sha, settings.build_fields()], sort_keys=True).encode())
+        index = index_cache_dir() / f"dense-{key.hexdigest()[:24]}"
+    if (index / MANIFEST).exists():
+        try:
+            return DenseSearcher.load(index, expected_corpus_hash=sha, settings=settings)
+        except StaleIndexError:
+            # The key holds the corpus and the settings, not the weights: a cached index whose model
+            # changed (a new package version, a retrained folder) is rebuilt; a user's own folder is not.
+            if not cached:
+                raise
+    shards = index.parent / f".{index.name}.shards"
+    searcher = DenseSearcher.build(collection.documents, settings or DenseSettings(), shards=shards, show_progress=True)
+    searcher.save(index)
+    clear_shards(shards)
+    return searcher
+
+
+def hybrid_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None):
+    """RRF of the BM25 and the dense backend. Each part is the index its own kind would open (cached alike,
+    so a hybrid run reuses a BM25 run's index); ``index`` holds them as ``bm25/`` and ``dense/``."""
+    from ..search.hybrid import HybridSearcher
+
+    lexical, dense, fusion = hybrid_specs(spec)
+    if index is not None and index.exists():
+        names = {p.name for p in index.iterdir()} if index.is_dir() else {""}
+        if names and not names & {"bm25", "dense"}:
+            raise DeepRetrievalError(
+                f"{index} exists and is not a hybrid index (no bm25/ or dense/ inside); choose another folder"
+            )
+    return HybridSearcher(
+        bm25_backend(collection, lexical, None if index is None else index / "bm25"),
+        dense_backend(collection, dense, None if index is None else index / "dense"),
+        fusion,
+    )
+
+
 class RetrievalTask(Task):
     name = "retrieval"
     presets = PRESETS
@@ -87,25 +204,15 @@ class RetrievalTask(Task):
     fallback_name = "prf"
 
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
-        """The BM25 index at ``index`` (checked against the corpus and the settings given), or built and saved
-        there. ``spec`` empty: whatever an existing index was built with (the defaults for a new one).
-
-        Without ``index`` the index is cached under ``index_cache_dir()``, keyed by the corpus and the
-        settings, so that repeated commands and runs on one collection index it once.
-        """
-        from ..search.bm25 import MANIFEST, BM25Searcher, corpus_hash
-
-        settings = bm25_settings(spec) if spec else None
-        sha = corpus_hash(collection.documents)
-        if index is None:
-            settings = settings or bm25_settings({})
-            key = hashlib.sha256(json.dumps([sha, asdict(settings)], sort_keys=True).encode()).hexdigest()[:24]
-            index = index_cache_dir() / key
-        if (index / MANIFEST).exists():
-            return BM25Searcher.load(index, expected_corpus_hash=sha, settings=settings)
-        searcher = BM25Searcher.build(collection.documents, settings or bm25_settings({}))
-        searcher.save(index)
-        return searcher
+        """The backend ``spec`` names (``kind``: bm25, the default; dense; hybrid), opened from ``index`` or
+        built and saved there (without ``index``: cached under ``index_cache_dir()``, keyed by the corpus
+        and the settings). See :func:`bm25_backend`, :func:`dense_backend`, :func:`hybrid_backend`."""
+        kind = backend_kind(spec)
+        if kind == "dense":
+            return dense_backend(collection, spec, index)
+        if kind == "hybrid":
+            return hybrid_backend(collection, spec, index)
+        return bm25_backend(collection, spec, index)
 
     def needs_context(self, settings: PromptSettings) -> bool:
         return settings.context_docs > 0 or settings.mode == "feedback"
@@ -146,6 +253,12 @@ class RetrievalTask(Task):
         if settings.mode == "expand-rm3":
             return FeedbackQuery(example.question)
         return WeightedQuery.of(_feedback(example).weights()) if settings.mode == "feedback" else None
+
+    def fallback_earns_reward(self, settings: PromptSettings) -> bool:
+        """expand-rm3: an empty expansion is no expansion, penalised as empty in training (measured: with RM3's
+        reward for it, a policy collapses to empty answers, i.e. to plain RM3, within ten steps); evaluation
+        still runs plain RM3 for it. feedback: the unedited RM3 query's ordinary reward."""
+        return settings.mode != "expand-rm3"
 
     def searchable(self, text: str, backend: Any) -> bool:
         return has_terms(backend, text)
