@@ -25,7 +25,7 @@ from ceilings import ceiling
 from deepretrieval.data import load_collection
 from deepretrieval.demo import run_demo
 from deepretrieval.evaluate import load_policy_metrics, paired_test
-from deepretrieval.recipe import TrainRecipe, demo_recipe
+from deepretrieval.recipe import TrainRecipe, demo_recipe, load_recipe
 from deepretrieval.train import LOG_FILE, read_log
 
 MEASURES = ("ndcg@10", "recall@100", "recall@1000")
@@ -52,7 +52,7 @@ def significance(run_dir: Path, recipe: dict, split: str = "test") -> dict:
     trained = next(s for s in slugs if s.startswith("trained"))
     return {
         f"{trained} vs {base}": paired_test(run_dir / "eval", examples, trained, base, MEASURES)
-        for base in ("prf", "original")
+        for base in ("prf", "pico-boolean", "original")
         if base in slugs
     }
 
@@ -79,6 +79,7 @@ def summarize(run_dir: Path, *, with_ceiling: bool = True) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data")
+    parser.add_argument("--recipe", type=Path, help="a recipe YAML to start from (default: the demo recipe)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe field")
     parser.add_argument("--summarize", action="store_true", help="only write OUT/learning.json from OUT's run")
@@ -88,18 +89,20 @@ def main() -> None:
         path.write_text(json.dumps({**previous, **summarize(args.out)}, indent=2))
         print(f"wrote {args.out}/learning.json")
         return
-    if not args.data:
-        parser.error("--data is required (except with --summarize)")
-    values = {**demo_recipe().model_dump(), "data": args.data, "split": "train"}
+    if not args.data and not args.recipe:
+        parser.error("--data or --recipe is required (except with --summarize)")
+    start = load_recipe(args.recipe, {}) if args.recipe else demo_recipe()
+    values = {**start.model_dump(), "data": args.data or start.data, "split": "train"}
     for item in args.set:
         key, _, value = item.partition("=")
         values[key] = yaml.safe_load(value)
     recipe = TrainRecipe(**values)
     started = time.perf_counter()
-    result = run_demo(args.out, recipe=recipe, split="test", baselines=("original", "prf"))
+    baselines = ("original", *recipe.task_family().baselines())  # retrieval: prf; literature: pico-boolean
+    result = run_demo(args.out, recipe=recipe, split="test", baselines=baselines)
     elapsed = time.perf_counter() - started
     report = {
-        "data": args.data,
+        "data": recipe.data,
         "recipe": recipe.model_dump(),
         "wall_seconds_total": round(elapsed, 1),
         "train_seconds": round(result.train_seconds, 1),

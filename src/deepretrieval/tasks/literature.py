@@ -39,6 +39,17 @@ _FORMAT = {
     "direct": "Reply with the query only, in this format: <answer>QUERY</answer>",
     "reasoning": "First think briefly inside <think> </think>, then reply in this format: <answer>QUERY</answer>",
 }
+# One worked example, as a previous chat turn (a 135M model copies a turn's form far better than it follows a
+# description): lay PICO words become the technical terms and synonyms the studies use. Its topic is in no
+# table of the generated collection, so it teaches the form, not the answers.
+_EXAMPLE_PICO = (
+    "P: Adults who snore and stop breathing at night\nI: A mouth guard worn in bed\nC: No treatment\n"
+    "O: Less daytime sleepiness"
+)
+_EXAMPLE_QUERY = (
+    '("sleep apnea" OR "obstructive sleep apnoea" OR snoring) AND ("mandibular advancement" OR "oral appliance*" '
+    "OR splint*) AND (sleepiness OR somnolence)"
+)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 _OPERATORS = {"AND", "OR", "NOT"}
 _STOP = frozenset(
@@ -114,8 +125,18 @@ class LiteratureTask(Task):
         return PromptSettings(mode="rewrite", context_docs=0, max_new_tokens=64)
 
     def messages(self, example: Example, settings: PromptSettings) -> list[dict[str, str]]:
-        user = f"Systematic review:\n{example.question.strip()}"
-        return [{"role": "system", "content": _SYSTEM + _FORMAT[settings.variant]}, {"role": "user", "content": user}]
+        """The instructions, one worked example turn, then the review's PICO."""
+        shown = (
+            "<think>Translate each PICO element into technical terms.</think>\n"
+            if settings.variant == "reasoning"
+            else ""
+        )
+        return [
+            {"role": "system", "content": _SYSTEM + _FORMAT[settings.variant]},
+            {"role": "user", "content": f"Systematic review:\n{_EXAMPLE_PICO}"},
+            {"role": "assistant", "content": f"{shown}<answer>{_EXAMPLE_QUERY}</answer>"},
+            {"role": "user", "content": f"Systematic review:\n{example.question.strip()}"},
+        ]
 
     def answer_prefix(self, variant: str) -> str:
         return _PREFIX[variant]
