@@ -18,8 +18,9 @@ def load_collection(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.6, 0.1, 0.3),
 ) -> Collection:
-    """``demo`` | ``literature-demo`` | a BEIR folder | a SMART folder | an examples ``.jsonl`` | a reviews
-    ``.jsonl`` (DeepRetrieval's PICO records; corpus beside it or ``corpus``)."""
+    """``demo`` | ``literature-demo`` | ``qa-demo`` | a BEIR folder | a SMART folder | an examples ``.jsonl`` |
+    a reviews ``.jsonl`` (DeepRetrieval's PICO records) | a QA ``.jsonl`` (``question`` and ``answers``; for
+    the last three, the corpus beside it or ``corpus``)."""
     if str(spec) == "demo":
         from .demo import build_demo_collection
 
@@ -28,6 +29,10 @@ def load_collection(
         from .litdemo import build_literature_demo
 
         return build_literature_demo(seed=seed)
+    if str(spec) == "qa-demo":
+        from .qademo import build_qa_demo
+
+        return build_qa_demo(seed=seed)
     path = Path(spec)
     if path.is_file() and path.suffix == ".jsonl":
         from .literature import is_reviews_file
@@ -36,6 +41,10 @@ def load_collection(
             from .literature import load_reviews
 
             return load_reviews(path, corpus, seed=seed, fractions=fractions)
+        from .qa import is_qa_file, load_qa
+
+        if is_qa_file(path):
+            return load_qa(path, corpus, seed=seed, fractions=fractions)
         from .jsonl import load_jsonl
 
         return load_jsonl(path, corpus, seed=seed, fractions=fractions)
@@ -50,7 +59,8 @@ def load_collection(
             return load_classic(path, seed=seed, fractions=fractions)
     if not path.exists():
         raise DataError(
-            path, "no such file or folder (expected 'demo', 'literature-demo', a BEIR or SMART folder, or a .jsonl)"
+            path,
+            "no such file or folder (expected 'demo', 'literature-demo', 'qa-demo', a BEIR or SMART folder, a .jsonl)",
         )
     raise DataError(
         path,

@@ -25,6 +25,7 @@ __all__ = [
 TASKS = {
     "retrieval": ("retrieval", "RetrievalTask"),
     "literature": ("literature", "LiteratureTask"),
+    "qa": ("qa", "QATask"),
 }
 
 

