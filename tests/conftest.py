@@ -86,8 +86,9 @@ class CountingPolicy(OriginalPolicy):
         return super().generate(examples)
 
 
-def tiny_literature_recipe(output_dir, **fields):
-    """A GRPO recipe on the literature task that trains the tiny random model for two steps in seconds."""
+def tiny_recipe(output_dir, **fields):
+    """A GRPO recipe that trains the tiny random model for two steps in seconds: the literature task on its
+    generated collection unless ``fields`` say otherwise (any TrainRecipe field)."""
     from deepretrieval.recipe import TrainRecipe
 
     values = dict(
@@ -106,3 +107,6 @@ def tiny_literature_recipe(output_dir, **fields):
         output_dir=str(output_dir),
     )
     return TrainRecipe(**(values | fields))
+
+
+tiny_literature_recipe = tiny_recipe

@@ -393,19 +393,19 @@ def test_the_dense_recipes_load(name):
 
 def test_grpo_trains_on_a_dense_backend(tmp_path, small_collection):
     """A short GRPO run through the task seam, as any recipe would run it: train.py knows no backend."""
-    from deepretrieval.recipe import TrainRecipe
     from deepretrieval.train import read_log, train
 
-    from .conftest import write_beir
+    from .conftest import tiny_recipe, write_beir
 
     data = write_beir(tmp_path / "data", small_collection)
     texts = [d.contents for d in small_collection.documents] + [e.question for e in small_collection.examples]
     model = tiny_model(tmp_path / "encoder", texts)
-    recipe = TrainRecipe(
+    recipe = tiny_recipe(
+        tmp_path / "run",
         data=str(data),
+        task="retrieval",
         split="test",
         backend={"kind": "dense", "model": str(model)},
-        model="tiny-random",
         mode="expand",
         context_docs=1,
         reward="recall-lenient",
@@ -414,7 +414,6 @@ def test_grpo_trains_on_a_dense_backend(tmp_path, small_collection):
         prompts_per_step=1,
         num_generations=2,
         max_completion_length=6,
-        output_dir=str(tmp_path / "run"),
     )
     result = train(recipe)
     assert result.steps == 1

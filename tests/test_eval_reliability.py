@@ -231,7 +231,7 @@ def test_a_second_eval_into_a_folder_being_written_fails_cleanly(beir, searcher,
         with pytest.raises(DeepRetrievalError, match=rf"being written by another eval \(pid {first.pid}\)") as exc:
             evaluate(beir, "test", [OriginalPolicy()], searcher, out, SETTINGS)
         assert "\n" not in str(exc.value) and "another --out" in str(exc.value)
-        assert first.wait(timeout=15) == 0, first.communicate()
+        assert first.wait(timeout=120) == 0, first.communicate()
     finally:
         if first.poll() is None:
             kill(first)

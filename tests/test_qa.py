@@ -362,24 +362,11 @@ def test_expand_prompts_can_show_the_top_titles(demo, tmp_path):
 @pytest.mark.slow
 def test_grpo_trains_on_the_qa_task(tmp_path):
     """A short GRPO run with the tiny random model, through the task seam, on the BM25 passage index."""
-    from deepretrieval.recipe import TrainRecipe
     from deepretrieval.train import read_log, train
 
-    recipe = TrainRecipe(
-        data="qa-demo",
-        task="qa",
-        model="tiny-random",
-        mode="rewrite",
-        context_docs=0,
-        reward="deepretrieval-rank",
-        reward_k=100,
-        max_steps=2,
-        save_steps=2,
-        prompts_per_step=2,
-        num_generations=4,
-        max_completion_length=12,
-        output_dir=str(tmp_path / "run"),
-    )
+    from .conftest import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path / "run", data="qa-demo", task="qa", reward="deepretrieval-rank")
     result = train(recipe)
     assert result.steps == 2
     log = [r for r in read_log(result.log_path) if "reward" in r]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
-from .folders import MANIFEST, staged_index
+from .folders import MANIFEST, check_corpus, read_part, staged_index
 
 T = TypeVar("T")
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
@@ -156,29 +156,25 @@ class BM25Searcher:
         manifest_path = directory / MANIFEST
         if not manifest_path.exists():
             raise SearchFailure(f"no index at {directory}; build it with `deepretrieval index`")
-        manifest = _read_part(directory, MANIFEST, lambda: json.loads(manifest_path.read_text(encoding="utf-8")))
+        manifest = read_part(directory, MANIFEST, lambda: json.loads(manifest_path.read_text(encoding="utf-8")))
         saved = _saved_settings(directory, manifest)
-        if expected_corpus_hash is not None and manifest["corpus_sha256"] != expected_corpus_hash:
-            raise StaleIndexError(
-                f"index at {directory} is stale: it was built from another corpus "
-                f"({manifest['documents']} documents); rebuild it with `deepretrieval index`"
-            )
+        check_corpus(directory, manifest, expected_corpus_hash, " with `deepretrieval index`")
         if settings is not None and settings != saved:
             changed = [k for k, v in asdict(settings).items() if asdict(saved)[k] != v]
             raise StaleIndexError(
                 f"index at {directory} was built with other settings ({', '.join(changed)} differ); rebuild it"
             )
-        retriever = _read_part(
+        retriever = read_part(
             directory,
             "bm25s's files",
             lambda: bm25s.BM25.load(str(directory), mmap=mmap, load_corpus=False, show_progress=False),
         )
         mode = "r" if mmap else None
-        tokens = _read_part(directory, "doc_tokens.npy", lambda: np.load(directory / "doc_tokens.npy", mmap_mode=mode))
-        offsets = _read_part(
+        tokens = read_part(directory, "doc_tokens.npy", lambda: np.load(directory / "doc_tokens.npy", mmap_mode=mode))
+        offsets = read_part(
             directory, "doc_offsets.npy", lambda: np.load(directory / "doc_offsets.npy", mmap_mode=mode)
         )
-        doc_ids = _read_part(
+        doc_ids = read_part(
             directory, "doc_ids.json", lambda: json.loads((directory / "doc_ids.json").read_text(encoding="utf-8"))
         )
         _check_sizes(directory, manifest["documents"], retriever, doc_ids, tokens, offsets)
@@ -287,21 +283,6 @@ class BM25Searcher:
 # What reading a damaged file raises: missing or unreadable (OSError), bad JSON / npy header / array shape
 # (ValueError, incl. JSONDecodeError and UnicodeDecodeError), a cut-short npy (EOFError), bad bm25s params
 # (TypeError).
-UNREADABLE = (OSError, ValueError, EOFError, TypeError)
-
-
-def _read_part(directory: Path, name: str, read: Callable[[], T]) -> T:
-    """``read()`` of the index's part ``name``, a damaged or missing file reported as one line."""
-    try:
-        return read()
-    except FileNotFoundError as exc:
-        missing = Path(exc.filename).name if exc.filename else name
-        raise CorruptIndexError(directory, f"{missing} is missing") from None
-    except UNREADABLE as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise CorruptIndexError(directory, f"{name} cannot be read ({reason})") from None
-
-
 def _saved_settings(directory: Path, manifest: object) -> BM25Settings:
     """The manifest's settings; every field must be there (a default filled in would be a silent guess)."""
     keys = ("corpus_sha256", "documents", "settings")

@@ -42,7 +42,7 @@ from typing import Any
 
 from ..errors import DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
-from .folders import MANIFEST, staged_index
+from .folders import MANIFEST, check_corpus, staged_index
 from .pubmed_syntax import QuerySyntaxError, TargetField, Translator, parse
 
 FORMAT_VERSION = 1
@@ -470,11 +470,7 @@ def _check_fresh(
     if schema is not None and schema != saved:
         changed = [k for k, v in asdict(schema).items() if asdict(saved)[k] != v]
         raise StaleIndexError(f"index at {directory} was built with another field schema ({', '.join(changed)} differ)")
-    if expected_corpus_hash is not None and manifest["corpus_sha256"] != expected_corpus_hash:
-        raise StaleIndexError(
-            f"index at {directory} is stale: it was built from another corpus "
-            f"({manifest['documents']} documents); rebuild it"
-        )
+    check_corpus(directory, manifest, expected_corpus_hash)
 
 
 def _check_files(folder: Path, files: Any) -> None:

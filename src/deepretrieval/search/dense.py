@@ -36,8 +36,8 @@ import numpy as np
 
 from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
-from .bm25 import _read_part, corpus_hash
-from .folders import MANIFEST, staged_index
+from .bm25 import corpus_hash
+from .folders import MANIFEST, check_corpus, read_part, staged_index
 
 FORMAT_VERSION = 1
 KIND = "dense"
@@ -427,13 +427,9 @@ class DenseSearcher:
         manifest_path = directory / MANIFEST
         if not manifest_path.exists():
             raise SearchFailure(f"no index at {directory}")
-        manifest = _read_part(directory, MANIFEST, lambda: json.loads(manifest_path.read_text(encoding="utf-8")))
+        manifest = read_part(directory, MANIFEST, lambda: json.loads(manifest_path.read_text(encoding="utf-8")))
         saved = _saved_settings(directory, manifest)
-        if expected_corpus_hash is not None and manifest["corpus_sha256"] != expected_corpus_hash:
-            raise StaleIndexError(
-                f"index at {directory} is stale: it was built from another corpus "
-                f"({manifest['documents']} documents); rebuild it"
-            )
+        check_corpus(directory, manifest, expected_corpus_hash)
         if settings is not None:
             changed = [k for k, v in settings.build_fields().items() if saved.build_fields()[k] != v]
             if changed:
@@ -444,8 +440,8 @@ class DenseSearcher:
         encoder = encoder or Encoder.load(saved)
         identity = encoder.identity()
         _check_model(directory, manifest["model"], identity)
-        index = _read_part(directory, INDEX_FILE, lambda: _read_faiss(directory / INDEX_FILE))
-        doc_ids = _read_part(
+        index = read_part(directory, INDEX_FILE, lambda: _read_faiss(directory / INDEX_FILE))
+        doc_ids = read_part(
             directory, "doc_ids.json", lambda: json.loads((directory / "doc_ids.json").read_text(encoding="utf-8"))
         )
         _check_sizes(directory, manifest["documents"], index, doc_ids, encoder.dimension)

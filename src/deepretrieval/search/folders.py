@@ -6,13 +6,39 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
-from ..errors import DeepRetrievalError
+from ..errors import CorruptIndexError, DeepRetrievalError, StaleIndexError
 
 MANIFEST = "manifest.json"
+UNREADABLE = (OSError, ValueError, EOFError, TypeError)
+T = TypeVar("T")
+
+
+def read_part(directory: Path, name: str, read: Callable[[], T]) -> T:
+    """``read()`` of the index's part ``name``, a damaged or missing file reported as one line."""
+    try:
+        return read()
+    except FileNotFoundError as exc:
+        missing = Path(exc.filename).name if exc.filename else name
+        raise CorruptIndexError(directory, f"{missing} is missing") from None
+    except UNREADABLE as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise CorruptIndexError(directory, f"{name} cannot be read ({reason})") from None
+
+
+def check_corpus(
+    directory: Path, manifest: Mapping[str, Any], expected_corpus_hash: str | None, hint: str = ""
+) -> None:
+    """Refuse an index built from another corpus than the one given (``hint``: how to rebuild it)."""
+    if expected_corpus_hash is not None and manifest["corpus_sha256"] != expected_corpus_hash:
+        raise StaleIndexError(
+            f"index at {directory} is stale: it was built from another corpus "
+            f"({manifest['documents']} documents); rebuild it{hint}"
+        )
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Collection, Document, Ranking
 from .bm25 import corpus_hash
-from .folders import MANIFEST, staged_index
+from .folders import MANIFEST, check_corpus, staged_index
 
 INSTALL_HINT = "pip install 'deepretrieval[lucene]'"
 FORMAT_VERSION = 1
@@ -197,11 +197,7 @@ class LuceneSearcher:
         except (OSError, ValueError) as exc:
             raise CorruptIndexError(directory, f"{MANIFEST} cannot be read ({_first_line(exc)})") from None
         saved = _check_manifest(directory, manifest)
-        if expected_corpus_hash is not None and manifest["corpus_sha256"] != expected_corpus_hash:
-            raise StaleIndexError(
-                f"index at {directory} is stale: it was built from another corpus "
-                f"({manifest['documents']} documents); rebuild it with `deepretrieval index`"
-            )
+        check_corpus(directory, manifest, expected_corpus_hash, " with `deepretrieval index`")
         searcher = cls(directory, settings or saved, manifest, threads=threads)
         if searcher.indexed != manifest["indexed"]:
             raise CorruptIndexError(
