@@ -102,6 +102,14 @@ def feedback_for(searcher, question: str, hits: Sequence, settings: FeedbackSett
     return Feedback(original, menu, settings.fb_terms, settings.original_weight)
 
 
+def rm3_queries(searcher, texts: Sequence[str], settings: FeedbackSettings | None = None) -> list[dict[str, float]]:
+    """RM3's weighted query for each text: one batched first pass, then the relevance model of its top
+    ``fb_docs`` documents mixed with the text's own terms (no menu beyond RM3's ``fb_terms``)."""
+    settings = replace(settings or FeedbackSettings(), menu_terms=(settings or FeedbackSettings()).fb_terms)
+    first_pass = searcher.search(list(texts), settings.fb_docs)
+    return [feedback_for(searcher, t, hits, settings).weights() for t, hits in zip(texts, first_pass, strict=True)]
+
+
 def surface_words(searcher, documents: Sequence[Document]) -> dict[str, str]:
     """stem -> the commonest word in ``documents`` that the index analyses to it."""
     counts: Counter[str] = Counter()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from ..errors import DeepRetrievalError
-from ..feedback import FeedbackSettings, feedback_for
+from ..feedback import FeedbackSettings, rm3_queries
 from ..search.bm25 import BM25Searcher
 from ..tasks import default_task
 from ..tasks.base import Task
@@ -69,17 +69,10 @@ class PRFPolicy:
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
         s = self.settings
-        first_pass = self.searcher.search([e.question for e in examples], s.fb_docs)
-        outputs = []
-        for example, hits in zip(examples, first_pass, strict=True):
-            action = WeightedQuery.of(self._expanded_weights(example.question, hits))
-            outputs.append(PolicyOutput(query=str(action), action=action))
-        return outputs
-
-    def _expanded_weights(self, question: str, hits: Sequence) -> dict[str, float]:
-        s = self.settings
-        settings = FeedbackSettings(s.fb_docs, s.fb_terms, s.original_weight, menu_terms=s.fb_terms)
-        return feedback_for(self.searcher, question, hits, settings).weights()
+        settings = FeedbackSettings(s.fb_docs, s.fb_terms, s.original_weight)
+        queries = rm3_queries(self.searcher, [e.question for e in examples], settings)
+        actions = [WeightedQuery.of(weights) for weights in queries]
+        return [PolicyOutput(query=str(action), action=action) for action in actions]
 
 
 class OraclePolicy:

@@ -274,15 +274,14 @@ class RetrievalTask(Task):
     def execute(self, actions: Sequence[Action], backend: Any, k: int) -> list[Outcome]:
         """One batched search for the text queries and one for the weighted ones (RM3 queries first become
         weighted ones after one batched first pass), outcomes in input order."""
-        from ..feedback import FeedbackSettings, feedback_for
+        from ..feedback import rm3_queries
 
         actions = list(actions)
         rm3 = [i for i, a in enumerate(actions) if isinstance(a, FeedbackQuery)]
         if rm3:
-            settings = FeedbackSettings(menu_terms=FeedbackSettings.fb_terms)
             texts = [actions[i].text for i in rm3]  # type: ignore[union-attr]
-            for i, text, hits in zip(rm3, texts, backend.search(texts, settings.fb_docs), strict=True):
-                actions[i] = WeightedQuery.of(feedback_for(backend, text, hits, settings).weights())
+            for i, weights in zip(rm3, rm3_queries(backend, texts), strict=True):
+                actions[i] = WeightedQuery.of(weights)
         rankings: list[Ranking] = [Ranking() for _ in actions]
         text = [i for i, a in enumerate(actions) if isinstance(a, str)]
         weighted = [i for i, a in enumerate(actions) if isinstance(a, WeightedQuery)]
