@@ -12,7 +12,10 @@ keeps making the single edit that most improves nDCG@10 + R@100 on the judgments
 ``--steps`` edits). Every learning table can then say how much of the available room a trained policy
 took. Mode ``expand-rm3``: the policy appends words to the user's query and RM3 runs on the result; its
 action space is all text, so the oracle picks, one word at a time (at most ``--steps``), from the menu's
-words and the commonest words of the query's judged relevant documents. Writes
+words and the commonest words of the query's judged relevant documents. Mode ``select-rm3``: the policy
+names which of the top ``--fb-docs`` first-pass results feed RM3; the greedy oracle starts from all of them
+(plain RM3) and toggles one result at a time while that helps; the table adds "judged relevant" (feed back
+exactly the results the judgments call relevant: true relevance feedback). Writes
 ``benchmarks/results/ceiling_<mode>_<collection>.json``; figures are pytrec_eval's.
 """
 
@@ -26,13 +29,13 @@ from pathlib import Path
 
 from deepretrieval import metrics as M
 from deepretrieval.data import load_collection
-from deepretrieval.feedback import WORD, Feedback, FeedbackProvider, FeedbackSettings
+from deepretrieval.feedback import WORD, Feedback, FeedbackProvider, FeedbackSettings, SelectionProvider
 from deepretrieval.tasks import get_task
 from deepretrieval.tasks.retrieval import FeedbackQuery
 from deepretrieval.types import Example
 
 MEASURES = ("ndcg@10", "recall@100", "recall@1000")
-MODES = ("feedback", "expand-rm3")
+MODES = ("feedback", "expand-rm3", "select-rm3")
 
 
 def objective(ranked: list[str], example: Example) -> float:
@@ -80,6 +83,45 @@ def greedy_expansion(searcher, example: Example, candidates: list[str], steps: i
     return chosen
 
 
+def greedy_selection(searcher, example: Example, selection, steps: int, k: int) -> tuple[int, ...]:
+    """The results (0-based) a greedy oracle feeds back to RM3 for one query (mode ``select-rm3``)."""
+    chosen = set(range(len(selection.docs)))
+    best = objective(searcher.search_weighted([selection.weights()], k)[0].ids, example)
+    for _ in range(steps):
+        candidates = [sorted(chosen ^ {i}) for i in range(len(selection.docs))]
+        candidates = [c for c in candidates if c]
+        if not candidates:
+            break
+        rankings = searcher.search_weighted([selection.weights(c) for c in candidates], k)
+        scores = [objective(r.ids, example) for r in rankings]
+        top = max(range(len(scores)), key=scores.__getitem__)
+        if scores[top] <= best + 1e-12:
+            break
+        best, chosen = scores[top], set(candidates[top])
+    return tuple(sorted(chosen))
+
+
+def select_ceiling(searcher, collection, examples: list[Example], settings: FeedbackSettings, steps: int):
+    """Runs for mode ``select-rm3``: original, RM3, judged-relevant feedback and the greedy oracle."""
+    shown = SelectionProvider(searcher, collection.documents, settings)(examples)
+    runs: dict[str, dict[str, list[str]]] = {"original": {}, "rm3": {}, "judged relevant": {}, "oracle": {}}
+    sizes = []
+    for example in shown:
+        selection = example.meta["selection"]
+        runs["original"][example.id] = searcher.search([example.question], 1000)[0].ids
+        runs["rm3"][example.id] = searcher.search_weighted([selection.weights()], 1000)[0].ids
+        relevant = [i for i, d in enumerate(selection.docs) if example.targets.get(d.doc_id, 0) > 0]
+        runs["judged relevant"][example.id] = (
+            searcher.search_weighted([selection.weights(relevant)], 1000)[0].ids
+            if relevant
+            else runs["original"][example.id]  # nothing relevant to feed back: the user's query
+        )
+        chosen = greedy_selection(searcher, example, selection, steps, 1000)
+        sizes.append(len(chosen))
+        runs["oracle"][example.id] = searcher.search_weighted([selection.weights(chosen)], 1000)[0].ids
+    return runs, sum(sizes) / len(sizes)
+
+
 def expansion_candidates(searcher, example: Example, feedback: Feedback, documents: dict, n: int) -> list[str]:
     """The menu's words and the ``n`` commonest words of the judged relevant documents (an oracle may read
     the judgments): what a policy could have written, at best."""
@@ -103,6 +145,10 @@ def ceiling(data: str, split: str, mode: str, menu_terms: int, fb_docs: int, ste
     started = time.perf_counter()
     runs: dict[str, dict[str, list[str]]] = {"original": {}, "rm3": {}, "oracle": {}}
     edits = {}
+    selected = None
+    if mode == "select-rm3":
+        runs, selected = select_ceiling(searcher, collection, examples, settings, steps)
+        shown = []
     for example in shown:
         feedback: Feedback = example.meta["feedback"]
         runs["original"][example.id] = searcher.search([example.question], 1000)[0].ids
@@ -129,8 +175,14 @@ def ceiling(data: str, split: str, mode: str, menu_terms: int, fb_docs: int, ste
         "settings": {"menu_terms": menu_terms, "fb_docs": fb_docs, "steps": steps},
         "seconds": round(time.perf_counter() - started, 1),
         "table": {name: {m: round(v, 4) for m, v in row.items()} for name, row in table.items()},
-        "mean_added": sum(len(e["added"]) for e in edits.values()) / len(edits),
-        "mean_dropped": sum(len(e["dropped"]) for e in edits.values()) / len(edits),
+        **(
+            {"mean_selected": round(selected, 2)}
+            if selected is not None
+            else {
+                "mean_added": sum(len(e["added"]) for e in edits.values()) / len(edits),
+                "mean_dropped": sum(len(e["dropped"]) for e in edits.values()) / len(edits),
+            }
+        ),
     }
 
 
@@ -144,7 +196,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="edits per query (default: feedback 10, expand-rm3 5)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    steps = args.steps or (10 if args.mode == "feedback" else 5)
+    steps = args.steps or (5 if args.mode == "expand-rm3" else 10)
     report = ceiling(args.data, args.split, args.mode, args.menu_terms, args.fb_docs, steps)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"ceiling_{args.mode.replace('-', '_')}_{report['collection']}.json"

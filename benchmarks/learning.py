@@ -71,7 +71,7 @@ def summarize(run_dir: Path, *, with_ceiling: bool = True) -> dict:
     }
     if with_ceiling and recipe["mode"] in CEILING_MODES:
         report["ceiling"] = ceiling(
-            recipe["data"], "test", recipe["mode"], 30, 10, 10 if recipe["mode"] == "feedback" else 5
+            recipe["data"], "test", recipe["mode"], 30, 10, 5 if recipe["mode"] == "expand-rm3" else 10
         )
     return report
 

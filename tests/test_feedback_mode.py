@@ -140,3 +140,71 @@ def test_the_short_prompt_style_says_the_same_in_fewer_words(demo):
     for part in (example.question, "a title", "another title", example.meta["feedback"].menu[-1].word, '"query"'):
         assert part in short[0]["content"] + short[1]["content"]
     assert len(" ".join(m["content"] for m in short)) < 0.75 * len(" ".join(m["content"] for m in full))
+
+
+# -- select-rm3: the model names the relevant results, RM3 feeds back those only -----------------------------
+
+SELECT = PromptSettings(mode="select-rm3", context_docs=3, style="short")
+
+
+@pytest.fixture(scope="module")
+def selected(demo):
+    collection, backend, _ = demo
+    examples = TASK.context(backend, collection, SELECT)(collection.split("train")[:6])
+    return collection, backend, examples
+
+
+def test_select_rm3_lists_the_feedback_documents_and_all_of_them_is_rm3(selected):
+    collection, backend, examples = selected
+    example = examples[0]
+    selection = example.meta["selection"]
+    assert len(selection.docs) == 10 and "context" not in example.meta  # the numbered list replaces the titles
+    user = TASK.messages(example, SELECT)[1]["content"]
+    first_pass = backend.search([example.question], 10)[0]
+    titles = {d.id: d.title for d in collection.documents}
+    for number, hit in enumerate(first_pass, 1):
+        assert f"\n{number}. {titles[hit.doc_id].strip()}" in user
+    prf = PRFPolicy(backend).generate([example])[0].action
+    assert TASK.fallback(example, SELECT) == prf
+    everything = TASK.action(" ".join(str(i) for i in range(1, 11)), example, SELECT)
+    assert dict(everything.terms) == pytest.approx(dict(prf.terms))
+
+
+def test_select_rm3_feeds_back_only_the_named_results(selected):
+    _, backend, examples = selected
+    example = examples[0]
+    hits = list(backend.search([example.question], 10)[0])
+    action = TASK.action("3, 1 and 12 (7.5)", example, SELECT)  # 12 is not listed, 7.5 is not a number of one
+    expected = feedback_for(backend, example.question, [hits[0], hits[2]], FeedbackSettings(menu_terms=10))
+    assert dict(action.terms) == pytest.approx(expected.weights())
+    assert example.meta["selection"].choice("3, 1 and 12 (7.5)") == (0, 2)
+    assert TASK.action("12 0", example, SELECT) == TASK.fallback(example, SELECT)  # nothing listed: plain RM3
+
+
+@pytest.mark.parametrize("preset", ["ndcg-lenient", "recall-lenient", "deepretrieval-recall"])
+@pytest.mark.parametrize("answer", ['"}</answer>', 'none of them"}</answer>', "garbage with no answer"])
+def test_select_rm3_empty_answer_runs_rm3_for_no_more_than_its_ordinary_reward(selected, preset, answer):
+    _, backend, examples = selected
+    config = PRESETS[preset]
+    example = examples[0]
+    prf = PRFPolicy(backend).generate([example])[0].action
+    prf_ids = TASK.execute([prf], backend, config.k)[0].ranking.ids
+    ordinary = score(Parsed("1 2", None, True, "ok"), prf_ids, example, config)  # RM3's own, well-formed
+    empty = TaskReward(TASK, backend, examples, config, SELECT).score_batch([answer], [example.id])[0]
+    assert empty.failure is None and empty.metric in (None, pytest.approx(ordinary.metric))
+    assert empty.total <= ordinary.total
+    output = propose_output(TASK, answer, example, SELECT, backend)
+    assert output.action == TASK.fallback(example, SELECT)
+
+
+def test_a_model_policy_evaluates_in_select_rm3(demo):
+    collection, backend, _ = demo
+    policy = make_policy(
+        "tiny-random",
+        task=TASK,
+        backend=backend,
+        collection=collection,
+        prompt={"mode": "select-rm3", "max_new_tokens": 4},
+    )
+    outputs = policy.generate(collection.split("test")[:3])
+    assert [type(o.action) for o in outputs] == [WeightedQuery] * 3

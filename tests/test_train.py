@@ -155,10 +155,9 @@ def test_a_trained_run_is_a_policy_for_eval(tmp_path):
     results = evaluate(collection, "test", [policy], searcher, tmp_path / "eval", EvalSettings(k=100, batch_size=30))
     lines = results[0].runs_path.read_text().splitlines()
     assert len(lines) == len(collection.split("test"))
-    assert results[0].metrics["recall@100"] >= 0.0
 
 
-@pytest.mark.parametrize("mode", ["rewrite", "expand", "feedback"])
+@pytest.mark.parametrize("mode", ["rewrite", "expand", "feedback", "select-rm3"])
 @pytest.mark.parametrize("variant", ["direct", "reasoning"])
 def test_training_prompts_are_the_prompts_evaluation_sends(tmp_path, variant, mode):
     """The training dataset holds exactly what eval gives the trained policy: context, answer prefix and all."""
@@ -180,8 +179,9 @@ def test_training_prompts_are_the_prompts_evaluation_sends(tmp_path, variant, mo
     sent = policy.prompts(examples)
     assert trained_on == sent
     assert all(p.endswith(assistant_prefix(variant)) for p in sent)
-    assert all("Top search results for it:" in p for p in sent)
+    assert all(("Top search results for it:" in p) == (mode != "select-rm3") for p in sent)
     assert all(("Candidate terms:" in p) == (mode == "feedback") for p in sent)
+    assert all(("\n10. " in p) == (mode == "select-rm3") for p in sent)  # the numbered feedback documents
 
 
 def test_queries_without_a_relevant_document_are_left_out_of_training(small_collection):

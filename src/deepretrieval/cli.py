@@ -98,7 +98,8 @@ BOpt = Annotated[float | None, typer.Option(help="BM25 b [default: 0.4, or an ex
 MethodOpt = Annotated[str | None, typer.Option(help="BM25 variant: lucene, robertson, atire, bm25l, bm25+")]
 VariantOpt = Annotated[str | None, typer.Option(help="Model policies: direct | reasoning (default: as trained)")]
 ModeOpt = Annotated[
-    str | None, typer.Option(help="Model policies: rewrite | expand | expand-rm3 | feedback (default: as trained)")
+    str | None,
+    typer.Option(help="Model policies: rewrite | expand | expand-rm3 | select-rm3 | feedback (default: as trained)"),
 ]
 StyleOpt = Annotated[str | None, typer.Option(help="Model policies: prompt style full | short (default: as trained)")]
 RepeatsOpt = Annotated[int | None, typer.Option(help="Expand mode: times the user's query is repeated")]
@@ -335,7 +336,10 @@ def train(
     output_dir: _train_opt("output_dir", "Run folder (checkpoints, logs, final/)", str) = None,
     variant: _train_opt("variant", "direct | reasoning", str) = None,
     mode: _train_opt(
-        "mode", "rewrite | expand | expand-rm3 (RM3 after the expansion) | feedback (edit RM3 from a menu)", str
+        "mode",
+        "rewrite | expand | expand-rm3 (RM3 after the expansion) | select-rm3 (RM3 from the results the model "
+        "picks) | feedback (edit RM3 from a menu)",
+        str,
     ) = None,
     expand_repeats: _train_opt("expand_repeats", "Expand mode: times the user's query is repeated", int) = None,
     context_docs: _train_opt("context_docs", "Top first-pass titles shown in the prompt", int) = None,

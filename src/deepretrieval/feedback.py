@@ -11,6 +11,12 @@ policy answers with the menu terms to add (``-word`` drops an expansion term). A
 relevance-model weight, on the same scale as RM3's own expansion terms; a dropped one loses its expansion
 weight (the user's own terms keep theirs). An answer that names no menu term executes the unedited RM3
 query: no bonus and no free pass.
+
+The ``select-rm3`` mode anchors on the feedback *documents* instead: the prompt lists the top
+``fb_docs`` first-pass results (numbered titles) and the policy answers with the numbers of those it judges
+relevant; RM3 then builds its relevance model from those documents only (at their first-pass weights),
+which is relevance feedback with the model as the judge. Naming every document, or none that exists, is
+plain RM3.
 """
 
 from __future__ import annotations
@@ -76,12 +82,17 @@ class Feedback:
 
 def relevance_model(searcher, hits: Sequence) -> Counter[str]:
     """Term weights of the feedback documents' relevance model (unnormalised)."""
-    total_score = sum(h.score for h in hits) or 1.0
+    return mixed_model([(h.score, searcher.doc_term_counts(h.doc_id)) for h in hits])
+
+
+def mixed_model(documents: Sequence[tuple[float, Mapping[str, int]]]) -> Counter[str]:
+    """The relevance model of (first-pass score, term counts) pairs: each document's L1-normalised term
+    frequencies, weighted by its score normalised over the documents given."""
+    total_score = sum(score for score, _ in documents) or 1.0
     model: Counter[str] = Counter()
-    for hit in hits:
-        tf = searcher.doc_term_counts(hit.doc_id)
+    for score, tf in documents:
         length = sum(tf.values()) or 1
-        doc_weight = hit.score / total_score
+        doc_weight = score / total_score
         for term, count in tf.items():
             model[term] += doc_weight * count / length
     return model
@@ -96,6 +107,10 @@ def feedback_for(searcher, question: str, hits: Sequence, settings: FeedbackSett
     """The RM3 starting point and menu for one need. ``words``: stem -> surface word (else the stems)."""
     original = tuple(sorted(l1(Counter(searcher.analyze(question))).items()))
     model = relevance_model(searcher, hits) if hits else Counter()
+    return _feedback(original, model, settings, words)
+
+
+def _feedback(original, model: Counter[str], settings: FeedbackSettings, words=None) -> Feedback:
     top = model.most_common(max(settings.menu_terms, settings.fb_terms))
     norm = sum(w for _, w in top[: settings.fb_terms]) or 1.0
     menu = tuple(MenuTerm(t, (words or {}).get(t, t), w / norm) for t, w in top)
@@ -140,4 +155,68 @@ class FeedbackProvider:
             words = surface_words(self.searcher, [self._documents[h.doc_id] for h in hits])
             feedback = feedback_for(self.searcher, example.question, hits, self.settings, words)
             out.append(replace(example, meta={**example.meta, "feedback": feedback}))
+        return out
+
+
+@dataclass(frozen=True)
+class FeedbackDoc:
+    """One first-pass result a ``select-rm3`` policy may feed back: what its prompt shows and what RM3 needs."""
+
+    doc_id: str
+    score: float  # first-pass BM25 score
+    counts: tuple[tuple[str, int], ...]  # the index's term counts for the document
+    snippet: str  # as shown in the prompt
+
+
+NUMBER = re.compile(r"(?<![\w.])(\d{1,3})(?![\w.])")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One need's top first-pass results; the policy picks which of them feed RM3's relevance model."""
+
+    original: tuple[tuple[str, float], ...]  # the user's analysed terms, L1-normalised
+    docs: tuple[FeedbackDoc, ...]  # first-pass order; shown numbered from 1
+    settings: FeedbackSettings
+
+    def choice(self, text: str) -> tuple[int, ...]:
+        """The 0-based positions of the results an answer names by number (1..n); other text is ignored."""
+        picked = {int(n) - 1 for n in NUMBER.findall(text)}
+        return tuple(sorted(i for i in picked if 0 <= i < len(self.docs)))
+
+    def weights(self, chosen: Sequence[int] | None = None) -> dict[str, float]:
+        """RM3's weighted query with the relevance model of the ``chosen`` results only (None or empty: all of
+        them, i.e. plain RM3)."""
+        docs = [self.docs[i] for i in chosen] if chosen else list(self.docs)
+        model = mixed_model([(d.score, dict(d.counts)) for d in docs]) if docs else Counter()
+        settings = replace(self.settings, menu_terms=self.settings.fb_terms)
+        return _feedback(self.original, model, settings).weights()
+
+
+class SelectionProvider:
+    """Adds ``meta['selection']`` (a :class:`Selection`) to examples: one batched first pass per call."""
+
+    def __init__(self, searcher, documents: Sequence[Document], settings: FeedbackSettings | None = None) -> None:
+        from .context import snippet
+
+        self.searcher = searcher
+        self.settings = settings or FeedbackSettings()
+        self._snippets = {d.id: snippet(d) for d in documents}
+
+    def __call__(self, examples: Sequence[Example]) -> list[Example]:
+        first_pass = self.searcher.search([e.question for e in examples], self.settings.fb_docs)
+        out = []
+        for example, hits in zip(examples, first_pass, strict=True):
+            original = tuple(sorted(l1(Counter(self.searcher.analyze(example.question))).items()))
+            docs = tuple(
+                FeedbackDoc(
+                    h.doc_id,
+                    h.score,
+                    tuple(self.searcher.doc_term_counts(h.doc_id).items()),
+                    self._snippets[h.doc_id],
+                )
+                for h in hits
+            )
+            selection = Selection(original, docs, self.settings)
+            out.append(replace(example, meta={**example.meta, "selection": selection}))
         return out

@@ -6,13 +6,15 @@
 - ``expand-rm3``: as ``expand``, then RM3 pseudo-relevance feedback runs on the expanded query (its first
   pass finds the feedback documents, its terms are the relevance model's original query): the model's
   expansion steers which documents feed back. An empty answer runs plain RM3 on the user's query.
+- ``select-rm3``: the model names which of the top first-pass results are relevant, and RM3 feeds back
+  those only (see ``feedback``): relevance feedback with the model as the judge; not a text composition.
 - ``feedback``: the model edits the RM3 pseudo-relevance-feedback query, choosing terms from a menu (see
   ``feedback``); not a text composition, so ``compose_query`` does not apply.
 """
 
 from __future__ import annotations
 
-MODES = ("rewrite", "expand", "expand-rm3", "feedback")
+MODES = ("rewrite", "expand", "expand-rm3", "select-rm3", "feedback")
 
 
 def compose_query(mode: str, question: str, generated: str | None, *, repeats: int = 1) -> str:

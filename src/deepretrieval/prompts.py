@@ -74,6 +74,11 @@ _TASK = {
         "documents, together with terms taken from the top results. From the candidate terms, choose the ones "
         "relevant documents would contain; put a minus sign before a candidate that would mislead the search."
     ),
+    "select-rm3": (
+        "You are a search expert. The user's information need was searched in a collection of {domain} "
+        "documents; the top results are numbered below. Choose the results that are relevant to the need: the "
+        "search will be refined with their words."
+    ),
 }
 _TASK["expand-rm3"] = _TASK["expand"]  # the model writes the same expansion; feedback runs after it
 # Short style: the same requests in a fraction of the tokens (a GRPO step's cost grows with prompt length).
@@ -82,6 +87,7 @@ _SHORT_TASK = {
     "expand": "Add keywords that relevant {domain} documents contain.",
     "expand-rm3": "Add keywords that relevant {domain} documents contain.",
     "feedback": "Pick the candidates relevant {domain} documents contain (-word drops one).",
+    "select-rm3": "Pick the numbers of the {domain} results relevant to the need.",
 }
 _SHORT_FORMAT = {
     "direct": 'Answer: <answer>{{"query": "{example}"}}</answer>',
@@ -108,7 +114,11 @@ def build_messages(
     domain = str(example.meta.get("domain", "scientific"))
     short = style == "short"
     task, answer = (_SHORT_TASK, _SHORT_FORMAT) if short else (_TASK, _FORMAT)
-    system = task[mode].format(domain=domain) + " " + answer[variant].format(example="...")
+    example_answer = "2 5" if mode == "select-rm3" else "..."
+    reply = answer[variant].format(example=example_answer)
+    if mode == "select-rm3":
+        reply = reply.replace("the keywords only", "the numbers only")
+    system = task[mode].format(domain=domain) + " " + reply
     user = f"{'Need' if short else 'Information need'}: {example.question.strip()}"
     context = example.meta.get("context")
     if context:
@@ -117,6 +127,9 @@ def build_messages(
     feedback = example.meta.get("feedback")
     if mode == "feedback" and feedback is not None:
         user += ("\nCandidates: " if short else "\nCandidate terms: ") + ", ".join(t.word for t in feedback.menu)
+    selection = example.meta.get("selection")
+    if mode == "select-rm3" and selection is not None:
+        user += "\nTop results:\n" + "\n".join(f"{i}. {d.snippet}" for i, d in enumerate(selection.docs, 1))
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -34,7 +34,7 @@ class TrainRecipe(BaseModel):
     )
     # prompt and query
     variant: Literal["direct", "reasoning"] = "direct"
-    mode: Literal["rewrite", "expand", "expand-rm3", "feedback"] = "expand"
+    mode: Literal["rewrite", "expand", "expand-rm3", "select-rm3", "feedback"] = "expand"
     expand_repeats: int = Field(1, ge=1, description="expand mode: times the user's query is repeated")
     context_docs: int = Field(3, ge=0, description="titles of the top-n first-pass hits shown in the prompt")
     prompt_style: Literal["full", "short"] = Field(

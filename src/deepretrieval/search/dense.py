@@ -16,7 +16,7 @@ change of weights, pooling or normalisation — and library versions). A folder 
 with other build settings or by another model is refused with :class:`StaleIndexError`. Search-time
 settings (``nprobe``, ``ef_search``, ``batch_size``) may differ from the build's.
 
-There are no terms here: ``search_weighted`` and ``doc_term_counts`` (RM3 feedback, the ``feedback`` and
+There are no terms here: ``search_weighted`` and ``doc_term_counts`` (RM3 feedback, the ``feedback``, ``select-rm3`` and
 ``expand-rm3`` query modes, the ``prf`` baseline) refuse with a :class:`DeepRetrievalError` that says so.
 """
 
@@ -503,8 +503,8 @@ class DenseSearcher:
 
 def no_term_statistics() -> DeepRetrievalError:
     return DeepRetrievalError(
-        "the dense backend has no term statistics: RM3 feedback (the feedback and expand-rm3 query modes, the "
-        "prf baseline) needs backend kind bm25 or hybrid"
+        "the dense backend has no term statistics: RM3 feedback (the feedback, expand-rm3 and select-rm3 query "
+        "modes, the prf baseline) needs backend kind bm25 or hybrid"
     )
 
 

@@ -6,7 +6,7 @@ part keep the order that part returned. A query only one part can rank (BM25 fin
 that part's order, scored the same way: ranx fuses two runs or more, and fusing one list is that list.
 
 Term statistics come from the BM25 part: ``analyze``, ``doc_term_counts`` and ``search_weighted`` are
-BM25's, so the RM3 modes (``feedback``, ``expand-rm3``) and the ``prf`` baseline work on a hybrid
+BM25's, so the RM3 modes (``feedback``, ``expand-rm3``, ``select-rm3``) and the ``prf`` baseline work on a hybrid
 backend — their feedback documents come from the fused first pass, the final weighted query runs on BM25
 alone. ``has_terms`` therefore asks BM25 too: a query of stopwords only is an empty query, as on BM25.
 """

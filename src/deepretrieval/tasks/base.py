@@ -136,8 +136,8 @@ class Task:
         the empty-answer penalty while evaluation still runs the fallback (False)."""
         return True
 
-    def searchable(self, text: str, backend: Any) -> bool:
-        """Whether the model's text gives the backend anything to execute."""
+    def searchable(self, text: str, backend: Any, settings: PromptSettings | None = None) -> bool:
+        """Whether the model's text gives the backend anything to execute (under ``settings``' mode)."""
         return bool(text.strip())
 
     def action(self, text: str, example: Example, settings: PromptSettings) -> Action:
@@ -244,13 +244,13 @@ def propose(
     reward). ``lenient``: an out-of-format completion's best-effort text is executed too.
     """
     parsed = task.parse(completion, settings, prefilled=prefilled)
-    if parsed.query and not task.searchable(parsed.query, backend):
+    if parsed.query and not task.searchable(parsed.query, backend, settings):
         parsed = replace(parsed, query=None, format_ok=False, reason="empty_query")
     text = parsed.query
     if not text and lenient and parsed.reason != "empty_query":
         prefix = task.answer_prefix(settings.variant) if prefilled else ""
         text = extract_query_lenient(prefix + completion) or None
-        if text and not task.searchable(text, backend):
+        if text and not task.searchable(text, backend, settings):
             text = None
     if text:
         return parsed, Proposal(text, task.action(text, example, settings))

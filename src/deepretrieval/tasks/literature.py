@@ -185,7 +185,7 @@ class LiteratureTask(Task):
             return Parsed(query, think, False, "text_before_answer")
         return Parsed(query, think, True, "ok")
 
-    def searchable(self, text: str, backend: Any) -> bool:
+    def searchable(self, text: str, backend: Any, settings: PromptSettings | None = None) -> bool:
         return any(ch.isalnum() for ch in text)
 
     def action(self, text: str, example: Example, settings: PromptSettings) -> Action:

@@ -200,7 +200,7 @@ class RetrievalTask(Task):
     name = "retrieval"
     presets = PRESETS
     measures = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
-    modes = ("rewrite", "expand", "expand-rm3", "feedback")
+    modes = ("rewrite", "expand", "expand-rm3", "select-rm3", "feedback")
     fallback_name = "prf"
 
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
@@ -220,15 +220,18 @@ class RetrievalTask(Task):
         return bm25_backend(collection, spec, index)
 
     def needs_context(self, settings: PromptSettings) -> bool:
-        return settings.context_docs > 0 or settings.mode == "feedback"
+        return settings.context_docs > 0 or settings.mode in ("feedback", "select-rm3")
 
     def context(self, backend: Any, collection: Collection, settings: PromptSettings):
-        """Titles of the top first-pass hits (``context_docs``); in feedback mode, the RM3 query and menu."""
+        """Titles of the top first-pass hits (``context_docs``); in feedback mode, the RM3 query and menu; in
+        select-rm3 mode, the numbered feedback documents (which replace the context titles)."""
         from ..context import ContextProvider
-        from ..feedback import FeedbackProvider
+        from ..feedback import FeedbackProvider, SelectionProvider
 
         providers: list[Any] = []
-        if settings.context_docs:
+        if settings.mode == "select-rm3":
+            providers.append(SelectionProvider(backend, collection.documents))
+        elif settings.context_docs:
             providers.append(ContextProvider(backend, collection.documents, settings.context_docs))
         if settings.mode == "feedback":
             providers.append(FeedbackProvider(backend, collection.documents))
@@ -248,6 +251,10 @@ class RetrievalTask(Task):
             feedback = _feedback(example)
             # A text that names no menu term leaves RM3 unedited (parsing accepted it, so no penalty either).
             return WeightedQuery.of(feedback.weights(*feedback.edit(text)))
+        if settings.mode == "select-rm3":
+            selection = _selection(example)
+            # Numbers outside the list (or none) leave RM3 unedited, as an answer outside the menu does.
+            return WeightedQuery.of(selection.weights(selection.choice(text)))
         if settings.mode == "expand-rm3":
             return FeedbackQuery(compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats))
         return compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats)
@@ -257,6 +264,8 @@ class RetrievalTask(Task):
         reward, no bonus). Text modes: None, an empty answer."""
         if settings.mode == "expand-rm3":
             return FeedbackQuery(example.question)
+        if settings.mode == "select-rm3":
+            return WeightedQuery.of(_selection(example).weights())
         return WeightedQuery.of(_feedback(example).weights()) if settings.mode == "feedback" else None
 
     def fallback_earns_reward(self, settings: PromptSettings) -> bool:
@@ -265,7 +274,13 @@ class RetrievalTask(Task):
         still runs plain RM3 for it. feedback: the unedited RM3 query's ordinary reward."""
         return settings.mode != "expand-rm3"
 
-    def searchable(self, text: str, backend: Any) -> bool:
+    def searchable(self, text: str, backend: Any, settings: PromptSettings | None = None) -> bool:
+        """Whether the backend can search ``text``; in select-rm3 mode, whether it names a result by number
+        (one outside the list still runs RM3 unedited)."""
+        if settings is not None and settings.mode == "select-rm3":
+            from ..feedback import NUMBER
+
+            return NUMBER.search(text) is not None
         return has_terms(backend, text)
 
     def query_action(self, text: str, example: Example) -> Action:
@@ -300,6 +315,15 @@ class RetrievalTask(Task):
         from ..policies.baselines import PRFPolicy
 
         return {"prf": lambda task, backend, prf=None, **_: PRFPolicy(backend, prf)}
+
+
+def _selection(example: Example):
+    selection = example.meta.get("selection")
+    if selection is None:
+        raise DeepRetrievalError(
+            f"select-rm3 mode: example {example.id!r} has no feedback documents (no context provider)"
+        )
+    return selection
 
 
 def _feedback(example: Example):
