@@ -74,7 +74,7 @@ class DenseSettings:
     query_prompt: str | None = None  # text put before each query; None: the model's own "query" prompt
     document_prompt: str | None = None  # before each document; None: the model's "document" prompt
     max_seq_length: int | None = None  # tokens per text; None: the model's own limit
-    batch_size: int = 64
+    batch_size: int = 16  # length-sorted batches of 16 pad least: fastest on 2 CPU cores (BENCHMARKS §11)
     shard_size: int = 2048  # documents per saved shard of a corpus build
 
     def __post_init__(self) -> None:
@@ -137,7 +137,7 @@ class Encoder:
         *,
         query_prompt: str | None = None,
         document_prompt: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = 16,
     ) -> None:
         self.model, self.name, self.batch_size = model, name, batch_size
         # None: encode_query / encode_document pick the model's own prompt (prompts in its config).
