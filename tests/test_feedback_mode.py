@@ -107,15 +107,20 @@ def test_expand_rm3_runs_rm3_on_the_expanded_query(demo):
 @pytest.mark.parametrize("answer", ['"}</answer>', '!!!"}</answer>', "garbage with no answer"])
 def test_expand_rm3_empty_answer_runs_plain_rm3_for_no_more_than_its_ordinary_reward(demo, preset, answer):
     _, backend, examples = demo
-    config = PRESETS[preset]
+    assert_empty_answer_runs_rm3(backend, examples, PRESETS[preset], EXPAND_RM3, answer)
+
+
+def assert_empty_answer_runs_rm3(backend, examples, config, settings, answer):
+    """In a feedback-anchored mode, ``answer`` (nothing usable) is scored no higher than RM3's own
+    well-formed reward, and evaluation runs RM3 for it."""
     example = examples[0]
     prf = PRFPolicy(backend).generate([example])[0].action
     prf_ids = TASK.execute([prf], backend, config.k)[0].ranking.ids
     ordinary = score(Parsed("query", None, True, "ok"), prf_ids, example, config)  # RM3's own, well-formed
-    empty = TaskReward(TASK, backend, examples, config, EXPAND_RM3).score_batch([answer], [example.id])[0]
-    assert empty.failure is None and empty.metric in (None, ordinary.metric)
+    empty = TaskReward(TASK, backend, examples, config, settings).score_batch([answer], [example.id])[0]
+    assert empty.failure is None and empty.metric in (None, pytest.approx(ordinary.metric))
     assert empty.total <= ordinary.total
-    output = propose_output(TASK, answer, example, EXPAND_RM3, backend)
+    output = propose_output(TASK, answer, example, settings, backend)
     assert (
         TASK.execute([output.action], backend, 100)[0].ranking.ids == TASK.execute([prf], backend, 100)[0].ranking.ids
     )
@@ -185,16 +190,8 @@ def test_select_rm3_feeds_back_only_the_named_results(selected):
 @pytest.mark.parametrize("answer", ['"}</answer>', 'none of them"}</answer>', "garbage with no answer"])
 def test_select_rm3_empty_answer_runs_rm3_for_no_more_than_its_ordinary_reward(selected, preset, answer):
     _, backend, examples = selected
-    config = PRESETS[preset]
-    example = examples[0]
-    prf = PRFPolicy(backend).generate([example])[0].action
-    prf_ids = TASK.execute([prf], backend, config.k)[0].ranking.ids
-    ordinary = score(Parsed("1 2", None, True, "ok"), prf_ids, example, config)  # RM3's own, well-formed
-    empty = TaskReward(TASK, backend, examples, config, SELECT).score_batch([answer], [example.id])[0]
-    assert empty.failure is None and empty.metric in (None, pytest.approx(ordinary.metric))
-    assert empty.total <= ordinary.total
-    output = propose_output(TASK, answer, example, SELECT, backend)
-    assert output.action == TASK.fallback(example, SELECT)
+    assert_empty_answer_runs_rm3(backend, examples, PRESETS[preset], SELECT, answer)
+    assert propose_output(TASK, answer, examples[0], SELECT, backend).action == TASK.fallback(examples[0], SELECT)
 
 
 def test_a_model_policy_evaluates_in_select_rm3(demo):
