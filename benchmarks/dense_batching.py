@@ -7,7 +7,8 @@ Every query of Cranfield (225) and MED (30), encoded by the embedded all-MiniLM-
 ``batch_size`` (sentence-transformers sorts the texts by length and pads within a batch). Also one query's
 call split into tokenizing and the forward pass, and the rate of useful arithmetic each way
 (~2 × 10.6 M non-embedding weights FLOPs per token): if batching already runs the forward pass near the
-cores' arithmetic rate, per-call overhead is all it can save. Finally what the reward does with a GRPO
+cores' arithmetic rate, per-call overhead is all it can save. Corpus encoding (Cranfield's first 384
+documents) at batch 16 and 64. Finally what the reward does with a GRPO
 batch — 256 completions, 128 distinct (Cranfield queries), one ``DenseSearcher.search`` call that
 de-duplicates and encodes in batches — against one search call per completion (a flat index of the
 collection's size; random vectors, the search cost does not depend on them). Run it on an idle host.
@@ -89,6 +90,13 @@ def main() -> None:
             "gflops_best_batch": round(batched[best] * mean_tokens * flops_per_token / 1e9, 1),
         }
         if name == "cranfield":
+            documents = [d.contents for d in load_collection(path).documents[:384]]
+            report[name]["corpus_docs_per_second_by_batch_size"] = {}
+            for size in (16, 64):
+                encoder.batch_size = size
+                docs_rate = rate(lambda ds=documents: encoder.documents(ds), len(documents), repeats=1)
+                report[name]["corpus_docs_per_second_by_batch_size"][str(size)] = round(docs_rate, 1)
+            encoder.batch_size = DenseSettings().batch_size
             settings = DenseSettings()
             vectors = np.random.default_rng(0).standard_normal((1400, encoder.dimension)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
