@@ -15,7 +15,9 @@ action space is all text, so the oracle picks, one word at a time (at most ``--s
 words and the commonest words of the query's judged relevant documents. Mode ``select-rm3``: the policy
 names which of the top ``--fb-docs`` first-pass results feed RM3; the greedy oracle starts from all of them
 (plain RM3) and toggles one result at a time while that helps; the table adds "judged relevant" (feed back
-exactly the results the judgments call relevant: true relevance feedback). Writes
+exactly the results the judgments call relevant: true relevance feedback) and three rules that need no
+judgments (the first 3 or 5 results; the results whose title shares two or more of the query's terms).
+Writes
 ``benchmarks/results/ceiling_<mode>_<collection>.json``; figures are pytrec_eval's.
 """
 
@@ -104,10 +106,22 @@ def greedy_selection(searcher, example: Example, selection, steps: int, k: int) 
 def select_ceiling(searcher, collection, examples: list[Example], settings: FeedbackSettings, steps: int):
     """Runs for mode ``select-rm3``: original, RM3, judged-relevant feedback and the greedy oracle."""
     shown = SelectionProvider(searcher, collection.documents, settings)(examples)
-    runs: dict[str, dict[str, list[str]]] = {"original": {}, "rm3": {}, "judged relevant": {}, "oracle": {}}
+    rules = ("first 3", "first 5", "sharing 2+ query words")
+    runs: dict[str, dict[str, list[str]]] = {n: {} for n in ("original", "rm3", *rules, "judged relevant", "oracle")}
     sizes = []
     for example in shown:
         selection = example.meta["selection"]
+        words = set(searcher.analyze(example.question))
+        chosen_by_rule = {
+            "first 3": [0, 1, 2],
+            "first 5": [0, 1, 2, 3, 4],
+            "sharing 2+ query words": [
+                i for i, d in enumerate(selection.docs) if len(words & set(searcher.analyze(d.snippet))) >= 2
+            ],
+        }
+        for rule, chosen in chosen_by_rule.items():  # no judgments needed: what a rule could do
+            chosen = [i for i in chosen if i < len(selection.docs)]
+            runs[rule][example.id] = searcher.search_weighted([selection.weights(chosen)], 1000)[0].ids
         runs["original"][example.id] = searcher.search([example.question], 1000)[0].ids
         runs["rm3"][example.id] = searcher.search_weighted([selection.weights()], 1000)[0].ids
         relevant = [i for i, d in enumerate(selection.docs) if example.targets.get(d.doc_id, 0) > 0]
