@@ -105,9 +105,12 @@ def l1(weights: Mapping[str, float]) -> dict[str, float]:
 
 def feedback_for(searcher, question: str, hits: Sequence, settings: FeedbackSettings, words=None) -> Feedback:
     """The RM3 starting point and menu for one need. ``words``: stem -> surface word (else the stems)."""
-    original = tuple(sorted(l1(Counter(searcher.analyze(question))).items()))
-    model = relevance_model(searcher, hits) if hits else Counter()
-    return _feedback(original, model, settings, words)
+    return _feedback(original_terms(searcher, question), relevance_model(searcher, hits), settings, words)
+
+
+def original_terms(searcher, question: str) -> tuple[tuple[str, float], ...]:
+    """The user's analysed terms, L1-normalised: the original part of an RM3 query."""
+    return tuple(sorted(l1(Counter(searcher.analyze(question))).items()))
 
 
 def _feedback(original, model: Counter[str], settings: FeedbackSettings, words=None) -> Feedback:
@@ -187,8 +190,8 @@ class Selection:
     def weights(self, chosen: Sequence[int] | None = None) -> dict[str, float]:
         """RM3's weighted query with the relevance model of the ``chosen`` results only (None or empty: all of
         them, i.e. plain RM3)."""
-        docs = [self.docs[i] for i in chosen] if chosen else list(self.docs)
-        model = mixed_model([(d.score, dict(d.counts)) for d in docs]) if docs else Counter()
+        docs = [self.docs[i] for i in chosen] if chosen else self.docs
+        model = mixed_model([(d.score, dict(d.counts)) for d in docs])
         settings = replace(self.settings, menu_terms=self.settings.fb_terms)
         return _feedback(self.original, model, settings).weights()
 
@@ -207,7 +210,6 @@ class SelectionProvider:
         first_pass = self.searcher.search([e.question for e in examples], self.settings.fb_docs)
         out = []
         for example, hits in zip(examples, first_pass, strict=True):
-            original = tuple(sorted(l1(Counter(self.searcher.analyze(example.question))).items()))
             docs = tuple(
                 FeedbackDoc(
                     h.doc_id,
@@ -217,6 +219,6 @@ class SelectionProvider:
                 )
                 for h in hits
             )
-            selection = Selection(original, docs, self.settings)
+            selection = Selection(original_terms(self.searcher, example.question), docs, self.settings)
             out.append(replace(example, meta={**example.meta, "selection": selection}))
         return out

@@ -94,7 +94,7 @@ _SHORT_FORMAT = {
     "reasoning": 'Think in <think> </think>, then answer: <answer>{{"query": "{example}"}}</answer>',
 }
 _FORMAT = {
-    "direct": 'Reply with the keywords only, in this format: <answer>{{"query": "{example}"}}</answer>',
+    "direct": 'Reply with the {what} only, in this format: <answer>{{"query": "{example}"}}</answer>',
     "reasoning": (
         "First think briefly inside <think> </think>, then reply in this format: "
         '<answer>{{"query": "{example}"}}</answer>'
@@ -114,10 +114,8 @@ def build_messages(
     domain = str(example.meta.get("domain", "scientific"))
     short = style == "short"
     task, answer = (_SHORT_TASK, _SHORT_FORMAT) if short else (_TASK, _FORMAT)
-    example_answer = "2 5" if mode == "select-rm3" else "..."
-    reply = answer[variant].format(example=example_answer)
-    if mode == "select-rm3":
-        reply = reply.replace("the keywords only", "the numbers only")
+    numbers = mode == "select-rm3"  # the answer names results by number
+    reply = answer[variant].format(example="2 5" if numbers else "...", what="numbers" if numbers else "keywords")
     system = task[mode].format(domain=domain) + " " + reply
     user = f"{'Need' if short else 'Information need'}: {example.question.strip()}"
     context = example.meta.get("context")
