@@ -104,7 +104,8 @@ def greedy_selection(searcher, example: Example, selection, steps: int, k: int) 
 
 
 def select_ceiling(searcher, collection, examples: list[Example], settings: FeedbackSettings, steps: int):
-    """Runs for mode ``select-rm3``: original, RM3, judged-relevant feedback and the greedy oracle."""
+    """Runs for mode ``select-rm3`` (original, RM3, rules, judged-relevant feedback, the greedy oracle) and
+    the oracle's mean number of results kept."""
     shown = SelectionProvider(searcher, collection.documents, settings)(examples)
     rules = ("first 3", "first 5", "sharing 2+ query words")
     runs: dict[str, dict[str, list[str]]] = {n: {} for n in ("original", "rm3", *rules, "judged relevant", "oracle")}
@@ -133,7 +134,36 @@ def select_ceiling(searcher, collection, examples: list[Example], settings: Feed
         chosen = greedy_selection(searcher, example, selection, steps, 1000)
         sizes.append(len(chosen))
         runs["oracle"][example.id] = searcher.search_weighted([selection.weights(chosen)], 1000)[0].ids
-    return runs, sum(sizes) / len(sizes)
+    return runs, {"mean_selected": round(sum(sizes) / len(sizes), 2)}
+
+
+def edit_ceiling(
+    task, searcher, collection, examples: list[Example], settings: FeedbackSettings, mode: str, steps: int
+):
+    """Runs for modes ``feedback`` and ``expand-rm3`` (original, RM3, the greedy oracle) and the oracle's mean
+    edits."""
+    shown = FeedbackProvider(searcher, collection.documents, settings)(examples)
+    documents = {d.id: d for d in collection.documents}
+    runs: dict[str, dict[str, list[str]]] = {"original": {}, "rm3": {}, "oracle": {}}
+    edits = {}
+    for example in shown:
+        feedback: Feedback = example.meta["feedback"]
+        runs["original"][example.id] = searcher.search([example.question], 1000)[0].ids
+        runs["rm3"][example.id] = searcher.search_weighted([feedback.weights()], 1000)[0].ids
+        if mode == "feedback":
+            added, dropped = greedy_edit(searcher, example, feedback, steps, 1000)
+            edits[example.id] = {"added": sorted(added), "dropped": sorted(dropped)}
+            oracle = searcher.search_weighted([feedback.weights(frozenset(added), frozenset(dropped))], 1000)[0]
+        else:
+            candidates = expansion_candidates(searcher, example, feedback, documents, settings.menu_terms)
+            words = greedy_expansion(searcher, example, candidates, steps, 1000)
+            edits[example.id] = {"added": words, "dropped": []}
+            oracle = task.execute([FeedbackQuery(" ".join([example.question, *words]))], searcher, 1000)[0].ranking
+        runs["oracle"][example.id] = oracle.ids
+    return runs, {
+        "mean_added": sum(len(e["added"]) for e in edits.values()) / len(edits),
+        "mean_dropped": sum(len(e["dropped"]) for e in edits.values()) / len(edits),
+    }
 
 
 def expansion_candidates(searcher, example: Example, feedback: Feedback, documents: dict, n: int) -> list[str]:
@@ -142,7 +172,8 @@ def expansion_candidates(searcher, example: Example, feedback: Feedback, documen
     counts: Counter[str] = Counter()
     for doc_id, grade in example.targets.items():
         if grade > 0 and doc_id in documents:
-            counts.update(set(WORD.findall(documents[doc_id].contents.lower())))
+            # distinct words in first-seen order (not a set's hash order), so that ties in most_common repeat
+            counts.update(list(dict.fromkeys(WORD.findall(documents[doc_id].contents.lower()))))
     analysed = [w for w, _ in counts.most_common(4 * n) if searcher.analyze(w)][:n]
     return list(dict.fromkeys([t.word for t in feedback.menu] + analysed))
 
@@ -154,30 +185,11 @@ def ceiling(data: str, split: str, mode: str, menu_terms: int, fb_docs: int, ste
     searcher = task.backend(collection, {})
     examples = [e for e in collection.split(split) if e.relevant]
     settings = FeedbackSettings(fb_docs=fb_docs, menu_terms=menu_terms)
-    shown = FeedbackProvider(searcher, collection.documents, settings)(examples)
-    documents = {d.id: d for d in collection.documents}
     started = time.perf_counter()
-    runs: dict[str, dict[str, list[str]]] = {"original": {}, "rm3": {}, "oracle": {}}
-    edits = {}
-    selected = None
     if mode == "select-rm3":
-        runs, selected = select_ceiling(searcher, collection, examples, settings, steps)
-        shown = []
-    for example in shown:
-        feedback: Feedback = example.meta["feedback"]
-        runs["original"][example.id] = searcher.search([example.question], 1000)[0].ids
-        runs["rm3"][example.id] = searcher.search_weighted([feedback.weights()], 1000)[0].ids
-        if mode == "feedback":
-            added, dropped = greedy_edit(searcher, example, feedback, steps, 1000)
-            edits[example.id] = {"added": sorted(added), "dropped": sorted(dropped)}
-            oracle = searcher.search_weighted([feedback.weights(frozenset(added), frozenset(dropped))], 1000)[0]
-        else:
-            words = greedy_expansion(
-                searcher, example, expansion_candidates(searcher, example, feedback, documents, menu_terms), steps, 1000
-            )
-            edits[example.id] = {"added": words, "dropped": []}
-            oracle = task.execute([FeedbackQuery(" ".join([example.question, *words]))], searcher, 1000)[0].ranking
-        runs["oracle"][example.id] = oracle.ids
+        runs, stats = select_ceiling(searcher, collection, examples, settings, steps)
+    else:
+        runs, stats = edit_ceiling(task, searcher, collection, examples, settings, mode, steps)
     qrels = {e.id: dict(e.targets) for e in examples}
     table = {name: M.aggregate(M.evaluate_run(run, qrels, MEASURES)) for name, run in runs.items()}
     return {
@@ -189,14 +201,7 @@ def ceiling(data: str, split: str, mode: str, menu_terms: int, fb_docs: int, ste
         "settings": {"menu_terms": menu_terms, "fb_docs": fb_docs, "steps": steps},
         "seconds": round(time.perf_counter() - started, 1),
         "table": {name: {m: round(v, 4) for m, v in row.items()} for name, row in table.items()},
-        **(
-            {"mean_selected": round(selected, 2)}
-            if selected is not None
-            else {
-                "mean_added": sum(len(e["added"]) for e in edits.values()) / len(edits),
-                "mean_dropped": sum(len(e["dropped"]) for e in edits.values()) / len(edits),
-            }
-        ),
+        **stats,
     }
 
 
