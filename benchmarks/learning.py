@@ -27,6 +27,7 @@ from deepretrieval.demo import run_demo
 from deepretrieval.evaluate import load_policy_metrics, paired_test
 from deepretrieval.recipe import TrainRecipe, demo_recipe, load_recipe
 from deepretrieval.train import LOG_FILE, read_log
+from deepretrieval.warm_start import WARM_START_DIR, read_summary
 
 MEASURES = ("ndcg@10", "recall@100", "recall@1000")
 
@@ -49,12 +50,30 @@ def significance(run_dir: Path, recipe: dict, split: str = "test") -> dict:
     collection = load_collection(recipe["data"], seed=recipe.get("seed", 0))
     examples = [e for e in collection.split(split) if e.relevant]
     slugs = list(load_policy_metrics(run_dir / "eval"))
-    trained = next(s for s in slugs if s.startswith("trained"))
+    learned = [s for s in slugs if s.startswith(("trained", "warm-started"))]
     return {
-        f"{trained} vs {base}": paired_test(run_dir / "eval", examples, trained, base, MEASURES)
+        f"{policy} vs {base}": paired_test(run_dir / "eval", examples, policy, base, MEASURES)
+        for policy in learned
         for base in ("prf", "pico-boolean", "original")
         if base in slugs
     }
+
+
+def evaluate_warm_start(recipe: TrainRecipe, run_dir: Path) -> None:
+    """The warm-started model (before GRPO) on the test split, beside the run's other policies."""
+    from deepretrieval.evaluate import EvalSettings, evaluate
+    from deepretrieval.policies.llm import HFPolicy
+
+    task = recipe.task_family()
+    collection = load_collection(recipe.data, seed=recipe.seed)
+    backend = task.backend(collection, recipe.backend)
+    prompt = recipe.prompt_settings()
+    context = task.context(backend, collection, prompt)
+    name = f"warm-started {recipe.model} [{recipe.mode}]"
+    policy = HFPolicy(
+        str(run_dir / "train" / WARM_START_DIR), task=task, backend=backend, prompt=prompt, name=name, context=context
+    )
+    evaluate(collection, "test", [policy], backend, run_dir / "eval", EvalSettings(k=1000, batch_size=16), task=task)
 
 
 def summarize(run_dir: Path, *, with_ceiling: bool = True) -> dict:
@@ -66,6 +85,7 @@ def summarize(run_dir: Path, *, with_ceiling: bool = True) -> dict:
         "data": recipe["data"],
         "recipe": recipe,
         "training": training_summary(run_dir / "train" / LOG_FILE),
+        "warm_start": read_summary(run_dir / "train" / WARM_START_DIR),
         "policies": load_policy_metrics(run_dir / "eval"),
         "significance": significance(run_dir, recipe),
     }
@@ -100,13 +120,17 @@ def main() -> None:
     started = time.perf_counter()
     baselines = ("original", *recipe.task_family().baselines())  # retrieval: prf; literature: pico-boolean
     result = run_demo(args.out, recipe=recipe, split="test", baselines=baselines)
+    if recipe.warm_start_epochs:
+        evaluate_warm_start(recipe, args.out)
     elapsed = time.perf_counter() - started
+    warm = read_summary(args.out / "train" / WARM_START_DIR) if recipe.warm_start_epochs else None
+    grpo_seconds = result.train_seconds - (warm["seconds"] if warm else 0.0)  # train_seconds includes the SFT
     report = {
         "data": recipe.data,
         "recipe": recipe.model_dump(),
         "wall_seconds_total": round(elapsed, 1),
         "train_seconds": round(result.train_seconds, 1),
-        "steps_per_second": round(recipe.max_steps / result.train_seconds, 5) if result.train_seconds else None,
+        "steps_per_second": round(recipe.max_steps / grpo_seconds, 5) if grpo_seconds > 0 else None,
         **summarize(args.out),
     }
     (args.out / "learning.json").write_text(json.dumps(report, indent=2))

@@ -51,6 +51,14 @@ class TrainRecipe(BaseModel):
     lora_dropout: float = 0.05
     # optimisation
     learning_rate: float = Field(2e-5, gt=0)
+    warm_start_epochs: float = Field(
+        0.0,
+        ge=0,
+        description="epochs of supervised fine-tuning on answers built from the train split's judgments, before "
+        "GRPO (0: none; modes with demonstrations: select-rm3)",
+    )
+    warm_start_learning_rate: float = Field(5e-5, gt=0)
+    warm_start_batch_size: int = Field(8, ge=1)
     max_steps: int = Field(24, ge=1)
     prompts_per_step: int = Field(2, ge=1)
     num_generations: int = Field(8, ge=2)

@@ -2,7 +2,8 @@
 
 prompt (the task's messages, chat template) -> TRL samples completions -> the task reads each as an action
 -> one batched, de-duplicated execution on the task's backend for the whole batch -> reward (the task's
-presets) -> GRPO update. Nothing here names a task family: see ``tasks``. Checkpoints every ``save_steps``;
+presets) -> GRPO update. A warm start (``warm_start``) may fine-tune on demonstrations first. Nothing here
+names a task family: see ``tasks``. Checkpoints every ``save_steps``;
 ``resume`` continues from the last complete one; the final policy is a normal HF folder.
 """
 
@@ -194,6 +195,10 @@ def train(
         # Actions may depend on what the prompt showed (a feedback menu): the reward sees the same examples.
         examples = context(examples)
     model, tokenizer = load_model_and_tokenizer(recipe.model)
+    if recipe.warm_start_epochs and start.checkpoint is None:  # a checkpoint holds the warm-started weights
+        from .warm_start import warm_start
+
+        model = warm_start(recipe, task, examples, model, tokenizer, output_dir)
     # TRL stops sampling at the model's generation_config EOS ids: add the task's stop tokens.
     stops = task.stop_token_ids(tokenizer, recipe.variant)
     if stops:

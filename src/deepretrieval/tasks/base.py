@@ -14,6 +14,7 @@ per-step statistics. ``train.py`` and ``evaluate.py`` see only this module's nam
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -123,6 +124,23 @@ class Task:
     def close(self, completion: str, variant: str) -> str:
         """A completion stopped by the stop rule, given its answer's canonical end."""
         return close_answer(completion, variant)
+
+    def demonstration(self, example: Example, settings: PromptSettings) -> str | None:
+        """The answer ``example``'s judgments call right under ``settings`` (what a warm start teaches before
+        GRPO), or None where the family or mode has no such answer."""
+        return None
+
+    def completion(self, text: str, variant: str) -> str:
+        """What a model writes after the prompt's answer prefix to answer ``text`` (a demonstration's target);
+        the direct variant only: a demonstration has no reasoning to show."""
+        prefix = self.answer_prefix(variant)
+        answer = json.dumps({self.answer_key: text}, ensure_ascii=False)
+        head = prefix.removeprefix("<answer>")
+        if variant != "direct" or not answer.startswith(head):
+            raise DeepRetrievalError(
+                f"demonstrations are direct answers (the {variant!r} variant's prefix {prefix!r}): use variant: direct"
+            )
+        return answer[len(head) :] + "</answer>"
 
     # -- completion -> action -----------------------------------------------------------------------
     def parse(self, completion: str, settings: PromptSettings, *, prefilled: bool = True) -> Parsed:

@@ -259,6 +259,14 @@ class RetrievalTask(Task):
             return FeedbackQuery(compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats))
         return compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats)
 
+    def demonstration(self, example: Example, settings: PromptSettings) -> str | None:
+        """select-rm3: the numbers of the shown results the judgments call relevant (none: the empty answer,
+        plain RM3). Other modes have no answer the judgments determine."""
+        if settings.mode != "select-rm3":
+            return None
+        docs = _selection(example).docs
+        return " ".join(str(i) for i, d in enumerate(docs, 1) if example.targets.get(d.doc_id, 0) > 0)
+
     def fallback(self, example: Example, settings: PromptSettings) -> Action | None:
         """Feedback-anchored modes: an answer with nothing to search runs the unedited RM3 query (its ordinary
         reward, no bonus). Text modes: None, an empty answer."""
