@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from deepretrieval.errors import DeepRetrievalError
@@ -131,3 +133,9 @@ def test_activation_checkpointing_is_a_recipe_choice(tmp_path):
     assert (
         grpo_config(TrainRecipe(activation_checkpointing=False), tmp_path, stops=[]).activation_checkpointing is False
     )
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_recipe_loads_and_names_its_task_and_mode(path):
+    recipe = load_recipe(path, {})
+    assert recipe.mode in recipe.task_family().modes
