@@ -124,12 +124,15 @@ def main() -> None:
         evaluate_warm_start(recipe, args.out)
     elapsed = time.perf_counter() - started
     warm = read_summary(args.out / "train" / WARM_START_DIR) if recipe.warm_start_epochs else None
-    grpo_seconds = result.train_seconds - (warm["seconds"] if warm else 0.0)  # train_seconds includes the SFT
+    # GRPO's own time, from the log (train_seconds also holds a warm start trained by this invocation)
+    grpo_seconds = sum(r.get("step_time", 0.0) for r in read_log(args.out / "train" / LOG_FILE) if "reward" in r)
     report = {
         "data": recipe.data,
         "recipe": recipe.model_dump(),
         "wall_seconds_total": round(elapsed, 1),
         "train_seconds": round(result.train_seconds, 1),
+        "grpo_seconds": round(grpo_seconds, 1),
+        "warm_start_seconds": warm["seconds"] if warm else 0.0,
         "steps_per_second": round(recipe.max_steps / grpo_seconds, 5) if grpo_seconds > 0 else None,
         **summarize(args.out),
     }

@@ -92,6 +92,8 @@ def test_warm_start_makes_the_demonstrations_likelier_then_grpo_trains_from_it(t
     assert json.loads((folder / "policy.json").read_text())["mode"] == "select-rm3"  # evaluable as a policy
 
     kept, completions = demonstrations(TASK, examples, recipe)
+    model = warm_start(recipe, TASK, examples, None, None, tmp_path / "run")  # reused, as a rerun would
+    assert model.config._name_or_path == str(folder)  # TRL's KL reference (beta > 0) is the warm start
     before, tokenizer = load_model_and_tokenizer("tiny-random")
     after, _ = load_model_and_tokenizer(str(folder))
     prompts = render_prompts(TASK, kept, recipe.prompt_settings(), tokenizer, shown=True)

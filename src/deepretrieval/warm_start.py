@@ -5,7 +5,8 @@ GRPO learns from one reward per completion; where a mode's right answer can be r
 those answers give the policy a dense signal first (a cold start, as R1-style pipelines use), and GRPO
 then refines it on the reward. The warm-started model is saved as a policy folder of its own
 (``OUTPUT_DIR/warm-start``, with ``summary.json`` written last), so that it can be evaluated beside the
-final policy and a rerun of the same recipe reuses it instead of training it again.
+final policy and a rerun of the same recipe reuses it instead of training it again. With ``beta > 0``
+GRPO's KL term keeps the policy near the warm-started model (its reference), not near the base model.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def warm_start(
         "losses": [round(float(x), 4) for x in losses],
     }
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-    return trainer.model
+    # Loaded from the folder, so that GRPO's KL reference (beta > 0; TRL loads it from the model's config
+    # path) is the warm-started model, not the base model the run started from.
+    return load_model_and_tokenizer(str(folder))[0]
 
 
 def read_summary(folder: Path) -> dict | None:
