@@ -348,6 +348,9 @@ def train(
     reward_k: _train_opt("reward_k", "Override the reward metric depth", int) = None,
     lora: _train_opt("lora", "Train a LoRA adapter instead of all weights", bool) = None,
     learning_rate: _train_opt("learning_rate", "Learning rate", float) = None,
+    warm_start_epochs: _train_opt(
+        "warm_start_epochs", "Epochs of SFT on answers from the train judgments before GRPO (select-rm3)", float
+    ) = None,
     max_steps: _train_opt("max_steps", "Total optimisation steps", int) = None,
     prompts_per_step: _train_opt("prompts_per_step", "Distinct prompts per step", int) = None,
     num_generations: _train_opt("num_generations", "Completions per prompt (GRPO group)", int) = None,
