@@ -59,23 +59,6 @@ def significance(run_dir: Path, recipe: dict, split: str = "test") -> dict:
     }
 
 
-def evaluate_warm_start(recipe: TrainRecipe, run_dir: Path) -> None:
-    """The warm-started model (before GRPO) on the test split, beside the run's other policies."""
-    from deepretrieval.evaluate import EvalSettings, evaluate
-    from deepretrieval.policies.llm import HFPolicy
-
-    task = recipe.task_family()
-    collection = load_collection(recipe.data, seed=recipe.seed)
-    backend = task.backend(collection, recipe.backend)
-    prompt = recipe.prompt_settings()
-    context = task.context(backend, collection, prompt)
-    name = f"warm-started {recipe.model} [{recipe.mode}]"
-    policy = HFPolicy(
-        str(run_dir / "train" / WARM_START_DIR), task=task, backend=backend, prompt=prompt, name=name, context=context
-    )
-    evaluate(collection, "test", [policy], backend, run_dir / "eval", EvalSettings(k=1000, batch_size=16), task=task)
-
-
 def summarize(run_dir: Path, *, with_ceiling: bool = True) -> dict:
     """learning.json's table for a finished run folder (``make demo``'s runs/demo, or a learning run),
     from its eval folder, training log and recipe: paired significance against RM3 and, for the
@@ -120,10 +103,7 @@ def main() -> None:
     started = time.perf_counter()
     baselines = ("original", *recipe.task_family().baselines())  # retrieval: prf; literature: pico-boolean
     result = run_demo(args.out, recipe=recipe, split="test", baselines=baselines)
-    if recipe.warm_start_epochs:
-        evaluate_warm_start(recipe, args.out)
     elapsed = time.perf_counter() - started
-    warm = read_summary(args.out / "train" / WARM_START_DIR) if recipe.warm_start_epochs else None
     # GRPO's own time, from the log (train_seconds also holds a warm start trained by this invocation)
     grpo_seconds = sum(r.get("step_time", 0.0) for r in read_log(args.out / "train" / LOG_FILE) if "reward" in r)
     report = {
@@ -132,7 +112,6 @@ def main() -> None:
         "wall_seconds_total": round(elapsed, 1),
         "train_seconds": round(result.train_seconds, 1),
         "grpo_seconds": round(grpo_seconds, 1),
-        "warm_start_seconds": warm["seconds"] if warm else 0.0,
         "steps_per_second": round(recipe.max_steps / grpo_seconds, 5) if grpo_seconds > 0 else None,
         **summarize(args.out),
     }

@@ -48,6 +48,7 @@ def run_demo(
     from .policies.llm import HFPolicy
     from .report import markdown_table, plot_training
     from .train import LOG_FILE, last_checkpoint, train
+    from .warm_start import WARM_START_DIR
 
     recipe = (recipe or demo_recipe()).model_copy(update={"output_dir": str(out_dir / "train")})
     task = recipe.task_family()
@@ -73,10 +74,10 @@ def run_demo(
     train_seconds = time.perf_counter() - started
 
     say("3/3 trained policy on the held-out split")
-    trained = model_policy(str(result.final_dir), f"trained {recipe.model} [{recipe.mode}]")
-    evaluate(
-        collection, split, [trained], backend, eval_dir, eval_settings, task=task, progress=progress, overwrite=True
-    )
+    learned = [model_policy(str(result.final_dir), f"trained {recipe.model} [{recipe.mode}]")]
+    if recipe.warm_start_epochs:  # the model before GRPO too: what the warm start alone gave
+        learned.append(model_policy(str(train_dir / WARM_START_DIR), f"warm-started {recipe.model} [{recipe.mode}]"))
+    evaluate(collection, split, learned, backend, eval_dir, eval_settings, task=task, progress=progress, overwrite=True)
 
     curve = out_dir / "reward_curve.png"
     plot_training(train_dir / LOG_FILE, curve)

@@ -49,8 +49,6 @@ _DECIDING = (
 def demonstrations(task: Task, examples: Sequence[Example], recipe: TrainRecipe) -> tuple[list[Example], list[str]]:
     """The examples with a demonstration and each one's completion (the examples carry their context)."""
     settings = recipe.prompt_settings()
-    if recipe.lora:
-        raise DeepRetrievalError("warm_start_epochs: a warm start fine-tunes the whole model; set lora: false")
     kept, completions = [], []
     for example in examples:
         text = task.demonstration(example, settings)
@@ -73,6 +71,8 @@ def warm_start(
     from .models import load_model_and_tokenizer
     from .train import save_policy
 
+    if recipe.lora:
+        raise DeepRetrievalError("warm_start_epochs: a warm start fine-tunes the whole model; set lora: false")
     folder = output_dir / WARM_START_DIR
     settings = {name: getattr(recipe, name) for name in _DECIDING}
     saved = read_summary(folder)
