@@ -43,18 +43,15 @@ def main() -> None:
         action = task.fallback(example, settings) if text is None else task.action(text, example, settings)
         return M.measure("ndcg@10", task.execute([action], backend, 1000)[0].ids, example.targets)
 
-    rules = {}
+    rules, per_query = {}, {}
     for split in ("train", "test"):
         examples = context([e for e in collection.split(split) if e.relevant])
-        rules[split] = {
-            name: round(sum(ndcg(e, text) for e in examples) / len(examples), 4)
-            for name, text in (("rm3", None), (a, a), (b, b))
-        }
-    test = {e.id: e for e in context([e for e in collection.split("test") if e.relevant])}
+        scored = {name: {e.id: ndcg(e, text) for e in examples} for name, text in (("rm3", None), (a, a), (b, b))}
+        rules[split] = {name: round(sum(s.values()) / len(s), 4) for name, s in scored.items()}
+        per_query[split] = scored
     differ = better = 0
-    for row in rows:
-        example, given = test[row["id"]], said[row["id"]]
-        first, second = ndcg(example, a), ndcg(example, b)
+    for query, given in said.items():
+        first, second = per_query["test"][a][query], per_query["test"][b][query]
         if given in (a, b) and first != second:
             differ += 1
             better += (given == a) == (first > second)
