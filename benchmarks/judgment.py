@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import mannwhitneyu
 
 from deepretrieval import metrics as M
 from deepretrieval.data import load_collection
@@ -35,8 +36,8 @@ def auc(scores: np.ndarray, relevant: np.ndarray) -> float | None:
     """P(a relevant result scores above a non-relevant one), ties counting half; None without both kinds."""
     if not 0 < relevant.sum() < len(relevant):
         return None
-    diff = scores[relevant][:, None] - scores[~relevant][None, :]
-    return float(np.mean((diff > 0) + 0.5 * (diff == 0)))
+    u = mannwhitneyu(scores[relevant], scores[~relevant]).statistic  # the Mann-Whitney U of the relevant ones
+    return float(u / (relevant.sum() * (~relevant).sum()))
 
 
 class Judge:
