@@ -8,7 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from deepretrieval.cli import app
+from deepretrieval.data import literature, load_collection
 from deepretrieval.data.literature import (
     is_reviews_file,
     load_reviews,
@@ -200,6 +203,10 @@ def test_reviews_of_trials_with_a_trial_corpus_beside_them(tmp_path: Path) -> No
         (review([1], pub_date=20150301), "field 'pub_date' must be a string"),
         (review([1], id=["r1"]), "field 'id' must be a non-empty string or an integer"),
         (review([1], split=None), "missing field 'split'"),
+        (review(["١٢٣"]), "an id in 'publication_pmids': PMID '١٢٣' is not a number (ASCII digits 0-9)"),
+        (review([1, "²³"]), "an id in 'publication_pmids': PMID '²³' is not a number"),
+        (review([-5]), "an id in 'publication_pmids': PMID '-5' is not a number"),
+        (review([1], pub_date="٢٠١٥/03/01"), "field 'pub_date': '٢٠١٥/03/01' is not a date (expected YYYY/MM/DD"),
     ],
 )
 def test_malformed_reviews_name_file_and_line(tmp_path: Path, record: dict, message: str) -> None:
@@ -240,6 +247,19 @@ def test_invalid_json_and_empty_review_files(tmp_path: Path) -> None:
     path.write_text("\n")
     with pytest.raises(DataError, match="no reviews"):
         load_reviews(path)
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n"])
+def test_an_empty_reviews_file_is_named_not_a_corpus(tmp_path: Path, text: str) -> None:
+    write_jsonl(tmp_path / "publications.jsonl", [publication(1)])
+    path = tmp_path / "reviews.jsonl"
+    path.write_text(text)
+    with pytest.raises(DataError) as info:
+        load_collection(path)
+    assert str(info.value) == f"{path}: no records (the file is empty)"
+    result = CliRunner().invoke(app, ["info", "--data", str(path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {path}: no records (the file is empty)"
 
 
 def test_the_corpus_is_found_beside_the_reviews_or_passed(tmp_path: Path) -> None:
@@ -287,6 +307,9 @@ def test_render_pico_and_parse_date() -> None:
         (publication(2, date="2001-02-30"), "publications.jsonl:2: field 'date': '2001-02-30' is not a date"),
         (publication(2, title=["x"]), "publications.jsonl:2: field 'title' must be a string"),
         (publication(1), "publications.jsonl:2: duplicate PMID 1 (first: publications.jsonl line 1)"),
+        (publication("²³"), "publications.jsonl:2: field 'pmid': PMID '²³' is not a number (ASCII digits 0-9)"),
+        (publication("١٢٣"), "publications.jsonl:2: field 'pmid': PMID '١٢٣' is not a number"),
+        (publication(2, date="٢٠٠١-02-03"), "publications.jsonl:2: field 'date': '٢٠٠١-02-03' is not a date"),
     ],
 )
 def test_malformed_publications_name_file_and_line(tmp_path: Path, record: dict, message: str) -> None:
@@ -424,6 +447,24 @@ def _line_of(text: str, xml: str) -> int:
             "</PubmedArticleSet>",
             "PubmedArticle 1 (PMID 3): no MedlineCitation/Article",
         ),
+        (
+            pubmed_xml(pubmed_article("1"), pubmed_article("7", pub_date="<MedlineDate>0000 Jan</MedlineDate>")),
+            "publications.xml: PubmedArticle 2 (PMID 7): MedlineDate '0000 Jan' is not a date (year 0 is out of range)",
+        ),
+        (pubmed_xml(pubmed_article("١٢٣")), "publications.xml: PubmedArticle 1: PMID '١٢٣' is not a number (ASCII"),
+        (pubmed_xml(pubmed_article("²³")), "publications.xml: PubmedArticle 1: PMID '²³' is not a number (ASCII"),
+        (
+            pubmed_xml(pubmed_article("7", pub_date="<Year>2001</Year><Month>²</Month>")),
+            "PubmedArticle 1 (PMID 7): PubDate '2001/²' is not a date (month '²')",
+        ),
+        (
+            pubmed_xml(pubmed_article("7", pub_date="<Year>٢٠٠١</Year>")),
+            "PubmedArticle 1 (PMID 7): PubDate '٢٠٠١' is not a date (year '٢٠٠١' is not a number in ASCII digits)",
+        ),
+        (
+            pubmed_xml(pubmed_article("7", pub_date="<Year>2001</Year><Month>1</Month><Day>٣</Day>")),
+            "PubmedArticle 1 (PMID 7): PubDate '2001/1/٣' is not a date (day '٣' is not a number in ASCII digits)",
+        ),
     ],
 )
 def test_malformed_pubmed_xml_names_the_article(tmp_path: Path, xml: str, message: str) -> None:
@@ -433,6 +474,26 @@ def test_malformed_pubmed_xml_names_the_article(tmp_path: Path, xml: str, messag
         read_publications(path, [])
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_an_oversized_pubmed_record_is_refused_as_the_file_streams(tmp_path: Path, monkeypatch) -> None:
+    """A megabyte of white space in one abstract (a kilobyte gzipped), then a file cut short: the size is
+    refused while streaming, before the record is complete (reading on would find the invalid XML)."""
+    blank = "<Abstract><AbstractText>" + " " * 2**20 + "x</AbstractText></Abstract>"
+    whole = pubmed_xml(pubmed_article("1"), pubmed_article("2", body=blank), pubmed_article("3"))
+    path = tmp_path / "publications.xml.gz"
+    path.write_bytes(gzip.compress(whole[: whole.index("x</AbstractText>")].encode()))
+    assert path.stat().st_size < 10_000
+    monkeypatch.setattr(literature, "MAX_RECORD_BYTES", 100_000)
+    with pytest.raises(DataError) as info:
+        read_publications(path, [])
+    assert str(info.value) == (
+        f"{path}: record 2 (PMID 2): over 100,000 bytes of XML in one record (MAX_RECORD_BYTES; PubMed's largest "
+        "are a few MB): a damaged or hostile file, not read further"
+    )
+    path.write_bytes(gzip.compress(whole.encode()))  # complete, and within the cap: read
+    monkeypatch.setattr(literature, "MAX_RECORD_BYTES", 2 * 2**20)
+    assert [(d.id, d.text) for d in read_publications(path, [])] == [("1", ""), ("2", "x"), ("3", "")]
 
 
 def test_truncated_gzip_is_a_data_error(tmp_path: Path) -> None:
@@ -485,6 +546,14 @@ def test_ctgov_v2_studies_json_list_and_jsonl(tmp_path: Path) -> None:
         ),
         (ctgov_study("NCT9", statusModule="x"), "protocolSection.statusModule must be an object"),
         (ctgov_study("NCT00000001"), "study 2 (NCT00000001): duplicate NCT id NCT00000001 (first: trials.json study 1"),
+        (
+            ctgov_study("NCT9", identificationModule={"nctId": "NCT9", "briefTitle": "\ud800 broken"}),
+            "trials.json: study 2: field 'protocolSection.identificationModule.briefTitle' holds a lone surrogate",
+        ),
+        (
+            ctgov_study("NCT9", conditionsModule={"conditions": ["Asthma", "\udc00"]}),
+            "trials.json: study 2: field 'protocolSection.conditionsModule.conditions[1]' holds a lone surrogate",
+        ),
     ],
 )
 def test_malformed_ctgov_studies_name_the_study(tmp_path: Path, study: object, message: str) -> None:
@@ -500,6 +569,16 @@ def test_malformed_ctgov_studies_name_the_study(tmp_path: Path, study: object, m
     [
         ('{"studies": 3}', 'expected ClinicalTrials.gov v2 JSON: {"studies": [...]}'),
         ('{"studies": [\n{"protocolSection": }]}', "trials.json:2: invalid JSON"),
+        ('{"studies": ' + "[" * 100_000, "trials.json: invalid JSON (nested too deeply)"),
+        ('{"studies": [], "total": ' + "9" * 5000 + "}", "trials.json: invalid JSON (Exceeds the limit (4300 digits)"),
+        (
+            json.dumps({"studies": [ctgov_study("NCT1", start="NaN")]}).replace('"NaN"', "NaN"),
+            "trials.json: invalid JSON (NaN is not a JSON number",
+        ),
+        (
+            json.dumps({"studies": [ctgov_study("NCT1")]}).replace('"hasResults"', '"hasResults": 1, "hasResults"'),
+            "trials.json: invalid JSON (key 'hasResults' appears twice in one object)",
+        ),
     ],
 )
 def test_malformed_ctgov_files(tmp_path: Path, text: str, message: str) -> None:
@@ -508,6 +587,7 @@ def test_malformed_ctgov_files(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(DataError) as info:
         read_trials(path, [])
     assert message in str(info.value)
+    assert "\n" not in str(info.value) and info.value.__cause__ is None
 
 
 @pytest.mark.parametrize(
@@ -536,3 +616,45 @@ def test_pubmed_xml_records_are_cleared_as_they_stream(tmp_path: Path) -> None:
         seen = [(len(element), element) for element in _top_level(path, stream)]
     assert [size for size, _ in seen] == [2] * 5  # MedlineCitation and PubmedData while in use
     assert all(len(element) == 0 for _, element in seen)  # and nothing kept once read
+
+
+def _pubmed_corpus(xml: str) -> dict[str, str]:
+    return {"reviews.jsonl": json.dumps(review([1])) + "\n", "publications.xml": xml}
+
+
+def _trials_corpus(text: str) -> dict[str, str]:
+    reviews = {"pico": PICO, "trial_nctids": ["NCT00000001"]}
+    return {"reviews.jsonl": json.dumps(reviews) + "\n", "trials.json": text}
+
+
+STUDY = ctgov_study("NCT00000001")
+
+
+@pytest.mark.parametrize(
+    ("files", "expect"),
+    [
+        (
+            _pubmed_corpus(pubmed_xml(pubmed_article("1", pub_date="<MedlineDate>0000 Jan</MedlineDate>"))),
+            "publications.xml: PubmedArticle 1 (PMID 1): MedlineDate '0000 Jan' is not a date",
+        ),
+        (
+            _pubmed_corpus(pubmed_xml(pubmed_article("١"))),
+            "publications.xml: PubmedArticle 1: PMID '١' is not a number",
+        ),
+        (_trials_corpus('{"studies": ' + "[" * 100_000), "trials.json: invalid JSON (nested too deeply)"),
+        (_trials_corpus('{"studies": [], "n": ' + "7" * 5000 + "}"), "trials.json: invalid JSON (Exceeds the limit"),
+        (
+            _trials_corpus(json.dumps({"studies": [STUDY]}).replace("Metformin for", "\\ud800 for")),
+            "trials.json: study 1: field 'protocolSection.identificationModule.briefTitle' holds a lone surrogate",
+        ),
+    ],
+    ids=["medline-year-0", "pmid-arabic-digit", "trials-deep", "trials-huge-int", "trials-surrogate"],
+)
+def test_cli_info_prints_one_line_and_exits_2(tmp_path: Path, files: dict[str, str], expect: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["info", "--data", str(tmp_path / "reviews.jsonl")])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}/"), result.output
+    assert expect in lines[0]

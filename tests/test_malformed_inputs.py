@@ -16,6 +16,7 @@ class                  decision    why
 non_utf8               error       any input; a replacement character would be indexed silently
 bom                    accepted    every text input is read as UTF-8 with an optional BOM
 lone_surrogate         error       ``"\\ud800"`` is not text: the stemmer and the corpus hash fail (a pair is fine)
+lone_cr                error       SMART lines end in LF or CRLF; a CR alone made the file one line (wrong file blamed)
 nonfinite_grade        error       NaN / Infinity (JSON literals, ``1e999``, qrels ``nan`` / ``inf``)
 nonfinite_literal      error       a NaN / Infinity literal anywhere in a record (not JSON)
 huge_number            error       an integer of over 4300 digits (Python's limit) is invalid JSON
@@ -37,6 +38,7 @@ integral_float_grade   accepted    ``1.0`` is the grade 1
 text_before_record     error       SMART text before the first ``.I`` (or before a field marker)
 inline_field           tolerated   ``.T Title``: read as the field's first line, markers counted
 empty_judgments        error       a judgment file with nothing or only a header: an empty split
+empty_queries          error       a queries file with no record: named, not the qrels that name no known query
 corrupt_index          error       ``BM25Searcher.load``: CorruptIndexError, "rebuild it with ..."
 =====================  ==========  ===============================================================
 """
@@ -190,6 +192,8 @@ BAD_BYTE = b"caf\xe9 au lait"  # Latin-1, as old files are
 SURROGATE_TITLE = '{"_id": "d5", "title": "\\ud800 broken", "text": "some text"}\n'
 SURROGATE_TEXT = '{"_id": "d5", "title": "t", "text": "broken \\udfff"}\n'
 DEEP = "[" * 100_000 + "\n"
+# Deep enough that a recursive search for the surrogate overflowed the stack; shallow enough to decode.
+DEEP_SURROGATE = '{"_id": "d5", "text": "t", "x": ' + "[" * 500 + '"\\ud800"' + "]" * 500 + "}\n"
 NOT_FINITE = "is not a finite number"
 
 # fmt: off
@@ -216,6 +220,18 @@ CASES = [
              lambda c: c.examples[2].question == "kidney \U0001faa8"),
     error("lone_surrogate/jsonl-question", "jsonl", edit("examples.jsonl", "high blood", "high \\uD83D blood"),
           "examples.jsonl:2: field 'question' holds a lone surrogate"),
+    error("lone_surrogate/beir-nested-deep", "beir", append("corpus.jsonl", DEEP_SURROGATE),
+          "corpus.jsonl:5: field 'x[0][0][0]"),
+    error("lone_surrogate/jsonl-meta", "jsonl", edit("examples.jsonl", '"question": "kidney stones"',
+                                                      '"question": "kidney stones", "meta": {"n": ["a", "\\udc00"]}'),
+          "examples.jsonl:3: field 'meta.n[1]' holds a lone surrogate"),
+    error("lone_cr/smart-docs", "smart", edit("X.ALL", "\r\n", "\r"), "X.ALL:1: a carriage return (CR) inside a line"),
+    error("lone_cr/smart-queries", "smart", replace("X.QRY", base("smart")["X.QRY"].replace(b"\r\n", b"\r")),
+          "X.QRY:1: a carriage return (CR) inside a line: line endings must be LF or CRLF"),
+    error("lone_cr/smart-judgments", "smart", replace("X.REL", base("smart")["X.REL"].replace(b"\r\n", b"\r")),
+          "X.REL:1: a carriage return (CR) inside a line"),
+    error("lone_cr/smart-docs-all", "smart", replace("X.ALL", base("smart")["X.ALL"].replace(b"\r\n", b"\r")),
+          "X.ALL:1: a carriage return (CR) inside a line"),
     error("nonfinite_grade/jsonl-NaN", "jsonl", edit("examples.jsonl", '{"d2": 2}', '{"d2": NaN}'),
           "examples.jsonl:2: invalid JSON (NaN is not a JSON number"),
     error("nonfinite_grade/jsonl-Infinity", "jsonl", edit("examples.jsonl", '{"d2": 2}', '{"d2": -Infinity}'),
@@ -341,6 +357,9 @@ CASES = [
           "test.tsv: no judgments (the file is empty or only a header)"),
     error("empty_judgments/beir-empty-split", "beir", replace("qrels/dev.tsv", ""), "dev.tsv: no judgments"),
     error("empty_judgments/smart", "smart", replace("X.REL", "\r\n"), "X.REL: no judgments"),
+    error("empty_queries/beir-empty", "beir", replace("queries.jsonl", ""),
+          "queries.jsonl: no queries (the file is empty)"),
+    error("empty_queries/beir-blank-lines", "beir", replace("queries.jsonl", "\n \n"), "queries.jsonl: no queries"),
     # -- byte-order marks: accepted on every input ---------------------------------------------------------------
     accepted("bom/beir-all-files", "beir", prepend_bom("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")),
     accepted("bom/beir-qrels-without-header", "beir", bom_and_no_header),

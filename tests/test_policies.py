@@ -94,8 +94,9 @@ def test_openai_policy_shows_the_retrieved_context_it_is_asked_for(small_collect
     policy.client = client
     policy.generate([Example("x", "myocardial infarction", {})])
     user = seen[0][1]["messages"][1]["content"]
+    # d1 and d2 tie (each holds both words twice in seven indexed words): corpus order, d1 first.
     assert user.endswith(
-        "Top search results for it:\n- myocardial infarction outcomes\n- myocardial infarction therapy"
+        "Top search results for it:\n- myocardial infarction therapy\n- myocardial infarction outcomes"
     )
     with pytest.raises(DeepRetrievalError, match="retrieved context"):
         make_policy(spec, task=get_task("retrieval"), backend=searcher, prompt={"context_docs": 2})
@@ -145,3 +146,35 @@ def test_unknown_policy_fails_at_once_listing_the_known_ones(small_collection, t
         with pytest.raises(DeepRetrievalError, match="original, prf, oracle") as info:
             make_policy(spec, task=get_task("retrieval"), backend=searcher)
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("spec", ["./missing_dir", "../x", "runs/a/final"])
+def test_a_policy_folder_that_does_not_exist_is_one_line(small_collection, spec):
+    from deepretrieval.search.bm25 import BM25Searcher
+
+    searcher = BM25Searcher.build(small_collection.documents)
+    with pytest.raises(DeepRetrievalError) as info:
+        make_policy(spec, task=get_task("retrieval"), backend=searcher)
+    assert str(info.value) == f"policy folder {spec} does not exist"
+
+
+@pytest.mark.parametrize("command", [["rewrite", "heart attack"], ["eval", "--data", "demo", "--out", "o"]])
+@pytest.mark.parametrize("spec", ["./missing_dir", "../x"])
+def test_cli_names_the_missing_policy_folder_and_exits_2(tmp_path, monkeypatch, command, spec):
+    from typer.testing import CliRunner
+
+    from deepretrieval.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [*command, "--policy", spec])
+    assert result.exit_code == 2, result.output
+    assert result.output == f"error: policy folder {spec} does not exist\n"
+    assert not (tmp_path / "o").exists()  # refused before any work
+
+
+def test_loading_a_model_from_a_missing_relative_folder_is_one_line():
+    from deepretrieval.models import load_model_and_tokenizer
+
+    with pytest.raises(DeepRetrievalError) as info:
+        load_model_and_tokenizer("./missing_dir")
+    assert str(info.value).startswith("model './missing_dir' was not found locally (no such folder); ")

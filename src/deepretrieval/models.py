@@ -151,6 +151,26 @@ def resolve_model(name: str, *, cache_dir: Path | None = None) -> Path | str:
     return name
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` is spelt as a hub model id (``org/name``); ``./runs/x`` or ``../x`` is not one."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if name.count("/") != 1:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def is_folder_name(name: str) -> bool:
+    """Whether ``name`` can only mean a folder: a path (``./x``, ``../x``, ``/x``, ``~/x``, ``a/b/c``) that is
+    not spelt as a hub id. Handed to the hub, it would fail validation with a traceback."""
+    return not is_hub_id(name) and ("/" in name or os.sep in name or name.startswith((".", "~")))
+
+
 def check_model(name: str) -> None:
     """Fail at once, before any work, unless ``name`` can be loaded without a download: a registry name, a
     model / adapter / training-run folder, or a hub id already in the local Hugging Face cache."""
@@ -161,7 +181,9 @@ def check_model(name: str) -> None:
         if any((path / f).exists() for f in ("config.json", "adapter_config.json", "final/config.json")):
             return
         raise DeepRetrievalError(f"{path}: not a model folder or training run (no config.json)")
-    if name.count("/") == 1 and all(name.split("/")):
+    if is_folder_name(name):
+        raise DeepRetrievalError(f"folder {name} {'is a file' if path.exists() else 'does not exist'}")
+    if is_hub_id(name):
         from huggingface_hub import try_to_load_from_cache
 
         if isinstance(try_to_load_from_cache(name, "config.json"), str):
@@ -174,6 +196,7 @@ def check_model(name: str) -> None:
 
 def load_model_and_tokenizer(name: str, *, dtype: Any = None, seed: int = 0) -> tuple[Any, Any]:
     """(model, tokenizer) for a registry name, a local HF or PEFT-adapter folder, or a cached hub id."""
+    from huggingface_hub.errors import HFValidationError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if name == "tiny-random":
@@ -186,9 +209,10 @@ def load_model_and_tokenizer(name: str, *, dtype: Any = None, seed: int = 0) -> 
         # local_files_only: a hub id is used only from the cache (no download, and no minute of retries).
         tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype or "float32", local_files_only=True)
-    except OSError as exc:
+    except (OSError, HFValidationError) as exc:  # HFValidationError: a missing "./folder", read as a hub id
+        why = "no such folder" if is_folder_name(name) else exc.__class__.__name__
         raise DeepRetrievalError(
-            f"model {name!r} was not found locally ({exc.__class__.__name__}); this machine cannot download "
+            f"model {name!r} was not found locally ({why}); this machine cannot download "
             f"models: give a local folder, a training run, or one of {', '.join(MODEL_ALIASES)}"
         ) from None
     _fix_tokenizer(tokenizer)

@@ -35,7 +35,11 @@ def load_collection(
         return build_qa_demo(seed=seed)
     path = Path(spec)
     if path.is_file() and path.suffix == ".jsonl":
+        from .beir import read_jsonl
         from .literature import is_reviews_file
+
+        if next(read_jsonl(path), None) is None:  # its kind is unknown: each loader would blame another file
+            raise DataError(path, "no records (the file is empty)")
 
         if is_reviews_file(path):
             from .literature import load_reviews

@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import DataError
 from ..types import Collection, Document, Example
@@ -67,41 +68,56 @@ def _decode(raw: bytes, path: Path, line: int) -> str:
         ) from None
 
 
+def decode_json(text: str, path: Path, line: int | None = None) -> Any:
+    """One JSON value (:data:`DECODER`'s rules); a DataError naming the file and ``line`` (else the line
+    within ``text``) when it is invalid, never a traceback."""
+    try:
+        return DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"invalid JSON ({exc.msg})", line=exc.lineno if line is None else line) from None
+    except ValueError as exc:  # _Refused, or an integer of more than 4300 digits
+        raise DataError(path, f"invalid JSON ({exc})", line=line) from None
+    except RecursionError:
+        raise DataError(path, "invalid JSON (nested too deeply)", line=line) from None
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object); a bad line is a DataError naming file and line."""
     for number, line in read_lines(path):
         if not line.strip():
             continue
-        try:
-            record = DECODER.decode(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"invalid JSON ({exc.msg})", line=number) from None
-        except ValueError as exc:  # _Refused, or an integer of more than 4300 digits
-            raise DataError(path, f"invalid JSON ({exc})", line=number) from None
-        except RecursionError:
-            raise DataError(path, "invalid JSON (nested too deeply)", line=number) from None
+        record = decode_json(line, path, number)
         if not isinstance(record, dict):
             raise DataError(path, "expected a JSON object", line=number)
-        if SURROGATE_ESCAPE.search(line) and (key := _surrogate_key(record)) is not None:
-            raise DataError(
-                path, f"field {key!r} holds a lone surrogate escape (\\ud800-\\udfff): not Unicode text", line=number
-            )
+        if SURROGATE_ESCAPE.search(line) and (at := surrogate_field(record)) is not None:
+            raise DataError(path, surrogate_message(at), line=number)
         yield number, record
 
 
-def _surrogate_key(record: dict) -> str | None:
-    """The top-level key whose name or value holds a lone surrogate, if any."""
-    return next((k for k, v in record.items() if _has_surrogate(k) or _has_surrogate(v)), None)
+def surrogate_message(at: str) -> str:
+    at = at if len(at) <= 60 else at[:57] + "..."  # a field nested a thousand deep is not one line's worth
+    return f"field {at!r} holds a lone surrogate escape (\\ud800-\\udfff): not Unicode text"
 
 
-def _has_surrogate(value: object) -> bool:
-    if isinstance(value, str):
-        return SURROGATE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
-    return False
+def surrogate_field(value: object) -> str | None:
+    """Where a decoded JSON value holds a lone surrogate (``title``, ``meta.notes[2]``; a key's own name
+    counts), the first in file order; None if nowhere.
+
+    A loop, not recursion: a value nested as deep as the decoder allows would overflow the stack here.
+    """
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:
+        at, item = stack.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                return at
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                here = f"{at}.{key}" if at else key
+                stack += [(here, child), (here, key)]  # the key's name first, then its value
+        elif isinstance(item, list):
+            stack += [(f"{at}[{i}]", child) for i, child in reversed(list(enumerate(item)))]
+    return None
 
 
 def _show(value: object) -> str:
@@ -169,7 +185,10 @@ def read_corpus(path: Path, warnings: list[str]) -> list[Document]:
 
 def read_queries(path: Path, warnings: list[str]) -> dict[str, str]:
     parsed = ((record_id(r, "_id", path, n, alt="id"), question(r, "text", path, n), n) for n, r in read_jsonl(path))
-    return {qid: text for qid, (text, _) in unique(parsed, path, "query", warnings).items()}
+    queries = {qid: text for qid, (text, _) in unique(parsed, path, "query", warnings).items()}
+    if not queries:  # else the qrels would be blamed: none of their judgments names a known query
+        raise DataError(path, "no queries (the file is empty)")
+    return queries
 
 
 def read_qrels(path: Path) -> Iterator[tuple[str, str, int, str, int]]:

@@ -21,10 +21,11 @@ while ``cranqrel`` numbers them 1..225 in file order, so queries are renumbered 
 id kept in ``meta['source_id']``); ids are compared without leading zeros (CACM's ``01``).
 
 What is refused rather than guessed (a DataError naming file and line): bytes that are not UTF-8 (a
-byte-order mark is skipped), text before the first ``.I`` or before a record's first field marker, a
-query id given twice (it would shift every later query onto another's judgments), a document id given
-twice with other content, a fractional or non-finite grade. Counted in ``Collection.warnings``: a document
-repeated identically (first kept), a marker with text on its line (``.T Title``: the field's first line).
+byte-order mark is skipped), a carriage return inside a line (classic Mac OS's lone-CR line endings), text
+before the first ``.I`` or before a record's first field marker, a query id given twice (it would shift
+every later query onto another's judgments), a document id given twice with other content, a fractional or
+non-finite grade. Counted in ``Collection.warnings``: a document repeated identically (first kept), a marker
+with text on its line (``.T Title``: the field's first line).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def records(path: Path, warnings: list[str]) -> list[Record]:
     found: list[OpenRecord] = []
     field: str | None = None
     inline: list[tuple[str, int]] = []
-    for number, line in read_lines(path):
+    for number, line in _lines(path):
         match = FIELD.match(line)
         if match is None:
             if line.strip():
@@ -103,6 +104,20 @@ def records(path: Path, warnings: list[str]) -> list[Record]:
             f"{number}); read as the field's first line"
         )
     return [(record_id, _join(fields), line) for record_id, fields, line in found]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """:func:`read_lines`, refusing a carriage return inside a line.
+
+    Lines end in LF or CRLF. A file with classic Mac OS line endings (CR alone) reads as one line: its first
+    record would swallow the file, and the error would surface elsewhere, naming another file or none.
+    """
+    for number, line in read_lines(path):
+        if "\r" in line:
+            raise DataError(
+                path, "a carriage return (CR) inside a line: line endings must be LF or CRLF, not CR alone", line=number
+            )
+        yield number, line
 
 
 def _text_line(path: Path, found: list[OpenRecord], field: str | None, line: int) -> list[str]:
@@ -175,7 +190,7 @@ def read_judgments(path: Path) -> tuple[Layout, list[Judgment]]:
 
 
 def _rows(path: Path) -> list[Row]:
-    rows = [(number, parts) for number, line in read_lines(path) if (parts := line.split())]
+    rows = [(number, parts) for number, line in _lines(path) if (parts := line.split())]
     if not rows:
         raise DataError(path, "no judgments")
     return rows

@@ -24,8 +24,10 @@ with none in the corpus is dropped, counted too.
 * publications: JSONL (``pmid``, ``title``, ``abstract``, ``mesh`` and ``publication_types`` lists,
   ``date`` ``YYYY-MM-DD`` / ``YYYY/MM/DD`` / ``YYYY-MM`` / ``YYYY``), or PubMed XML (``.xml``, ``.xml.gz``,
   or a folder of them: NLM's annual baseline files and efetch replies). XML is streamed, so a baseline
-  file never sits in memory whole. Dates are the journal issue's ``PubDate`` (Year, Month as ``Jan`` or
-  ``1``, Day; or a ``MedlineDate`` such as ``1998 Dec-1999 Jan``, read as its first year and month).
+  file never sits in memory whole; a record of over :data:`MAX_RECORD_BYTES` is refused as it streams.
+  Dates are the journal issue's ``PubDate`` (Year, Month as ``Jan`` or ``1``, Day; or a ``MedlineDate``
+  such as ``1998 Dec-1999 Jan``, read as its first year and month; one with no year, ``Summer``, is
+  undated, one with an impossible year, ``0000 Jan``, an error, as the same ``<Year>`` is).
 * trials: JSONL (``nct_id``, ``title``, ``summary``, ``conditions``, ``interventions``, ``start_date``),
   or ClinicalTrials.gov API v2 study objects: a ``.json`` holding ``{"studies": [...]}`` or a list, or
   one study a line in a ``.jsonl``.
@@ -33,8 +35,11 @@ with none in the corpus is dropped, counted too.
 A partial document date stands for the start of its period (``1998`` is 1998-01-01), as PubMed files
 it. Documents carry list fields ``mesh`` / ``publication_types`` or ``conditions`` / ``interventions``.
 
-Refused (a :class:`DataError` naming file and line, or for XML the article's position and PMID): a
-malformed record or date, a duplicate review or document id, a file mixing the two kinds of review.
+Refused (a :class:`DataError` naming file and line, or for XML the article's position and PMID, for a
+``.json`` the study's): a malformed record or date, a duplicate review or document id, a file mixing the
+two kinds of review, a PMID or date not in ASCII digits (``١٢٣`` and ``²³`` pass ``str.isdigit``), a
+string holding a lone surrogate. A ``.json`` is decoded by the JSONL inputs' rules (no NaN, no key twice,
+no integer of over 4300 digits, no nesting too deep).
 """
 
 from __future__ import annotations
@@ -42,7 +47,6 @@ from __future__ import annotations
 import calendar
 import datetime
 import gzip
-import json
 import re
 import xml.etree.ElementTree as ET
 import zlib
@@ -53,7 +57,7 @@ from typing import IO, Any
 
 from ..errors import DataError
 from ..types import Collection, Document, Example
-from .beir import field, identifier, read_jsonl
+from .beir import SURROGATE_ESCAPE, decode_json, field, identifier, read_jsonl, surrogate_field, surrogate_message
 from .splits import split_ids
 
 PUBLICATIONS, TRIALS = "publications", "trials"
@@ -67,11 +71,18 @@ BESIDE = {
 ID_LABEL = {PUBLICATIONS: "PMID", TRIALS: "NCT id"}
 PICO_KEYS = ("P", "I", "C", "O")
 
-_DATE = re.compile(r"(\d{4})(?:([-/])(\d{1,2})(?:\2(\d{1,2}))?)?")
+# ASCII digits only, here and below: \d, str.isdigit and int() also take '٢٠١٥' and '²'.
+_DATE = re.compile(r"(\d{4})(?:([-/])(\d{1,2})(?:\2(\d{1,2}))?)?", re.ASCII)
+_DIGITS = re.compile(r"[0-9]+")
+_MEDLINE_DATE = re.compile(r"\b(\d{4})\b(?:\s+([A-Za-z]{3}))?", re.ASCII)
 _MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
 _GZIP_MAGIC = b"\x1f\x8b"
 # What a PubmedArticleSet holds: articles, book records, and (in update files) deletions.
 _RECORDS = frozenset({"PubmedArticle", "PubmedBookArticle", "DeleteCitation"})
+# The most bytes of (decompressed) XML one record may take, checked as the file streams: PubMed's largest,
+# with thousands of authors, are a few MB; a gigabyte of white space in one abstract (a 5 MB .gz) would
+# otherwise be built in memory whole, twice.
+MAX_RECORD_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -176,7 +187,11 @@ def _studies(record: dict, path: Path, line: int) -> tuple[str, tuple[str, ...]]
     raw = record[name]
     if not isinstance(raw, list):
         raise DataError(path, f"field {name!r} must be a list of ids", line=line)
-    return kind, tuple(identifier(value, f"an id in {name!r}", path, line) for value in raw)
+    ids = tuple(identifier(value, f"an id in {name!r}", path, line) for value in raw)
+    if kind == PUBLICATIONS:
+        for pmid in ids:
+            _check_pmid(pmid, _Where(path, line), f"an id in {name!r}: ")
+    return kind, ids
 
 
 def find_corpus(reviews: Path, kind: str) -> Path:
@@ -377,6 +392,18 @@ def _corpus(found: Iterable[tuple[Document, _Where]], path: Path, kind: str, war
     return documents
 
 
+def _check_pmid(pmid: str, where: _Where, what: str = "") -> str:
+    """A PMID is a number in ASCII digits: ``١٢٣`` or ``²³`` would pass ``str.isdigit`` and match nothing."""
+    if not _DIGITS.fullmatch(pmid):
+        raise where.error(f"{what}PMID {_clip(pmid)!r} is not a number (ASCII digits 0-9)")
+    return pmid
+
+
+def _clip(text: str) -> str:
+    """Text quoted in an error, cut to fit one line (a record may hold megabytes where a PMID should be)."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _strings(value: object, name: str, where: _Where) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -399,7 +426,7 @@ def _publications_jsonl(path: Path) -> Iterator[tuple[Document, _Where]]:
         where = _Where(path, line)
         if record.get("pmid") is None:
             raise where.error("missing field 'pmid'")
-        pmid = identifier(record["pmid"], "field 'pmid'", path, line)
+        pmid = _check_pmid(identifier(record["pmid"], "field 'pmid'", path, line), where, "field 'pmid': ")
         fields = {name: _strings(record.get(name), name, where) for name in ("mesh", "publication_types")}
         document = Document(
             pmid,
@@ -442,7 +469,7 @@ _START = "protocolSection.statusModule.startDateStruct.date"
 
 
 def _studies_json(path: Path) -> Iterator[tuple[Document, _Where]]:
-    data = _load_json(path)
+    data, escaped = _load_json(path)
     studies = data.get("studies") if isinstance(data, dict) else data
     if not isinstance(studies, list):
         raise DataError(path, 'expected ClinicalTrials.gov v2 JSON: {"studies": [...]} or a list of study objects')
@@ -450,22 +477,25 @@ def _studies_json(path: Path) -> Iterator[tuple[Document, _Where]]:
         where = _Where(path, label=f"study {number}")
         if not isinstance(study, dict):
             raise where.error("a study must be a JSON object")
+        if escaped and (at := surrogate_field(study)) is not None:  # it would fail only when indexed
+            raise where.error(surrogate_message(at))
         document = _study(study, where)
         yield document, where.named(f"study {number} ({document.id})")
 
 
-def _load_json(path: Path) -> Any:
+def _load_json(path: Path) -> tuple[Any, bool]:
+    """The file's JSON value (read as the JSONL inputs are: no NaN, no key twice, no integer of over 4300
+    digits, no nesting too deep), and whether its text has a surrogate escape (then strings are checked)."""
     if not path.is_file():
         raise DataError(path, "no such file")
     try:
         with path.open(encoding="utf-8-sig") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
+            text = f.read()
     except UnicodeDecodeError:
         raise DataError(path, "not UTF-8 (save the file as UTF-8)") from None
     except OSError as exc:
         raise DataError(path, f"cannot read ({exc.strerror})") from None
+    return decode_json(text, path), SURROGATE_ESCAPE.search(text) is not None
 
 
 def _study(study: dict, where: _Where) -> Document:
@@ -538,17 +568,53 @@ def _pubmed_xml(path: Path, warnings: list[str]) -> Iterator[tuple[Document, _Wh
         warnings.append(f"{path.name}: {count} <{tag}> records skipped (only PubmedArticle is read)")
 
 
+class _RecordTooLong(Exception):
+    """More than :data:`MAX_RECORD_BYTES` read since the last record ended."""
+
+
+class _Metered:
+    """A byte stream counting what iterparse reads from it since the last record ended (``since``).
+
+    iterparse reads a block, then hands out that block's events before it reads the next: so ``since`` is
+    what the record being parsed holds (give or take one block), known before its element is complete.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream, self.since = stream, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.since += len(data)
+        if self.since > MAX_RECORD_BYTES:
+            raise _RecordTooLong
+        return data
+
+
 def _top_level(path: Path, stream: IO[bytes]) -> Iterator[ET.Element]:
     """Each record (a child of ``PubmedArticleSet``, or a lone article) as it ends; cleared once used.
 
     Only end events: start events would double the parser's per-element work. A cleared record leaves an
-    empty shell in the root, a few MB for a whole baseline file, freed with the file.
+    empty shell in the root, a few MB for a whole baseline file, freed with the file. A record of over
+    :data:`MAX_RECORD_BYTES` is an error, raised as it is read.
     """
-    events = ET.iterparse(stream, events=("end",))
-    for _, element in events:
-        if element.tag in _RECORDS:
-            yield element
-            element.clear()
+    metered = _Metered(stream)
+    events = ET.iterparse(metered, events=("end",))
+    records, pmid = 0, ""  # records read; the PMID of the one being read (its first PMID: MedlineCitation's)
+    try:
+        for _, element in events:
+            if element.tag == "PMID" and not pmid:
+                pmid = (element.text or "").strip()[:20]
+            if element.tag in _RECORDS:
+                yield element
+                element.clear()
+                records, pmid, metered.since = records + 1, "", 0
+    except _RecordTooLong:
+        label = f"record {records + 1}" + (f" (PMID {pmid})" if pmid else "")
+        raise DataError(
+            path,
+            f"{label}: over {MAX_RECORD_BYTES:,} bytes of XML in one record (MAX_RECORD_BYTES; PubMed's largest "
+            "are a few MB): a damaged or hostile file, not read further",
+        ) from None
     root = events.root  # type: ignore[attr-defined]  # set by iterparse once the document is read
     if root.tag not in ("PubmedArticleSet", "PubmedArticle"):
         raise DataError(path, f"not PubMed XML: the root element is <{root.tag}>, not <PubmedArticleSet>")
@@ -564,8 +630,7 @@ def _article(element: ET.Element, where: _Where) -> Document:
     pmid = _text(citation.find("PMID")) if citation is not None else ""
     if not pmid:
         raise where.error("no MedlineCitation/PMID")
-    if not pmid.isdigit():
-        raise where.error(f"PMID {pmid!r} is not a number")
+    _check_pmid(pmid, where)
     assert citation is not None
     where = where.named(f"{where.label} (PMID {pmid})")
     article = citation.find("Article")
@@ -601,25 +666,37 @@ def _pub_date(pub_date: ET.Element | None, where: _Where) -> datetime.date | Non
     if year is not None:
         return _calendar_date(year, pub_date.findtext("Month"), pub_date.findtext("Day"), where)
     # "1998 Dec-1999 Jan", "2000 Spring", "1975-1976": the first year, and its month where one follows.
-    match = re.search(r"\b(\d{4})\b(?:\s+([A-Za-z]{3}))?", pub_date.findtext("MedlineDate") or "")
+    # No year at all ("Summer") is undated; a year no calendar has ("0000 Jan") is an error, as in <Year>.
+    text = pub_date.findtext("MedlineDate") or ""
+    match = _MEDLINE_DATE.search(text)
     if match is None:
         return None
-    return datetime.date(int(match[1]), _MONTHS.get((match[2] or "").lower(), 1), 1)
+    try:
+        return datetime.date(int(match[1]), _MONTHS.get((match[2] or "").lower(), 1), 1)
+    except ValueError as exc:
+        raise where.error(f"MedlineDate {_clip(text)!r} is not a date ({exc})") from None
 
 
 def _calendar_date(year: str, month: str | None, day: str | None, where: _Where) -> datetime.date:
     shown = "/".join(p for p in (year, month, day) if p)
-    month_number = _month(month) if month else 1
     try:
-        if month_number is None:
-            raise ValueError(f"month {month!r}")
-        return datetime.date(int(year), month_number, int(day) if day else 1)
+        month_number = _month(month) if month else 1
+        return datetime.date(_number(year, "year"), month_number, _number(day, "day") if day else 1)
     except ValueError as exc:
         raise where.error(f"PubDate {shown!r} is not a date ({exc})") from None
 
 
-def _month(text: str) -> int | None:
+def _number(text: str, name: str) -> int:
+    """ASCII digits (around white space): int() would also read '٣', '²' and '2_001'."""
+    if not _DIGITS.fullmatch(text.strip()):
+        raise ValueError(f"{name} {text!r} is not a number in ASCII digits")
+    return int(text)
+
+
+def _month(text: str) -> int:
     text = text.strip()
-    if text.isdigit():
+    if _DIGITS.fullmatch(text):
         return int(text)
-    return _MONTHS.get(text[:3].lower())
+    if text[:3].lower() not in _MONTHS:
+        raise ValueError(f"month {text!r}")
+    return _MONTHS[text[:3].lower()]

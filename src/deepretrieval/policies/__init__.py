@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import DeepRetrievalError
@@ -59,11 +60,13 @@ def make_policy(
         settings = task.default_prompt().replace(**(prompt or {}))
         context = _context(task, backend, collection, settings)
         return OpenAIPolicy(model, url, task=task, backend=backend, prompt=settings, context=context)
-    from ..models import check_model
+    from ..models import check_model, is_folder_name
 
     try:
         check_model(spec)
     except DeepRetrievalError as exc:
+        if is_folder_name(spec) and not Path(spec).is_dir():  # a path to nothing: known names would not help
+            raise DeepRetrievalError(f"policy {exc}") from None
         raise DeepRetrievalError(f"unknown policy {spec!r} (known: {known_policies(task)}); {exc}") from None
     settings = prompt_settings_for(spec, prompt, defaults=task.default_prompt())
     context = _context(task, backend, collection, settings)
