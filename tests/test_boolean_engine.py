@@ -31,7 +31,18 @@ from deepretrieval.search.boolean import (
     _through_tie,
     corpus_hash,
 )
-from deepretrieval.search.pubmed_syntax import And, Node, Not, Or, Phrase, QuerySyntaxError, Term, render
+from deepretrieval.search.pubmed_syntax import (
+    MAX_EXPANSIONS,
+    And,
+    Expansions,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    QuerySyntaxError,
+    Term,
+    render,
+)
 from deepretrieval.types import Document, Ranking
 
 # -- the generated corpus ---------------------------------------------------------------------------------
@@ -376,6 +387,65 @@ def test_k_and_total(engine):
 def test_a_tag_the_corpus_lacks_is_a_syntax_error(engine):
     [result] = engine.search([BooleanRequest("asthma[cond]")], 5)
     assert isinstance(result, QuerySyntaxError) and "not indexed in this corpus" in result.message
+
+
+# -- how far truncation may expand ------------------------------------------------------------------------
+
+
+def _expanding(words: int) -> BooleanIndex:
+    """An index where ``inte*`` expands to ``words`` abstract words, beside two ordinary records."""
+    documents = [
+        Document("wide", "heart intern", " ".join(f"inte{i:05d}" for i in range(words))),
+        Document("attack", "Heart attack", "aspirin after a heart attack"),
+        Document("stroke", "Stroke", "aspirin after a stroke"),
+    ]
+    return BooleanIndex.build(documents)
+
+
+@pytest.fixture(scope="module")
+def past_tantivy() -> BooleanIndex:
+    return _expanding(MAX_EXPANSIONS + 600)  # past tantivy's own 16,384 for a truncated phrase
+
+
+def test_a_truncation_past_the_engines_limit_fails_its_own_query_only(past_tantivy):
+    queries = ["aspirin", '"heart inte*"', '"heart attack"', "inte*[ab]"]
+    results = past_tantivy.search([BooleanRequest(q) for q in queries], 10)
+    alone = past_tantivy.search([BooleanRequest(queries[0]), BooleanRequest(queries[2])], 10)
+    assert [(r.ids, r.total) for r in (results[0], results[2])] == [(r.ids, r.total) for r in alone]
+    assert sorted(results[0].ids) == ["attack", "stroke"] and results[2].ids == ["attack"]
+    for bad, position in ((results[1], 0), (results[3], 0)):
+        assert isinstance(bad, QuerySyntaxError) and bad.position == position
+        assert f"more than {MAX_EXPANSIONS:,} index words" in bad.message
+    assert past_tantivy.search([BooleanRequest("inte*[ti]")], 10)[0].ids == ["wide"]  # one title word: fine
+
+
+def test_the_expansion_cap_sums_every_truncation_of_a_query():
+    engine = _expanding(MAX_EXPANSIONS // 2 + 1)
+    [once, twice, phrase] = engine.search(
+        [BooleanRequest("inte*"), BooleanRequest("aspirin OR inte* OR inte*"), BooleanRequest('inte* OR "a inte*"')], 3
+    )
+    assert once.ids == ["wide"] and once.total == 1
+    for refused in (twice, phrase):
+        assert isinstance(refused, QuerySyntaxError) and "expands too far" in refused.message
+    assert twice.position == len("aspirin OR inte* OR ")  # the truncation that passed the cap
+
+
+def test_tantivys_own_expansion_refusal_fails_its_query_only(past_tantivy, monkeypatch):
+    # Were the cap ever above what tantivy accepts, its refusal is still the query's fault alone.
+    monkeypatch.setattr(Expansions, "spend", lambda self, *args: None)
+    good, bad = past_tantivy.search([BooleanRequest("aspirin"), BooleanRequest('"heart inte*"')], 10)
+    assert sorted(good.ids) == ["attack", "stroke"]
+    assert isinstance(bad, QuerySyntaxError) and "max expansions" in bad.message
+
+
+@pytest.mark.parametrize("error", [ValueError("An IO error occurred: 'segment gone'"), OSError(5, "I/O error")])
+def test_other_engine_errors_while_searching_fail_the_batch(engine, monkeypatch, error):
+    def broken(*args):
+        raise error
+
+    monkeypatch.setattr(engine, "_ranking", broken)
+    with pytest.raises(SearchFailure, match="failed while searching"):
+        engine.search([BooleanRequest("diabetes"), BooleanRequest("x[au]")], 5)
 
 
 # -- the documented order ---------------------------------------------------------------------------------

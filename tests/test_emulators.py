@@ -6,6 +6,7 @@ Every server here is uvicorn on 127.0.0.1 (a free port), started and stopped by 
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import socket
@@ -23,7 +24,7 @@ from typer.testing import CliRunner
 
 from deepretrieval.cli import app
 from deepretrieval.data import load_collection
-from deepretrieval.errors import SearchFailure
+from deepretrieval.errors import DeepRetrievalError, SearchFailure
 from deepretrieval.evaluate import EvalSettings, evaluate
 from deepretrieval.policies import make_policy
 from deepretrieval.prompts import PromptSettings
@@ -70,7 +71,8 @@ def client(url: str, **spec) -> PubMedSearcher:
 
 def run_eval(collection, backend, out: Path) -> dict[str, list[dict]]:
     policies = [make_policy(name, task=TASK, backend=backend) for name in POLICIES]
-    evaluate(collection, "test", policies, backend, out, EvalSettings(k=1000, batch_size=32), task=TASK)
+    # The task's own depth (the deepest cut-off it reports: recall@3000).
+    evaluate(collection, "test", policies, backend, out, EvalSettings(batch_size=32), task=TASK)
     return read_eval(out)
 
 
@@ -179,6 +181,79 @@ def test_the_ctgov_emulator_answers_v2_studies(tmp_path_factory):
             assert reply.status_code == 400 and "query.term" not in reply.text  # not the model's fault
         bad = httpx.get(url, params={"query.term": "(aspirin"})
         assert bad.status_code == 400 and "query.term" in bad.text
+
+
+@pytest.fixture(scope="module")
+def trials_server():
+    from deepretrieval.search.boolean import TRIALS, BooleanIndex
+    from deepretrieval.types import Document
+
+    docs = [Document(f"NCT{i:08d}", "aspirin", "aspirin for stroke", {"conditions": ("Stroke",)}) for i in range(7)]
+    with serve_in_thread(create_app(Emulator("ctgov", BooleanIndex.build(docs, TRIALS)))) as running:
+        yield running
+
+
+NESTED_TOKEN = base64.urlsafe_b64encode(b"[" * 5000 + b"]" * 5000).decode()  # JSON past the recursion limit
+
+
+@pytest.mark.parametrize(
+    ("service", "name", "value"),
+    [
+        ("pubmed", "retmax", "\u00b2"),  # '²': str.isdigit() says yes, int() says no
+        ("pubmed", "retstart", "\u0663"),  # Arabic-Indic three: int() would read it as 3
+        ("pubmed", "retmax", "9" * 5000),  # past int()'s 4,300 digits
+        ("ctgov", "pageSize", "\u00b2"),
+        ("ctgov", "pageSize", "9" * 5000),
+        ("ctgov", "pageToken", NESTED_TOKEN),
+        ("ctgov", "pageToken", NESTED_TOKEN[:200]),  # short, and still not a token this server gave
+    ],
+)
+def test_malformed_numbers_and_page_tokens_are_a_400_naming_the_parameter(server, trials_server, service, name, value):
+    if service == "pubmed":
+        url, params = f"{server.url}/entrez/eutils/esearch.fcgi", {"db": "pubmed", "term": "aspirin", name: value}
+        replies = [httpx.get(url, params=params), httpx.post(url, data=params)]  # the query string and a form
+    else:
+        url, params = f"{trials_server.url}/api/v2/studies", {"query.term": "aspirin", name: value}
+        replies = [httpx.get(url, params=params)]
+    for reply in replies:
+        assert reply.status_code == 400, reply.text[:200]
+        assert reply.text.startswith((f"Invalid {name}: ", f"{name}: ")) and len(reply.text) < 300
+
+
+def test_well_formed_numbers_are_still_answered(server, trials_server):
+    params = {"db": "pubmed", "term": "aspirin", "retmax": "0003", "retstart": "1", "retmode": "json"}
+    result = httpx.get(f"{server.url}/entrez/eutils/esearch.fcgi", params=params).json()["esearchresult"]
+    assert (result["retmax"], result["retstart"]) == ("3", "1")
+    studies = httpx.get(f"{trials_server.url}/api/v2/studies", params={"query.term": "aspirin", "pageSize": "2"})
+    assert studies.status_code == 200 and len(studies.json()["studies"]) == 2
+
+
+def read_until_closed(connection: socket.socket) -> bytes:
+    data = b""
+    while chunk := connection.recv(4096):
+        data += chunk
+    return data
+
+
+def test_a_body_shorter_than_its_content_length_is_answered_408_and_the_connection_closed(emulator):
+    head = (
+        "POST /entrez/eutils/esearch.fcgi HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n"
+    )
+    form = b"db=pubmed&term=aspirin&retmode=json"
+    with serve_in_thread(create_app(emulator, body_timeout=0.5)) as running:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=15) as connection:
+            connection.sendall(head.format(len(form) + 100).encode() + form)  # 100 bytes never come
+            reply = read_until_closed(connection)  # b"" from recv: the server closed it (a hang times out)
+        assert reply.startswith(b"HTTP/1.1 408 ") and b"connection: close" in reply.lower()
+        assert b"did not arrive within 0.5 s" in reply
+        with socket.create_connection(("127.0.0.1", running.port), timeout=15) as connection:
+            complete = head.format(len(form)).replace("HTTP/1.1", "HTTP/1.0").encode() + form
+            connection.sendall(complete)  # HTTP/1.0: the server closes after its reply
+            whole = read_until_closed(connection)
+        assert whole.startswith(b"HTTP/1.1 200 ") and b'"count": "' in whole
+    with pytest.raises(DeepRetrievalError, match="body_timeout"):
+        create_app(emulator, body_timeout=0)
 
 
 # -- faults ----------------------------------------------------------------------------------------------

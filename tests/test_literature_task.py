@@ -12,8 +12,11 @@ from deepretrieval.cli import app
 from deepretrieval.data import load_collection
 from deepretrieval.prompts import PromptSettings
 from deepretrieval.rewards import RewardConfig
-from deepretrieval.search.boolean import BooleanRequest
+from deepretrieval.search.boolean import BooleanIndex, BooleanRequest
+from deepretrieval.search.pubmed_syntax import MAX_EXPANSIONS
 from deepretrieval.tasks import TaskReward, get_task
+from deepretrieval.tasks.literature import pico_boolean
+from deepretrieval.types import Document
 
 runner = CliRunner()
 TASK = get_task("literature")
@@ -89,6 +92,51 @@ def test_a_query_the_engine_rejects_is_a_format_error_never_a_failure(collection
     assert good.total == pytest.approx(1.0 + 5.0) and good.format_ok
     for bad in (unbalanced, tag):
         assert bad.failure is None and bad.total == config.format_penalty and not bad.format_ok
+
+
+@pytest.fixture(scope="module")
+def wide_backend(collection):
+    """The demo corpus and one more record, whose abstract holds more words beginning with ``inte`` than the
+    engine lets a query's truncations expand to (and than tantivy lets a truncated phrase expand to)."""
+    wide = Document("wide", "Heart intern", " ".join(f"inte{i:05d}" for i in range(MAX_EXPANSIONS + 600)))
+    return BooleanIndex.build([*collection.documents, wide])
+
+
+def test_a_query_that_expands_too_far_is_its_own_format_error_and_the_batch_is_scored(collection, wide_backend):
+    examples = collection.split("train")[:2]
+    config = replace(TASK.presets["deepretrieval-recall"], k=100)
+    reward = TaskReward(TASK, wide_backend, examples, config, DIRECT, retries=0, backoff_seconds=0.0)
+    good = {
+        0: (f"{examples[0].meta['oracle_query']}</answer>", examples[0].id),
+        2: (f"{pico_boolean(examples[1].meta['pico'])}</answer>", examples[1].id),
+        3: (f"{examples[1].meta['oracle_query']}</answer>", examples[1].id),
+        5: (f"{TASK.user_query(examples[0])}</answer>", examples[0].id),
+    }
+    bad = {1: '"heart inte*"</answer>', 4: "(aspirin OR inte*) AND stroke</answer>"}
+    batch = [good[i] if i in good else (bad[i], examples[i % 2].id) for i in range(6)]
+    results = reward.score_batch([c for c, _ in batch], [e for _, e in batch])
+    for i, (completion, example_id) in good.items():
+        assert results[i] == reward.score_batch([completion], [example_id])[0]  # as if scored alone
+        assert results[i].failure is None and results[i].total is not None and results[i].format_ok
+    assert len({results[i].total for i in good}) > 1  # real rewards, not one constant
+    for i in bad:
+        assert results[i].failure is None and not results[i].format_ok
+        assert (results[i].total, results[i].reason) == (config.format_penalty, "rejected_by_backend")
+    assert (reward.failed_batches, reward.failures_total) == (0, 0)
+
+
+def test_an_engine_failure_still_fails_the_whole_batch_never_a_reward(collection, wide_backend, monkeypatch):
+    def broken(*args):
+        raise ValueError("An IO error occurred: 'segment gone'")
+
+    monkeypatch.setattr(wide_backend, "_ranking", broken)
+    example = collection.split("train")[0]
+    config = replace(TASK.presets["deepretrieval-recall"], k=100)
+    reward = TaskReward(TASK, wide_backend, [example], config, DIRECT, retries=0, backoff_seconds=0.0)
+    completions = [f"{example.meta['oracle_query']}</answer>", '"heart inte*"</answer>', "(aspirin OR</answer>"]
+    results = reward.score_batch(completions, [example.id] * 3)
+    assert all(r.total is None and "failed while searching" in r.failure for r in results)
+    assert (reward.failed_batches, reward.failures_total) == (1, 3)
 
 
 def test_the_focused_preset_penalises_result_sets_far_larger_than_k(collection, backend):

@@ -15,13 +15,22 @@ Replies in NCBI's shapes: JSON ``{"header": …, "esearchresult": {"count", "ret
 ``Entrez.read`` validates it against the DTD it ships. A query the engine cannot parse is answered as
 PubMed answers errors, **200 with an** ``ERROR`` field: ``Query syntax error: …`` (the model's fault for
 our client); so are an empty term (``Empty term and query_key - nothing todo``, NCBI's words) and
-parameters the emulator does not serve (another db or datetype, a bad date or number: not the model's).
+values the emulator does not serve (another db or datetype, a date it cannot read, ``retstart`` past
+9,999: not the model's). A malformed number is a 400 (below).
 
 **/studies**: ``query.term``, ``pageSize`` (default 10, at most 1,000), ``pageToken`` (opaque, from
 ``nextPageToken``), ``countTotal``, ``format=json``, ``fields`` (accepted; studies carry only
 ``protocolSection.identificationModule.nctId``), ``filter.advanced`` only as
 ``AREA[StartDate]RANGE[from,to]`` (``YYYY-MM-DD``, ``MIN``, ``MAX``). A query the engine cannot parse is a
 400 whose text names ``query.term``.
+
+**Malformed requests** are a 400 whose text names the parameter, on both services: a number
+(``retstart``, ``retmax``, ``pageSize``) that is not 1 to :data:`MAX_DIGITS` ASCII digits (``²`` and
+``٣`` are digits to Python, and 5,000 digits are more than ``int`` reads), a ``pageToken`` longer than
+:data:`MAX_PAGE_TOKEN` characters or not one this server gave. **A request body that does not arrive**
+in full within ``body_timeout`` seconds (:data:`BODY_TIMEOUT` by default; a client that sends less than
+its ``Content-Length`` would otherwise hold its request open for as long as it keeps the connection) is
+answered 408 and the connection closed; such a request was never received, so it is not logged.
 
 **Faults** (:class:`Faults`), drawn per request with a seeded generator: a share ``rate`` of requests
 get one of ``429`` (NCBI's rate-limit body, ``Retry-After``), ``500``, ``503`` (``Retry-After``),
@@ -71,6 +80,10 @@ SECRET_PARAMS = frozenset({"api_key"})
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _RANGE = re.compile(r"^AREA\[StartDate\]RANGE\[\s*([^,\]]+?)\s*,\s*([^,\]]+?)\s*\]$")
 _DROP_MESSAGE = "ASGI callable returned without completing response."
+MAX_DIGITS = 9  # a number parameter: up to 999,999,999 (a retmax above 10,000 is then capped at 10,000)
+MAX_PAGE_TOKEN = 256  # characters; this server's tokens are about 20
+BODY_TIMEOUT = 10.0  # seconds for a request's whole body to arrive
+_ASCII_NUMBER = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}")
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,10 @@ class ServiceError(Exception):
     """What a service answers with an error message rather than results."""
 
 
+class MalformedRequest(ServiceError):
+    """A parameter no request could mean (not a number, not a token of ours): a 400 on both services."""
+
+
 class Emulator:
     """The state behind an emulator app: the engine, the fault generator, the rate window, the log."""
 
@@ -184,6 +201,8 @@ class Emulator:
     def esearch(self, params: Mapping[str, Sequence[str]]) -> Reply:
         try:
             result: dict[str, Any] = self._esearch(params)
+        except MalformedRequest as e:
+            return Reply(400, str(e), "text/plain; charset=utf-8")
         except ServiceError as e:
             result = {"ERROR": str(e)}
         if _last(params, "retmode", "xml").lower() == "json":
@@ -280,8 +299,10 @@ def _last(params: Mapping[str, Sequence[str]], name: str, default: str) -> str:
 
 def _number(params: Mapping[str, Sequence[str]], name: str, default: int) -> int:
     value = _last(params, name, str(default)).strip()
-    if not value.isdigit():
-        raise ServiceError(f"Invalid {name}: {value!r}")
+    # ASCII only: str.isdigit() accepts '²' and '٣', which int() then refuses (or reads as another number).
+    if not _ASCII_NUMBER.fullmatch(value):
+        shown = repr(value) if len(value) <= 20 else f"{value[:20]!r}… ({len(value):,} characters)"
+        raise MalformedRequest(f"Invalid {name}: {shown} (a number of 1 to {MAX_DIGITS} digits 0-9)")
     return int(value)
 
 
@@ -334,24 +355,31 @@ def _page_token(offset: int) -> str:
 def _page_offset(token: str) -> int:
     if not token:
         return 0
+    refused = MalformedRequest("pageToken: not a token this server gave")
+    if len(token) > MAX_PAGE_TOKEN:  # before decoding: a long token could nest JSON past the recursion limit
+        raise refused
     try:
         offset = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["offset"]
-    except (ValueError, KeyError, TypeError):
-        raise ServiceError("pageToken: not a token this server gave") from None
-    if not isinstance(offset, int) or offset < 0:
-        raise ServiceError("pageToken: not a token this server gave")
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise refused from None
+    if type(offset) is not int or offset < 0:  # bool is an int to isinstance
+        raise refused
     return offset
 
 
 # -- the app -------------------------------------------------------------------------------------------
 
 
-def create_app(emulator: Emulator) -> Any:
-    """The FastAPI app of an emulator."""
+def create_app(emulator: Emulator, *, body_timeout: float = BODY_TIMEOUT) -> Any:
+    """The FastAPI app of an emulator; a request body that takes longer than ``body_timeout`` seconds to
+    arrive is answered 408."""
     from fastapi import FastAPI, Request, Response
 
+    if not body_timeout > 0:
+        raise DeepRetrievalError(f"body_timeout must be a positive number of seconds, got {body_timeout}")
     app = FastAPI(title=f"deepretrieval {emulator.service} emulator", docs_url=None, redoc_url=None)
     app.state.emulator = emulator
+    app.add_middleware(BodyDeadline, seconds=body_timeout)
 
     async def handle(request: Request, answer: Callable[[Mapping[str, Sequence[str]]], Reply]) -> Response:
         from starlette.concurrency import run_in_threadpool
@@ -398,6 +426,54 @@ def create_app(emulator: Emulator) -> Any:
         return {"cleared": True}
 
     return app
+
+
+class BodyDeadline:
+    """ASGI middleware: read a request's whole body within ``seconds``, then hand it to the app; if it has
+    not arrived by then, answer 408 and close the connection.
+
+    uvicorn's own timeouts do not cover this: ``timeout_keep_alive`` runs only between requests, and h11
+    waits for the rest of a body for as long as the connection stays open.
+    """
+
+    def __init__(self, app: Any, seconds: float = BODY_TIMEOUT) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            messages = await asyncio.wait_for(_body_messages(receive), self.seconds)
+        except asyncio.TimeoutError:
+            await _send_timeout(send, self.seconds)
+            return
+        pending = collections.deque(messages)
+
+        async def replay() -> Any:
+            # The body as it came; after it, the real channel (a disconnect the app may wait for).
+            return pending.popleft() if pending else await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _body_messages(receive: Any) -> list[Any]:
+    """The ASGI messages of a whole request body (or up to the client's disconnect)."""
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages
+
+
+async def _send_timeout(send: Any, seconds: float) -> None:
+    body = f"Request Timeout: the request body did not arrive within {seconds:g} s".encode()
+    # "connection: close": h11 then ends the connection after the reply instead of waiting for the rest.
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": 408, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_params(request: Any) -> dict[str, list[str]]:
@@ -522,11 +598,11 @@ def build_emulator(
     return Emulator(service, engine, faults=faults, log=RequestLog(log_path), rate_limit=rate_limit)
 
 
-def run(emulator: Emulator, host: str = "127.0.0.1", port: int = 8765) -> None:
+def run(emulator: Emulator, host: str = "127.0.0.1", port: int = 8765, *, body_timeout: float = BODY_TIMEOUT) -> None:
     """Serve until interrupted (the CLI)."""
     import uvicorn
 
     _quiet_deliberate_drops()
     # No access log: it would print query strings, and with them a GET request's api_key; see --log.
     config = {"log_level": "info", "access_log": False, "http": "h11", "ws": "none", "lifespan": "off"}
-    uvicorn.run(create_app(emulator), host=host, port=port, **config)
+    uvicorn.run(create_app(emulator, body_timeout=body_timeout), host=host, port=port, **config)

@@ -23,6 +23,11 @@ Dates: ``Document.date`` is indexed as an integer ``yyyymmdd`` fast field. A req
 given** (PubMed leaves undated records out of a ``pdat`` range) and included when there is no window.
 A window with ``mindate > maxdate`` matches nothing.
 
+Errors: a query the engine cannot run for what it says (its syntax, a tag this index lacks, truncations that
+expand past :data:`~.pubmed_syntax.MAX_EXPANSIONS` words of this index) is a :class:`QuerySyntaxError` in its
+own slot of a batch; only a failure of the index itself (missing or damaged files, I/O) is a
+:class:`SearchFailure`, and fails the batch.
+
 Order: see :data:`ORDER`.
 """
 
@@ -43,7 +48,7 @@ from typing import Any
 from ..errors import DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
 from .folders import MANIFEST, check_corpus, staged_index
-from .pubmed_syntax import QuerySyntaxError, TargetField, Translator, parse
+from .pubmed_syntax import Expansions, QuerySyntaxError, TargetField, Translator, parse
 
 FORMAT_VERSION = 1
 KIND = "boolean"
@@ -61,6 +66,8 @@ LIST_TAGS = frozenset({"mh", "pt", "cond", "intr"})
 _ROW = "row"
 _DATE = "date"
 _TANTIVY_DIR = "tantivy"
+# How tantivy words its refusal of a truncated phrase with too many expansions: a fault of the query's text.
+_TOO_MANY_EXPANSIONS = "exceeded max expansions"
 
 
 @dataclass(frozen=True)
@@ -260,30 +267,44 @@ class BooleanIndex:
         Infrastructure problems raise :class:`SearchFailure`."""
         if not 0 <= k <= MAX_K:
             raise DeepRetrievalError(f"k must be between 0 and {MAX_K:,}, got {k}")
-        compiled = [self._compile_or_error(r) for r in requests]
         with _engine_errors("while searching"):
             searcher = self._index.searcher()  # one per batch: every request sees the same snapshot
-            return [q if isinstance(q, QuerySyntaxError) else self._ranking(searcher, q, k) for q in compiled]
+            compiled = [self._compile_or_error(r, searcher) for r in requests]
+            return [q if isinstance(q, QuerySyntaxError) else self._ranking_or_error(searcher, q, k) for q in compiled]
 
     def count(self, requests: Sequence[BooleanRequest]) -> list[int | QuerySyntaxError]:
         """The number of matching documents per request (or its error), without collecting a ranking."""
         return [r if isinstance(r, QuerySyntaxError) else r.total or 0 for r in self.search(requests, 0)]
 
-    def compile(self, request: BooleanRequest) -> Any:
-        """The tantivy query for a request; raises :class:`QuerySyntaxError`."""
+    def compile(self, request: BooleanRequest, searcher: Any = None) -> Any:
+        """The tantivy query for a request; raises :class:`QuerySyntaxError`, also for truncations that expand
+        past :data:`~.pubmed_syntax.MAX_EXPANSIONS` words in ``searcher``'s snapshot (default: a new one)."""
         import tantivy
 
-        query = self._translator.translate(parse(request.query))
+        searcher = searcher if searcher is not None else self._index.searcher()
+        expansions = Expansions(lambda field, prefix, most: len(searcher.terms_with_prefix(field, prefix, limit=most)))
+        query = self._translator.translate(parse(request.query), expansions)
         window = self._date_window(request)
         if window is None:
             return query
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, window)])
 
-    def _compile_or_error(self, request: BooleanRequest) -> Any:
+    def _compile_or_error(self, request: BooleanRequest, searcher: Any) -> Any:
         try:
-            return self.compile(request)
+            return self.compile(request, searcher)
         except QuerySyntaxError as e:
             return e
+
+    def _ranking_or_error(self, searcher: Any, query: Any, k: int) -> Ranking | QuerySyntaxError:
+        """The query's ranking, or its error when tantivy refuses the query for what it asks (the expansion cap
+        should prevent that; should a tantivy version expand otherwise, the query still fails alone, and any
+        other engine error still fails the batch)."""
+        try:
+            return self._ranking(searcher, query, k)
+        except ValueError as e:
+            if _TOO_MANY_EXPANSIONS not in str(e):
+                raise
+            return QuerySyntaxError(f"truncation expands too far for the engine: {e}", 0)
 
     def _date_window(self, request: BooleanRequest) -> Any | None:
         from tantivy import FieldType, Query

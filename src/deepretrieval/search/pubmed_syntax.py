@@ -26,13 +26,20 @@ Every string gives either a query or a :class:`QuerySyntaxError` with a 0-based 
 query is capped at :data:`MAX_QUERY_CHARS` characters, control characters and lone surrogates are refused,
 and nesting (parentheses, or alternating operators, which PubMed's left-to-right rule nests) is capped at
 :data:`MAX_DEPTH` levels so that no recursion here or in tantivy can overflow.
+
+Translation adds one limit that depends on the index, not the text alone: **a query's truncations may stand
+for at most** :data:`MAX_EXPANSIONS` **index words in all** (each truncation counts the words it expands to in
+every field it searches, a truncated phrase counts its other words too, and a repeated truncation counts
+each time: tantivy expands each occurrence). A query over it is a :class:`QuerySyntaxError`, the writer's
+fault like any other: 444 ORed copies of a broad truncation would otherwise take seconds, and a truncated
+phrase past tantivy's own limit would fail the whole batch it is searched in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +48,11 @@ from ..errors import DeepRetrievalError
 MAX_QUERY_CHARS = 4_000
 MAX_DEPTH = 64
 MIN_TRUNCATION = 4  # characters before '*', as PubMed
+# Index words all of a query's truncations may expand to, summed over fields and occurrences. tantivy refuses a
+# truncated phrase that expands past 16,384 words (its default max_expansions) with an error of the whole search;
+# a query-wide cap at that same value makes that error impossible, and bounds the work of one query (at most
+# about 30 ms on a generated 100k-record index, where 444 ORed copies of one truncation took 15 s).
+MAX_EXPANSIONS = 16_384
 OPERATORS = frozenset({"AND", "OR", "NOT"})
 
 # Written forms (lower case, single spaces) -> canonical tag.
@@ -370,6 +382,35 @@ class TargetField:
     prefix: str
 
 
+class Expansions:
+    """The index words one query's truncations stand for, counted as it is translated and capped at ``cap``.
+
+    ``terms(field, prefix, limit)`` is the number of distinct words of ``field`` that begin with ``prefix``,
+    counted up to ``limit`` (the index's term dictionary: tantivy's ``Searcher.terms_with_prefix``).
+    """
+
+    def __init__(self, terms: Callable[[str, str, int], int], cap: int = MAX_EXPANSIONS) -> None:
+        self.terms, self.cap = terms, cap
+        self.used = 0
+        # Looked up once per (field, prefix); every occurrence still counts, as tantivy expands each.
+        self._seen: dict[tuple[str, str], int] = {}
+
+    def spend(self, field: str, prefix: str, fixed: int, position: int) -> None:
+        """Add a truncation of ``prefix`` in ``field`` (with ``fixed`` other phrase words); raise
+        :class:`QuerySyntaxError` once the query's total passes the cap."""
+        key = (field, prefix)
+        if key not in self._seen:
+            self._seen[key] = self.terms(field, prefix, self.cap + 1)
+        self.used += fixed + self._seen[key]
+        if self.used > self.cap:
+            raise QuerySyntaxError(
+                f"truncation expands too far: this query's truncations stand for more than {self.cap:,} index "
+                "words in all (every field searched, every occurrence counted); lengthen the prefixes, tag the "
+                "fields, or truncate fewer words",
+                position,
+            )
+
+
 class Translator:
     """AST -> tantivy query objects; tantivy evaluates all Boolean logic.
 
@@ -392,15 +433,16 @@ class Translator:
         self.exact = exact
         self.prefix = prefix
 
-    def translate(self, node: Node) -> Any:
-        """A tantivy ``Query``; raises :class:`QuerySyntaxError` for a tag this index lacks."""
+    def translate(self, node: Node, expansions: Expansions | None = None) -> Any:
+        """A tantivy ``Query``; raises :class:`QuerySyntaxError` for a tag this index lacks, and for
+        truncations past ``expansions``' cap (None: truncations are not counted)."""
         import tantivy
 
         if isinstance(node, Term):
-            return self._leaf(node.text, node.field, node.truncated, node.position)
+            return self._leaf(node.text, node.field, node.truncated, node.position, expansions)
         if isinstance(node, Phrase):
-            return self._leaf(" ".join(node.words), node.field, node.truncated, node.position)
-        children = [self.translate(n) for n in node.nodes]
+            return self._leaf(" ".join(node.words), node.field, node.truncated, node.position, expansions)
+        children = [self.translate(n, expansions) for n in node.nodes]
         if isinstance(node, And):
             clauses = [(tantivy.Occur.Must, q) for q in children]
         elif isinstance(node, Or):
@@ -409,7 +451,7 @@ class Translator:
             clauses = [(tantivy.Occur.Must, children[0])] + [(tantivy.Occur.MustNot, q) for q in children[1:]]
         return tantivy.Query.boolean_query(clauses)
 
-    def _leaf(self, text: str, tag: str | None, truncated: bool, position: int) -> Any:
+    def _leaf(self, text: str, tag: str | None, truncated: bool, position: int, expansions: Expansions | None) -> Any:
         import tantivy
 
         targets = self.tags.get(tag or "all")
@@ -427,6 +469,10 @@ class Translator:
         # Offsets relative to the first token keep the gaps of dropped tokens, as in the documents' positions.
         first = tokens[0][0]
         tokens = [(p - first, t) for p, t in tokens]
+        if truncated and expansions is not None:
+            # tantivy counts a truncated phrase's other words among its expansions: so do we.
+            for target in targets:
+                expansions.spend(target.prefix, tokens[-1][1], len(tokens) - 1, position)
         queries = [self._field_query(t.prefix if truncated else t.exact, tokens, truncated) for t in targets]
         if len(queries) == 1:
             return queries[0]

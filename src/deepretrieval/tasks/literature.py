@@ -6,9 +6,11 @@ results (DeepRetrieval: K = 3,000 on PubMed, with a step table and a +1 / -4 for
 Answers are the Boolean query itself, ``<answer>QUERY</answer>`` (DeepRetrieval's JSON form
 ``<answer>{"query": "…"}</answer>`` is read too): Boolean queries are full of double quotes, which JSON
 would make a small model escape. The direct variant pre-fills ``<answer>`` and stops at the first token
-that opens a closing tag. A query the engine's parser rejects is the model's fault: a format error, never
-an infrastructure failure. Backend: ``backend: {kind: boolean, schema: publications | trials}``, the
-offline tantivy engine of ``search.boolean`` (cached on disk like the BM25 index).
+that opens a closing tag. A query the engine cannot run for what it says (its parser rejects it, or its
+truncations expand past ``search.pubmed_syntax.MAX_EXPANSIONS`` words) is the model's fault: that sample's
+format error, never an infrastructure failure, and the rest of its batch is scored as usual. Backend:
+``backend: {kind: boolean, schema: publications | trials}``, the offline tantivy engine of ``search.boolean``
+(cached on disk like the BM25 index).
 """
 
 from __future__ import annotations
@@ -184,6 +186,19 @@ class LiteratureTask(Task):
         elif before:
             return Parsed(query, think, False, "text_before_answer")
         return Parsed(query, think, True, "ok")
+
+    def lenient_query(self, text: str) -> str:
+        """An out-of-format completion's Boolean query as written (quotes, field tags, parentheses kept: a
+        bag-of-words reading turns ``"heart attack"[tiab]`` into ``heart attack tiab``): the text after its last
+        ``<answer>``, without think blocks or tags, DeepRetrieval's JSON form unwrapped (even cut short)."""
+        text = str(text)[: 8 * MAX_QUERY_CHARS]
+        for _, start, end in reversed(blocks(text, "think")):
+            text = text[:start] + " " + text[end:]
+        text = re.sub(r"</?(?:think|answer)>", " ", text.rsplit("<answer>", 1)[-1])
+        body = _unwrap(text).strip()
+        if re.match(r'\{\s*"query"\s*:', body):  # JSON cut short: its string, without the quotes around it
+            body = re.sub(r'^\{\s*"query"\s*:\s*"?|(?<!\\)"?\s*\}?$', "", body).replace('\\"', '"')
+        return " ".join(body.split())[:MAX_QUERY_CHARS]
 
     def searchable(self, text: str, backend: Any, settings: PromptSettings | None = None) -> bool:
         return any(ch.isalnum() for ch in text)
