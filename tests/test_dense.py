@@ -26,6 +26,7 @@ from deepretrieval.tasks.retrieval import FeedbackQuery, hybrid_specs
 from deepretrieval.types import Collection, Document, Ranking
 
 from .conftest import retrieval_reward
+from .test_search import assert_same_top_10_at_every_k
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = re.compile(r"\w+")
@@ -166,6 +167,40 @@ def test_approximate_indexes_agree_with_flat_on_top1(corpus, settings, searcher,
     flat = [r.ids[0] for r in searcher.search(queries, 10)]
     assert [r.ids[0] for r in other.search(queries, 10)] == flat
     assert other.describe()["index_type"] == index_type
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory) -> tuple[list[Document], Path]:
+    """1,200 documents, each of 300 texts four times at rows far apart: copies score exactly the same, so
+    every cut falls inside runs of ties. With a static-embedding model over their words."""
+    texts = [d.text for d in synthetic_corpus(300, seed=1)]
+    documents = [Document(f"c{i:04d}", "", texts[(i * 7) % 300]) for i in range(1200)]
+    return documents, tiny_model(tmp_path_factory.mktemp("copies-st"), texts)
+
+
+def copy_queries(documents: Sequence[Document]) -> list[str]:
+    rng = random.Random(2)
+    words = sorted({w for d in documents for w in d.text.split()})
+    return [near_duplicate(d.text) for d in documents[:30]] + [" ".join(rng.sample(words, 3)) for _ in range(20)]
+
+
+@pytest.mark.parametrize("index_type", ["flat", "ivf"])
+def test_dense_top_10_is_the_same_at_every_k(copies, index_type):
+    documents, model = copies
+    dense = DenseSearcher.build(documents, DenseSettings(model=str(model), index_type=index_type, nlist=4, nprobe=4))
+    rows = {d.id: i for i, d in enumerate(documents)}
+    queries = copy_queries(documents)
+    assert_same_top_10_at_every_k(lambda k: dense.search(queries, k), rows, min_ties=10)
+
+
+@pytest.mark.slow  # ranx's numba code: compiled on first use in a fresh venv (~40 s here), then cached
+def test_hybrid_top_10_is_the_same_at_every_k(copies):
+    documents, model = copies
+    dense = DenseSearcher.build(documents, DenseSettings(model=str(model)))
+    hybrid = HybridSearcher(BM25Searcher.build(documents), dense, HybridSettings(rrf_k=60, depth=100))
+    rows = {d.id: i for i, d in enumerate(documents)}
+    queries = copy_queries(documents)
+    assert_same_top_10_at_every_k(lambda k: hybrid.search(queries, k), rows)
 
 
 # -- saving, staleness, resumable builds --------------------------------------------------------------
@@ -350,6 +385,21 @@ def test_hybrid_rrf_is_ranx_and_the_hand_computed_fusion():
     assert again == fused and lexical.calls == [["q", "only dense"]] == dense.calls  # de-duplicated
     assert alone.ids == ["x", "y"] and alone.scores == pytest.approx([1 / 61, 1 / 62])
     assert hybrid.search(["q"], 2)[0].ids == ["a", "c"]
+
+
+@pytest.mark.slow  # ranx's numba code: compiled on first use in a fresh venv (~40 s here), then cached
+def test_hybrid_fuses_each_parts_top_depth_whatever_k():
+    lexical = FixedSearcher({"q": ["a", "b", "c", "d"]})
+    dense = FixedSearcher({"q": ["c", "e", "f", "a"]})
+    hybrid = HybridSearcher(lexical, dense, HybridSettings(rrf_k=60, depth=2))
+    # By hand, ranks 1-2 of each part fused: a = 1/61 (lexical 1; its dense rank 4 is below depth), c = 1/61
+    # (dense 1), b = e = 1/62; ties by id here (these parts have no corpus rows). Then the documents both
+    # parts rank below 2, by their better rank: f = 1/63 (dense 3), d = 1/64 (lexical 4). Fusing all four
+    # ranks when k = 10 would put c (1/61 + 1/63) before a (1/61 + 1/64): the top 2 would depend on k.
+    deep = hybrid.search(["q"], 10)[0]
+    assert deep.ids == ["a", "c", "b", "e", "f", "d"]
+    assert deep.scores == pytest.approx([1 / 61, 1 / 61, 1 / 62, 1 / 62, 1 / 63, 1 / 64])
+    assert [hybrid.search(["q"], k)[0].ids for k in (2, 4)] == [deep.ids[:2], deep.ids[:4]]
 
 
 @pytest.mark.slow  # ranx's numba code: compiled on first use in a fresh venv (~40 s here), then cached

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from .conftest import ROOT, CountingPolicy, write_beir
 
 MEASURES = ("ndcg@10", "recall@10", "mrr@10")
 SETTINGS = EvalSettings(k=10, batch_size=1, measures=MEASURES)
-OTHER = EvalSettings(k=5, batch_size=1, measures=MEASURES)
+OTHER = EvalSettings(k=20, batch_size=1, measures=MEASURES)  # other settings (a deeper k)
 
 # Run in a subprocess: evaluate() with the original query, sleeping before each batch so it can be killed mid-run.
 SLOW_EVAL = """
@@ -160,6 +161,41 @@ def test_an_interrupted_overwrite_leaves_no_stale_figures(beir, searcher, tmp_pa
     assert load_policy_metrics(out)["original"] == load_policy_metrics(reference)["original"]
 
 
+def top_level_policies(out: Path) -> set[str]:
+    """The policies whose figures the top-level files show: metrics.json's (flat keys and "policies"), the
+    rows of report.md, and for comparison.png (a picture) "?" whenever it exists."""
+    shown: set[str] = set()
+    if (out / "metrics.json").exists():
+        top = json.loads((out / "metrics.json").read_text())
+        shown |= set(top["policies"]) | ({top["policy"]} if "policy" in top else set())
+    if (out / "report.md").exists():
+        shown |= set(re.findall(r"^\| (\S+) \|", (out / "report.md").read_text(), re.MULTILINE)) - {"policy"}
+    if (out / "comparison.png").exists():
+        shown.add("?")
+    return shown
+
+
+def test_an_overwrite_interrupted_mid_run_leaves_no_old_figures_at_the_top(beir, searcher, tmp_path):
+    out = tmp_path / "eval"
+    evaluate(beir, "test", [OriginalPolicy(), OtherPolicy()], searcher, out, OTHER)
+    assert top_level_policies(out) == {"original", "other", "?"}
+    with pytest.raises(KeyboardInterrupt):  # after the first batch of the new run: its folder already reset
+        evaluate(beir, "test", [FailingPolicy()], searcher, out, SETTINGS, overwrite=True)
+    assert json.loads((policy_dir(out) / "config.json").read_text())["k"] == 10  # the new config
+    assert len(ids(policy_dir(out) / "runs.jsonl")) == 1
+    # Nothing at the top shows the old figures of "original" (none at all: the plot cannot be redrawn
+    # without them until an eval ends); "other" is still complete in its folder.
+    assert top_level_policies(out) == set()
+    assert list(load_policy_metrics(out)) == ["other"]
+    # The next eval to end rebuilds the top from complete folders only.
+    evaluate(beir, "test", [OtherPolicy()], searcher, out, OTHER)
+    assert top_level_policies(out) == {"other", "?"}
+    evaluate(beir, "test", [OriginalPolicy()], searcher, out, SETTINGS)  # resume the new run
+    top = json.loads((out / "metrics.json").read_text())
+    assert top["policies"]["original"] == json.loads((policy_dir(out) / "metrics.json").read_text())
+    assert top["policy"] == "original" and top_level_policies(out) == {"original", "other", "?"}
+
+
 def test_a_failed_json_write_keeps_the_previous_file_whole(beir, searcher, tmp_path, monkeypatch):
     evaluate(beir, "test", [OriginalPolicy()], searcher, tmp_path, OTHER)
     config = policy_dir(tmp_path) / "config.json"
@@ -270,6 +306,7 @@ def test_kill_9_mid_overwrite_reports_no_stale_figures_then_resumes(beir, search
         kill(proc)
     assert 1 <= len(ids(policy_dir(out) / "runs.jsonl")) < 4
     assert "original" not in load_policy_metrics(out)
+    assert top_level_policies(out) == set()  # the old figures left the top before the run was reset
     evaluate(beir, "test", [OriginalPolicy()], searcher, out, SETTINGS)  # resume the new run, no --overwrite
     reference = tmp_path / "reference"
     evaluate(beir, "test", [OriginalPolicy()], searcher, reference, SETTINGS)

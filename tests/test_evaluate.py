@@ -103,8 +103,8 @@ def test_resume_skips_done_queries_and_repairs_a_torn_line(small_collection, sea
 def test_resume_with_other_settings_is_refused(small_collection, searcher, tmp_path):
     evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, SETTINGS)
     with pytest.raises(DeepRetrievalError, match="other settings"):
-        evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, EvalSettings(k=5, batch_size=1))
-    evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, EvalSettings(k=5), overwrite=True)
+        evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, EvalSettings(k=2000, batch_size=1))
+    evaluate(small_collection, "all", [OriginalPolicy()], searcher, tmp_path, EvalSettings(k=2000), overwrite=True)
 
 
 def test_unknown_split_is_a_clear_error(small_collection, searcher, tmp_path):

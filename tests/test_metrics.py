@@ -46,14 +46,26 @@ def test_pure_metrics_equal_pytrec_eval_per_query(name):
         assert M.first_hit_rank(ranked, e.targets) is None or 1 / M.first_hit_rank(ranked, e.targets) == (
             pytest.approx(ref["recip_rank"])
         )
-    # And evaluate_run (the report path) agrees with the pure functions on average.
+    # And evaluate_run (the report path) averages to pytrec_eval's own means over the same rankings.
     per_query = M.evaluate_run(
         {e.id: [h.doc_id for h in hs] for e, hs in zip(examples, hits, strict=True)},
         qrels,
         ["ndcg@10", "recall@100", "mrr@10"],
     )
-    pure = [M.ndcg_at_k([h.doc_id for h in hs], e.targets, 10) for e, hs in zip(examples, hits, strict=True)]
-    assert M.aggregate(per_query)["ndcg@10"] == pytest.approx(sum(pure) / len(pure), abs=1e-9)
+    ranked = {e.id: [h.doc_id for h in hs] for e, hs in zip(examples, hits, strict=True)}
+    strict_run = {q: {d: float(len(r) - i) for i, d in enumerate(r)} for q, r in ranked.items()}
+    top_10 = {q: {d: float(10 - i) for i, d in enumerate(r[:10])} for q, r in ranked.items()}
+    trec = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"}).evaluate(strict_run)
+    trec_rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top_10)
+
+    def mean(results: dict[str, dict[str, float]], name: str) -> float:  # a query missing from the run: 0
+        return sum(results.get(q, {}).get(name, 0.0) for q in qrels) / len(qrels)
+
+    means = M.aggregate(per_query)
+    assert len(per_query) == len(qrels)  # every query of these collections is judged
+    assert means["ndcg@10"] == pytest.approx(mean(trec, "ndcg_cut_10"), abs=1e-12)
+    assert means["recall@100"] == pytest.approx(mean(trec, "recall_100"), abs=1e-12)
+    assert means["mrr@10"] == pytest.approx(mean(trec_rr, "recip_rank"), abs=1e-12)
 
 
 def test_edge_cases():
@@ -61,7 +73,8 @@ def test_edge_cases():
     assert M.recall_at_k([], qrels, 10) == 0.0
     assert M.recall_at_k(["c"], {"c": 0}, 10) == 0.0  # no relevant documents: 0, as trec_eval
     assert M.ndcg_at_k(["a", "b"], qrels, 10) == pytest.approx(1.0)
-    assert M.ndcg_at_k(["b", "a"], qrels, 10) < 1.0
+    # trec_eval's nDCG: gain = grade, discount log2(rank + 1): (1 + 2 / log2 3) / (2 + 1 / log2 3), by hand 0.8597
+    assert M.ndcg_at_k(["b", "a"], qrels, 10) == pytest.approx(0.8597, abs=1e-4)
     assert M.ndcg_at_k(["c"], qrels, 10) == 0.0
     assert M.first_hit_rank(["x", "c", "b"], qrels) == 3
     assert M.mrr_at_k(["x", "c", "b"], qrels, 2) == 0.0
@@ -101,13 +114,43 @@ def generated_graded_run(seed: int = 7) -> tuple[dict[str, list[str]], dict[str,
     return run, qrels
 
 
+# Our measure -> trec_eval's, and the depth the ranking is cut at first (trec_eval's recip_rank has no cut-off).
+TREC_NAMES = {
+    "ndcg@10": ("ndcg_cut_10", None),
+    "ndcg@100": ("ndcg_cut_100", None),
+    "recall@10": ("recall_10", None),
+    "recall@100": ("recall_100", None),
+    "precision@10": ("P_10", None),
+    "mrr@10": ("recip_rank", 10),
+    "success@1": ("success_1", None),
+    "success@10": ("success_10", None),
+}
+
+
+def pytrec_eval_reference(ranked: list[str], qrels: dict[str, int]) -> dict[str, float]:
+    """pytrec_eval itself on one ranking: a repeated id counts at its first rank (first occurrences kept),
+    ties impossible (strictly decreasing scores), and an empty ranking scores 0 (trec_eval -c)."""
+    distinct = list(dict.fromkeys(ranked))
+    trec_measures = {"ndcg_cut.10,100", "recall.10,100", "P.10", "success.1,10"}
+    reference = {}
+    for cut in (None, 10):
+        docs = distinct[:cut]
+        run = {"q": {d: float(len(docs) - i) for i, d in enumerate(docs)}}
+        evaluator = pytrec_eval.RelevanceEvaluator({"q": qrels}, {"recip_rank"} if cut else trec_measures)
+        scores = evaluator.evaluate(run).get("q", {}) if docs else {}
+        reference |= {m: scores.get(t, 0.0) for m, (t, c) in TREC_NAMES.items() if c == cut}
+    return reference
+
+
 def test_pure_metrics_equal_pytrec_eval_on_a_generated_graded_collection():
     run, qrels = generated_graded_run()
     per_query = M.evaluate_run(run, qrels, MEASURES)
     assert per_query.keys() == qrels.keys()  # every query is judged, the all-zero ones too
     for qid, ranked in run.items():
+        reference = pytrec_eval_reference(ranked, qrels[qid])
         for m in MEASURES:
-            assert M.measure(m, ranked, qrels[qid]) == pytest.approx(per_query[qid][m], abs=1e-12), (qid, m)
+            assert M.measure(m, ranked, qrels[qid]) == pytest.approx(reference[m], abs=1e-12), (qid, m)
+            assert per_query[qid][m] == pytest.approx(reference[m], abs=1e-12), (qid, m)
     # The collection exercises what it claims: graded gains, duplicates, all-zero queries, an empty ranking.
     assert {g for q in qrels.values() for g in q.values()} == {0, 1, 2, 3}
     assert sum(len(r) != len(set(r)) for r in run.values()) == 15 and run["q00"] == []

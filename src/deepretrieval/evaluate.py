@@ -9,10 +9,13 @@ Layout of an evaluation folder::
     OUT/policies/<slug>/metrics.json aggregate metrics computed by pytrec_eval from runs.jsonl
 
 A policy's metrics.json exists only once its runs.jsonl is complete: it is removed before the run is
-resumed or redone and written after, so a killed eval never leaves old figures beside new runs. JSON,
-report and plot are written atomically (temporary file, fsync, rename). One process at a time writes a
-policy's folder: it holds an flock on ``policies/<slug>/.eval.lock`` for the run (the kernel drops it if
-the process dies); the top-level files are rewritten under a lock on ``OUT/.eval.lock``.
+resumed or redone and written after, so a killed eval never leaves old figures beside new runs. The
+top-level files show only such complete policies: before a policy's metrics.json is removed they are
+removed too (``withdraw``), and rebuilt from the complete policies when the eval ends (``publish``), so an
+eval killed mid-run (``--overwrite`` or not) leaves no figure at the top that a folder no longer vouches
+for. JSON, report and plot are written atomically (temporary file, fsync, rename). One process at a time
+writes a policy's folder: it holds an flock on ``policies/<slug>/.eval.lock`` for the run (the kernel drops
+it if the process dies); the top-level files are rewritten under a lock on ``OUT/.eval.lock``.
 
 Means follow trec_eval: over the queries that have judgments ("queries"), the others being counted in
 "unjudged_queries"; runs.jsonl still holds every query, unjudged ones with per-query metrics of 0.
@@ -37,15 +40,38 @@ from .tasks import Outcome, Task, default_task
 from .types import Collection, Example
 
 LOCK_FILE = ".eval.lock"
+# The top-level files, in the order they are removed: metrics.json last, so while it is absent so are the others.
+TOP_FILES = ("comparison.png", "report.md", "metrics.json")
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    k: int = 1000
+    k: int | None = None  # retrieval depth; None: the task's (``Task.depth``, the deepest cut-off it reports)
     batch_size: int = 32
     measures: tuple[str, ...] | None = None  # None: the task's own measures
+
+
+def with_depth(task: Task, settings: EvalSettings) -> EvalSettings:
+    """``settings`` with the retrieval depth resolved: the task's by default (at least the deepest cut-off of the
+    measures); an explicit one shallower than a measure is refused, as that measure would count the ranking's
+    missing tail as misses (``-k 10`` reported recall@1000 = recall@10)."""
+    from dataclasses import replace
+
+    from .tasks.base import deepest_cutoff
+
+    measures = settings.measures or task.measures
+    deepest = deepest_cutoff(measures) or 0
+    if settings.k is None:
+        return replace(settings, k=max(task.depth, deepest))
+    if settings.k < deepest:
+        name = next(m for m in measures if m.endswith(f"@{deepest}"))
+        raise DeepRetrievalError(
+            f"retrieval depth -k {settings.k} is shallower than {name}, which the {task.name} evaluation reports: "
+            f"give -k {deepest} or more, or leave -k out (the task's depth, {max(task.depth, deepest)})"
+        )
+    return settings
 
 
 @dataclass(frozen=True)
@@ -167,10 +193,8 @@ def evaluate(
 ) -> list[PolicyResult]:
     """Evaluate each policy on ``task`` (default: ``tasks.default_task()``) with its ``backend``, and
     (re)write the folder's metrics.json, report.md and comparison.png."""
-    from .report import write_report
-
     task = task or default_task()
-    settings = settings or EvalSettings()
+    settings = with_depth(task, settings or EvalSettings())
     examples = collection.split(split)
     if not examples:
         raise DeepRetrievalError(f"split {split!r} of {collection.name!r} has no queries")
@@ -178,6 +202,7 @@ def evaluate(
         # Every query would be left out of the means: nothing to report, so say so before searching.
         raise DeepRetrievalError(f"split {split!r} of {collection.name!r} has no query with judgments")
     results = []
+    first = policy_slug(policies[0].name)
     for policy in policies:
         slug = policy_slug(policy.name)
         advance = progress(slug, len(examples)) if progress else None
@@ -195,13 +220,48 @@ def evaluate(
                 advance=advance,
             )
         )
+    publish(out_dir, first)
+    return results
+
+
+def publish(out_dir: Path, first: str | None = None) -> None:
+    """(Re)write OUT/metrics.json, report.md and comparison.png from the complete policy folders only:
+    ``first``'s figures as the flat keys (when it is complete), every complete policy under "policies"."""
+    from .report import write_report
+
     # Serialised, so that of two evals finishing together the last to write has seen both policies' figures.
     with _flock(out_dir / LOCK_FILE, out_dir, blocking=True):
         every = load_policy_metrics(out_dir)
-        top = {**results[0].metrics, "policies": every}
+        top = {**every.get(first or "", {}), "policies": every}
         write_text_atomic(out_dir / "metrics.json", json.dumps(top, indent=2))
         write_report(out_dir, every)
-    return results
+
+
+def withdraw(out_dir: Path, slug: str) -> None:
+    """Take a policy's figures out of the folder before its run is redone or resumed.
+
+    Under the folder's lock, the top-level files go first (metrics.json last), then the policy's metrics.json:
+    a kill at any step leaves no top-level figure that a complete policy folder does not hold. ``evaluate``
+    rebuilds the top-level files from the complete policies once its own are done. Nothing to do when neither
+    the policy nor the top-level files show its figures (a policy new to the folder).
+    """
+    metrics = out_dir / "policies" / slug / "metrics.json"
+    with _flock(out_dir / LOCK_FILE, out_dir, blocking=True):
+        if metrics.exists() or _top_may_show(out_dir, slug):
+            for name in TOP_FILES:
+                (out_dir / name).unlink(missing_ok=True)
+            metrics.unlink(missing_ok=True)
+
+
+def _top_may_show(out_dir: Path, slug: str) -> bool:
+    """Whether the top-level files may hold ``slug``'s figures (an unreadable metrics.json: they may)."""
+    try:
+        top = json.loads((out_dir / "metrics.json").read_bytes())
+    except FileNotFoundError:
+        return any((out_dir / name).exists() for name in TOP_FILES)  # left by a kill mid-rewrite: say yes
+    except ValueError:
+        return True
+    return not isinstance(top, dict) or not isinstance(top.get("policies"), dict) or slug in top["policies"]
 
 
 def evaluate_policy(
@@ -217,7 +277,10 @@ def evaluate_policy(
     overwrite: bool = False,
     advance: Advance | None = None,
 ) -> PolicyResult:
-    """Run (or resume) and score one policy under its folder's lock; metrics.json only once runs are complete."""
+    """Run (or resume) and score one policy under its folder's lock; metrics.json only once runs are complete.
+
+    Its figures leave the top-level files before its run is touched (``withdraw``); ``evaluate`` puts them back
+    once it is complete."""
     slug = policy_slug(policy.name)
     run_dir = out_dir / "policies" / slug
     identity = {
@@ -230,6 +293,9 @@ def evaluate_policy(
         **policy.describe(),
     }
     with lock_run_dir(run_dir):
+        if not overwrite:  # a resume that will be refused must not take complete figures away
+            _check_config(run_dir / "config.json", identity, run_dir / "runs.jsonl")
+        withdraw(out_dir, slug)
         runs_path = run_policy(
             policy, examples, task, backend, run_dir, settings, identity, overwrite=overwrite, advance=advance
         )

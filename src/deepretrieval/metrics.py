@@ -15,6 +15,7 @@ return duplicate-free :class:`~deepretrieval.types.Ranking` objects; this covers
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from itertools import islice
 
@@ -95,7 +96,8 @@ _TREC = {"recall": "recall_{k}", "ndcg": "ndcg_cut_{k}", "precision": "P_{k}", "
 def parse_measure(name: str) -> tuple[str, int]:
     """``"ndcg@10"`` -> ("ndcg", 10)."""
     base, sep, depth = name.partition("@")
-    if base not in _FUNCTIONS or not sep or not depth.isdigit() or int(depth) < 1:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then rejects.
+    if base not in _FUNCTIONS or not sep or not re.fullmatch(r"[0-9]{1,9}", depth) or int(depth) < 1:
         raise ValueError(f"unknown measure {name!r} (use recall@K, ndcg@K, mrr@K, precision@K or success@K)")
     return base, int(depth)
 

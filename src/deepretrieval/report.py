@@ -34,10 +34,15 @@ def markdown_table(summaries: Mapping[str, Mapping]) -> str:
 
 
 def write_report(out_dir: Path, summaries: Mapping[str, Mapping]) -> None:
-    """report.md and comparison.png, each replaced atomically: a kill leaves the old or the new one, whole."""
+    """report.md and comparison.png, each replaced atomically: a kill leaves the old or the new one, whole.
+
+    With no summary (no policy complete) both are removed: an old table or plot would show figures that no
+    complete run vouches for."""
     from .evaluate import atomic_path, write_text_atomic
 
     if not summaries:
+        for name in ("report.md", "comparison.png"):
+            (out_dir / name).unlink(missing_ok=True)
         return
     first = next(iter(summaries.values()))
     title = f"# Evaluation: {first.get('collection', '?')}, split {first.get('split', '?')}\n\n"

@@ -3,6 +3,9 @@
 An index folder holds bm25s's own files plus ours: ``manifest.json`` (corpus hash, settings, versions),
 ``doc_ids.json``, and the analysed corpus as CSR arrays (``doc_tokens.npy``, ``doc_offsets.npy``) that
 pseudo-relevance feedback reads term frequencies from.
+
+Order: score descending, then corpus row ascending, exact at every k (see :mod:`.base`), in the plain,
+batched and weighted searches alike; a document scoring 0 (no query term) is not a hit.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
+from .base import top_rows
 from .folders import MANIFEST, check_corpus, read_part, staged_index
 
 T = TypeVar("T")
@@ -224,24 +228,22 @@ class BM25Searcher:
 
     # -- search --------------------------------------------------------------------------------
     def search(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        """Per query: bm25s's scores for every document, then the exact top k with ties by corpus row.
+
+        bm25s's own ``retrieve`` cuts with a partial sort, which keeps an arbitrary subset of the documents
+        tied at the cut and orders ties differently at each k; the scores are bm25s's own either way.
+        """
         if not queries:
             return []
         k = min(k, len(self.doc_ids))
         vocab = self.retriever.vocab_dict
-        token_ids = [[vocab[t] for t in q if t in vocab] for q in self._analyze_many(queries)]
-        results = [Ranking() for _ in queries]
-        todo = [i for i, ids in enumerate(token_ids) if ids]
-        if not todo:
-            return results
-        docs, scores = self.retriever.retrieve(
-            [token_ids[i] for i in todo], k=k, show_progress=False, return_as="tuple"
-        )
-        # Scores are sorted, so the positive ones are a prefix: one count per row, one tolist per array.
-        counts = (scores > 0).sum(axis=1).tolist()
-        names, values = self.doc_ids[docs].tolist(), scores.tolist()
-        for row, i in enumerate(todo):
-            n = counts[row]
-            results[i] = Ranking(names[row][:n], values[row][:n])
+        results = []
+        for terms in self._analyze_many(queries):
+            ids = [vocab[t] for t in terms if t in vocab]
+            if not ids:
+                results.append(Ranking())
+                continue
+            results.append(self._top_k(np.asarray(self.retriever.get_scores_from_ids(ids)), k))
         return results
 
     def search_weighted(self, weights: Sequence[Mapping[str, float]], k: int) -> list[Ranking]:
@@ -274,8 +276,8 @@ class BM25Searcher:
         return self._matrix
 
     def _top_k(self, scores: np.ndarray, k: int) -> Ranking:
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.lexsort((top, -scores[top]))]
+        """The first k documents by (score descending, corpus row ascending); a zero score is no hit."""
+        top = top_rows(scores, k)
         top = top[scores[top] > 0]
         return Ranking(self.doc_ids[top].tolist(), scores[top].tolist())
 

