@@ -8,10 +8,9 @@ import pytest
 
 from deepretrieval.data import load_collection
 from deepretrieval.feedback import FeedbackSettings, feedback_for
-from deepretrieval.parsing import Parsed
 from deepretrieval.policies import PRFPolicy, make_policy
 from deepretrieval.prompts import PromptSettings
-from deepretrieval.rewards import PRESETS, score
+from deepretrieval.rewards import PRESETS
 from deepretrieval.tasks import TaskReward, get_task, propose_output
 from deepretrieval.tasks.retrieval import FeedbackQuery, WeightedQuery
 
@@ -51,29 +50,41 @@ def test_an_answer_adds_menu_terms_at_their_weight_and_drops_expansion_terms(dem
     assert TASK.action("nothing from the menu", examples[0], FEEDBACK) == TASK.fallback(examples[0], FEEDBACK)
 
 
-@pytest.mark.parametrize("preset", ["ndcg-lenient", "recall-lenient", "recall", "deepretrieval-recall"])
-@pytest.mark.parametrize("answer", ['"}</answer>', '!!!"}</answer>', "garbage with no answer"])
-def test_an_empty_answer_runs_the_feedback_query_and_earns_no_more_than_its_ordinary_reward(demo, preset, answer):
-    _, backend, examples = demo
-    config = PRESETS[preset]
-    reward = TaskReward(TASK, backend, examples, config, FEEDBACK)
-    example = examples[0]
-    menu_only = f'{example.meta["feedback"].menu[0].word}"}}</answer>'  # adds nothing: already in RM3
-    ordinary = reward.score_batch([menu_only], [example.id])[0]
-    empty = reward.score_batch([answer], [example.id])[0]
-    assert empty.failure is None and empty.metric in (None, ordinary.metric)
-    assert empty.total <= ordinary.total
-    policy_output = propose_output(TASK, answer, example, FEEDBACK, backend)
-    assert policy_output.action == TASK.fallback(example, FEEDBACK)  # evaluation runs the unedited RM3 query
+# An answer with nothing to search, in every family, mode and preset (feedback, expand-rm3, select-rm3
+# included): test_hostile_completions.py::test_an_answer_with_nothing_to_search_is_penalised_in_training_...
+
+
+def _ndcg10(ranked_ids, example) -> float:
+    """nDCG@10 by pytrec_eval (not the reward's own metric code)."""
+    import pytrec_eval
+
+    qrels = {"q": {d: int(g) for d, g in example.targets.items()}}
+    run = {"q": {d: float(len(ranked_ids) - i) for i, d in enumerate(ranked_ids)}}
+    return pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)["q"]["ndcg_cut_10"]
 
 
 def test_the_log_reports_the_gain_over_prf(demo):
+    """The logged gain is the answers' mean nDCG@10 minus the prf baseline's on the same examples (an empty
+    answer searched nothing: it is penalised and left out of the gain)."""
     _, backend, examples = demo
     reward = TaskReward(TASK, backend, examples, PRESETS["ndcg-lenient"], FEEDBACK)
     logged = {}
-    best = examples[0].meta["oracle_query"]
-    reward([""] * 2, [f'{best}"}}</answer>', '"}</answer>'], [examples[0].id] * 2, log_metric=logged.__setitem__)
-    assert "retrieval/gain_over_prf" in logged
+    pairs = [(examples[0], examples[0].meta["oracle_query"]), (examples[1], examples[1].meta["oracle_query"])]
+    completions = [f'{text}"}}</answer>' for _, text in pairs] + ['"}</answer>']
+    ids = [e.id for e, _ in pairs] + [examples[0].id]
+    totals = reward([""] * 3, completions, ids, log_metric=logged.__setitem__)
+    prf = PRFPolicy(backend).generate([e for e, _ in pairs])
+    gains = []
+    for (example, text), baseline in zip(pairs, prf, strict=True):
+        answer = TASK.execute([TASK.action(text, example, FEEDBACK)], backend, 10)[0].ids
+        gains.append(_ndcg10(answer, example) - _ndcg10(TASK.execute([baseline.action], backend, 10)[0].ids, example))
+    assert totals[:2] == pytest.approx(
+        [_ndcg10(TASK.execute([TASK.action(t, e, FEEDBACK)], backend, 10)[0].ids, e) for e, t in pairs]
+    )
+    assert totals[2] == PRESETS["ndcg-lenient"].empty_penalty
+    assert abs(sum(gains)) > 0.01  # the answers differ from RM3: a wrong gain cannot pass as zero
+    assert logged["retrieval/gain_over_prf"] == pytest.approx(sum(gains) / len(gains))
+    assert logged["retrieval/empty_ratio"] == pytest.approx(1 / 3)
 
 
 def test_feedback_for_without_hits_is_the_user_query():
@@ -101,29 +112,6 @@ def test_expand_rm3_runs_rm3_on_the_expanded_query(demo):
     assert outcome.ranking.ids == TASK.execute([rm3], backend, 100)[0].ranking.ids
     plain = TASK.execute([TASK.fallback(example, EXPAND_RM3)], backend, 100)[0].ranking.ids
     assert outcome.ranking.ids != plain  # the expansion changed what fed back
-
-
-@pytest.mark.parametrize("preset", ["ndcg-lenient", "recall-lenient", "recall", "deepretrieval-recall"])
-@pytest.mark.parametrize("answer", ['"}</answer>', '!!!"}</answer>', "garbage with no answer"])
-def test_expand_rm3_empty_answer_runs_plain_rm3_for_no_more_than_its_ordinary_reward(demo, preset, answer):
-    _, backend, examples = demo
-    assert_empty_answer_runs_rm3(backend, examples, PRESETS[preset], EXPAND_RM3, answer)
-
-
-def assert_empty_answer_runs_rm3(backend, examples, config, settings, answer):
-    """In a feedback-anchored mode, ``answer`` (nothing usable) is scored no higher than RM3's own
-    well-formed reward, and evaluation runs RM3 for it."""
-    example = examples[0]
-    prf = PRFPolicy(backend).generate([example])[0].action
-    prf_ids = TASK.execute([prf], backend, config.k)[0].ranking.ids
-    ordinary = score(Parsed("query", None, True, "ok"), prf_ids, example, config)  # RM3's own, well-formed
-    empty = TaskReward(TASK, backend, examples, config, settings).score_batch([answer], [example.id])[0]
-    assert empty.failure is None and empty.metric in (None, pytest.approx(ordinary.metric))
-    assert empty.total <= ordinary.total
-    output = propose_output(TASK, answer, example, settings, backend)
-    assert (
-        TASK.execute([output.action], backend, 100)[0].ranking.ids == TASK.execute([prf], backend, 100)[0].ranking.ids
-    )
 
 
 @pytest.mark.parametrize("mode", ["feedback", "expand-rm3"])
@@ -186,12 +174,42 @@ def test_select_rm3_feeds_back_only_the_named_results(selected):
     assert TASK.action("12 0", example, SELECT) == TASK.fallback(example, SELECT)  # nothing listed: plain RM3
 
 
-@pytest.mark.parametrize("preset", ["ndcg-lenient", "recall-lenient", "deepretrieval-recall"])
-@pytest.mark.parametrize("answer", ['"}</answer>', 'none of them"}</answer>', "garbage with no answer"])
-def test_select_rm3_empty_answer_runs_rm3_for_no_more_than_its_ordinary_reward(selected, preset, answer):
+@pytest.mark.parametrize("preset", ["ndcg-lenient", "ndcg", "deepretrieval-recall"])
+@pytest.mark.parametrize("answer", ["none", "None of them.", " NONE "])
+def test_select_rm3_none_is_a_deliberate_answer_plain_rm3_scored_on_its_merits(selected, preset, answer):
+    """``none`` (no shown result is relevant) is a well-formed answer: plain RM3, with a well-formed answer's
+    reward (computed here from the prf baseline's ranking); the empty answer gets the penalty instead."""
     _, backend, examples = selected
-    assert_empty_answer_runs_rm3(backend, examples, PRESETS[preset], SELECT, answer)
-    assert propose_output(TASK, answer, examples[0], SELECT, backend).action == TASK.fallback(examples[0], SELECT)
+    config = PRESETS[preset]
+    example = examples[0]
+    rm3 = PRFPolicy(backend).generate([example])[0].action
+    ranked = TASK.execute([rm3], backend, config.k)[0].ids
+    if config.tiers is None:  # nDCG@10, no format term
+        expected = _ndcg10(ranked, example)
+    else:  # DeepRetrieval's step table on recall@100, +1 for the format
+        recall = len(set(ranked[:100]) & example.relevant) / len(example.relevant)
+        expected = next((r for t, r in config.tiers if recall >= t), config.below_tiers) + config.format_bonus
+    reward = TaskReward(TASK, backend, examples, config, SELECT)
+    result = reward.score_batch([TASK.completion(answer, "direct")], [example.id])[0]
+    assert (result.format_ok, result.reason, result.failure) == (True, "ok", None)
+    assert result.total == pytest.approx(expected)
+    empty = reward.score_batch([TASK.completion("", "direct")], [example.id])[0]
+    assert empty.total == (config.format_penalty if config.require_format else config.empty_penalty)
+    output = propose_output(TASK, TASK.completion(answer, "direct"), example, SELECT, backend)
+    assert output.action == rm3
+
+
+def test_the_select_rm3_demonstration_with_no_relevant_result_shown_is_none(selected):
+    """The warm start teaches ``none`` where the judgments call no shown result relevant, never the empty
+    answer (which training penalises); it parses back as a well-formed answer that runs plain RM3."""
+    _, backend, examples = selected
+    example = replace(examples[0], targets={"not-a-shown-document": 1})
+    text = TASK.demonstration(example, SELECT)
+    assert text == "none"
+    parsed = TASK.parse(TASK.completion(text, "direct"), SELECT)
+    assert (parsed.query, parsed.format_ok) == ("none", True)
+    assert TASK.searchable(text, backend, SELECT)
+    assert TASK.action(text, example, SELECT) == PRFPolicy(backend).generate([example])[0].action
 
 
 def test_a_model_policy_evaluates_in_select_rm3(demo):

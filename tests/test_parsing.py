@@ -118,18 +118,37 @@ def test_never_raises_and_is_consistent(text, variant, prefilled):
 
 
 @pytest.mark.parametrize("tag", ["<think>", "<answer>", "</think><think>", "<answer><think>"])
-def test_parse_time_is_linear_in_repeated_tags(tag):
-    """80 kB of repeated tags took 4 s with lazy regexes (quadratic); parsing now scans tags once, and
-    completions past MAX_COMPLETION_CHARS are refused unread."""
-    import time
-
+def test_repeated_tags_up_to_the_cap_are_refused_and_past_it_unread(tag):
+    """80 kB of repeated tags (4 s with the old lazy regexes: speed is a benchmark matter, not asserted
+    here) are an out-of-format completion; completions past MAX_COMPLETION_CHARS are refused unread."""
     from deepretrieval.parsing import MAX_COMPLETION_CHARS, extract_query_lenient
 
     text = tag * ((MAX_COMPLETION_CHARS - 100) // len(tag))
-    started = time.perf_counter()
     for variant in ("direct", "reasoning"):
         assert not parse_completion(text, variant=variant).format_ok
-    extract_query_lenient(text + " words")
-    assert time.perf_counter() - started < 1.0  # quadratic: ~4 s on these cores
+    assert extract_query_lenient(text + " words").split()[-1] == "words"
     too_long = parse_completion("x" * (MAX_COMPLETION_CHARS + 1))
     assert (too_long.query, too_long.reason) == (None, "completion_too_long")
+
+
+def test_each_family_reads_an_out_of_format_answer_as_it_writes_queries():
+    """The lenient reading belongs to the task: bag-of-words for the retrieval family, the Boolean query as
+    written for the literature family (the shared extractor stripped its quotes and brackets)."""
+    from deepretrieval.prompts import PromptSettings
+    from deepretrieval.tasks import get_task, propose_output
+    from deepretrieval.types import Example
+
+    cut_short = '<answer>"heart attack"[tiab]'  # no closing tag: out of format
+    assert get_task("retrieval").lenient_query(cut_short) == "heart attack tiab"
+    assert get_task("qa").lenient_query(cut_short) == "heart attack tiab"
+    literature = get_task("literature")
+    assert literature.lenient_query(cut_short) == '"heart attack"[tiab]'
+    # DeepRetrieval's JSON form cut short, after a think block, still reads as the Boolean query.
+    cut_json = '<think>PICO</think><answer>{"query": "(\\"heart attack\\"[tiab] OR mi[ti]) AND aspirin'
+    assert literature.lenient_query(cut_json) == '("heart attack"[tiab] OR mi[ti]) AND aspirin'
+    # What evaluation sends for such a completion (the prompt pre-fills "<answer>").
+    example = Example("r1", "P: adults", {}, meta={"pub_date": "2020-01-01"})
+    settings = PromptSettings(mode="rewrite", context_docs=0)
+    output = propose_output(literature, '"heart attack"[tiab] AND aspirin', example, settings, backend=None)
+    assert output.format_ok is False
+    assert (output.action.query, output.action.maxdate) == ('"heart attack"[tiab] AND aspirin', "2020-01-01")

@@ -109,7 +109,7 @@ def test_stop_tokens_reach_vllm_through_generation_kwargs(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("task: sql\n", "recipe field 'task': unknown task 'sql'"),
+        ("task: sql\n", "r.yaml: field 'task': unknown task 'sql'"),
         ("backend:\n  kind: faiss\n", "backend.kind"),
         ("backend:\n  k2: 1\n", "backend.k2"),
         ("backend:\n  b: 7\n", "0 <= b <= 1"),
@@ -120,8 +120,8 @@ def test_task_and_backend_sections_are_checked(tmp_path, text, message):
 
     path = tmp_path / "r.yaml"
     path.write_text(text)
-    recipe = load_recipe(path, {})
-    with pytest.raises(DeepRetrievalError, match=message):
+    with pytest.raises(DeepRetrievalError, match=message):  # an unknown task: when the recipe is read
+        recipe = load_recipe(path, {})
         recipe.task_family().backend(load_collection("demo"), recipe.backend)
 
 
@@ -139,3 +139,43 @@ def test_activation_checkpointing_is_a_recipe_choice(tmp_path):
 def test_every_shipped_recipe_loads_and_names_its_task_and_mode(path):
     recipe = load_recipe(path, {})
     assert recipe.mode in recipe.task_family().modes
+
+
+# What each family's defaults are: retrieval's the best recipe measured on 2 CPU cores (docs/BENCHMARKS.md);
+# literature's DeepRetrieval's (a Boolean query from the PICO, no retrieved context, its recall step table);
+# qa's DeepRetrieval's rank-of-first-hit table.
+FAMILY_DEFAULTS = {
+    "retrieval": ("expand", 3, 32, "recall-lenient"),
+    "literature": ("rewrite", 0, 64, "deepretrieval-recall"),
+    "qa": ("expand", 3, 32, "deepretrieval-rank"),
+}
+
+
+@pytest.mark.parametrize("task", list(FAMILY_DEFAULTS))
+def test_a_recipe_that_names_only_its_task_gets_that_tasks_defaults_and_passes_trainings_checks(task):
+    """The defaults were the retrieval family's: `task: literature` alone got mode expand, three context
+    titles and the recall-lenient preset, none of which the literature task has."""
+    from deepretrieval.tasks import TASKS
+    from deepretrieval.train import reward_config
+
+    assert set(FAMILY_DEFAULTS) == set(TASKS)  # a new family states its defaults here
+    recipe = load_recipe(None, {"task": task, "data": "x"})
+    assert (recipe.mode, recipe.context_docs, recipe.max_completion_length, recipe.reward) == FAMILY_DEFAULTS[task]
+    family = recipe.task_family()
+    family.check(recipe.prompt_settings())  # what train() checks first
+    assert reward_config(recipe, family) == family.presets[recipe.reward]
+    assert family.needs_context(recipe.prompt_settings()) == (recipe.context_docs > 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mode": "expand"}, "field 'mode': the literature task has no 'expand' mode"),
+        ({"reward": "recall-lenient"}, "field 'reward': the literature task has no preset 'recall-lenient'"),
+    ],
+)
+def test_a_mode_or_preset_the_task_lacks_is_refused_naming_the_field(tmp_path, fields, message):
+    path = tmp_path / "r.yaml"
+    path.write_text("task: literature\n")
+    with pytest.raises(DeepRetrievalError, match=f"r.yaml: {message}"):
+        load_recipe(path, fields)

@@ -152,7 +152,7 @@ def test_a_trained_run_is_a_policy_for_eval(tmp_path):
     policy = make_policy(str(tmp_path / "run"), task=get_task("retrieval"), backend=searcher, collection=collection)
     assert policy.describe()["mode"] == "expand"
     assert policy.describe()["context_docs"] == recipe.context_docs == 3
-    results = evaluate(collection, "test", [policy], searcher, tmp_path / "eval", EvalSettings(k=100, batch_size=30))
+    results = evaluate(collection, "test", [policy], searcher, tmp_path / "eval", EvalSettings(batch_size=30))
     lines = results[0].runs_path.read_text().splitlines()
     assert len(lines) == len(collection.split("test"))
 
@@ -230,5 +230,5 @@ def test_lora_run_merges_evaluates_and_resumes(tmp_path):
     collection = load_collection("demo")
     searcher = BM25Searcher.build(collection.documents)
     policy = make_policy(str(tmp_path / "run"), task=get_task("retrieval"), backend=searcher, collection=collection)
-    evaluated = evaluate(collection, "test", [policy], searcher, tmp_path / "eval", EvalSettings(k=100, batch_size=30))
+    evaluated = evaluate(collection, "test", [policy], searcher, tmp_path / "eval", EvalSettings(batch_size=30))
     assert evaluated[0].metrics["queries"] == len(collection.split("test"))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -43,7 +46,17 @@ DataOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed for generated data and for splitting collections without splits")]
 CorpusOpt = Annotated[Path | None, typer.Option(help="corpus.jsonl for a .jsonl of examples (default: beside it)")]
-IndexOpt = Annotated[Path | None, typer.Option("--index", help="BM25 index folder (built there if absent)")]
+IndexOpt = Annotated[
+    Path | None, typer.Option("--index", help="The task backend's index folder (built there if absent)")
+]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="The task's backend settings as a YAML mapping, as a recipe's backend: section "
+        "(e.g. '{kind: bm25, k1: 1.2}', '{kind: boolean, schema: trials}')",
+    ),
+]
 
 
 def clean_errors(fn: F) -> F:
@@ -93,8 +106,35 @@ def _bm25_spec(k1, b, method, stemmer, stopwords) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
-K1Opt = Annotated[float | None, typer.Option(help="BM25 k1 [default: 0.9, or an existing index's]")]
-BOpt = Annotated[float | None, typer.Option(help="BM25 b [default: 0.4, or an existing index's]")]
+def yaml_mapping(flag: str, text: str | None) -> dict[str, Any]:
+    """A mapping given on the command line as YAML (``--backend '{kind: bm25, k1: 1.2}'``); {} when absent."""
+    import yaml
+
+    if text is None:
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DeepRetrievalError(f"{flag}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(value, dict):
+        raise DeepRetrievalError(f"{flag}: a mapping such as '{{kind: bm25, k1: 1.2}}', got {text!r}")
+    return value
+
+
+def backend_spec(family, saved: dict, backend: str | None, flags: dict) -> dict:
+    """A backend section: a trained run's, then ``--backend``, then the flags of the task's own backend settings
+    (``--k1`` …: only for a family whose backend has them, never merged into another's)."""
+    foreign = [name for name in flags if name not in family.backend_flags]
+    if foreign:
+        raise DeepRetrievalError(
+            f"--{foreign[0]}: the {family.name} task's backend has no such setting; give its settings with "
+            "--backend '{...}'"
+        )
+    return {**saved, **yaml_mapping("--backend", backend), **flags}
+
+
+K1Opt = Annotated[float | None, typer.Option(help="BM25 k1 (tasks with a BM25 backend) [default: 0.9, or the index's]")]
+BOpt = Annotated[float | None, typer.Option(help="BM25 b (tasks with a BM25 backend) [default: 0.4, or the index's]")]
 MethodOpt = Annotated[str | None, typer.Option(help="BM25 variant: lucene, robertson, atire, bm25l, bm25+")]
 VariantOpt = Annotated[str | None, typer.Option(help="Model policies: direct | reasoning (default: as trained)")]
 ModeOpt = Annotated[
@@ -111,18 +151,25 @@ StemOpt = Annotated[str | None, typer.Option(help="Snowball stemmer language, or
 StopOpt = Annotated[str | None, typer.Option(help="Stopword list ('en'), or 'none' [default: en]")]
 
 
+def per_task(value: Callable[[Any], object]) -> str:
+    """``retrieval: …; literature: …; qa: …``: ``value`` of each task family, for help texts."""
+    from .tasks import TASKS, get_task
+
+    return "; ".join(f"{name}: {value(get_task(name))}" for name in TASKS)
+
+
 def task_of(name: str | None, policies: list[str]):
-    """The task to evaluate (``--task``, else the first trained run's, else retrieval) and the backend
+    """The task to evaluate (``--task``, else the first trained run's, else the default family) and the backend
     settings a trained run recorded (command-line flags go on top)."""
     from .policies.llm import read_policy_settings, resolve_run_dir
-    from .tasks import get_task
+    from .tasks import DEFAULT_TASK, get_task
 
     for spec in policies:
         folder = Path(resolve_run_dir(spec))
         saved = read_policy_settings(folder) if folder.is_dir() else {}
         if "task" in saved and (name is None or name == saved["task"]):
             return get_task(saved["task"]), dict(saved.get("backend") or {})
-    return get_task(name or "retrieval"), {}
+    return get_task(name or DEFAULT_TASK), {}
 
 
 def prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs, style=None) -> dict:
@@ -239,9 +286,20 @@ def eval_command(
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Evaluation folder (resumable; policies accumulate)")],
     split: Annotated[str, typer.Option(help="train | dev | test | all (or the collection's own splits)")] = "test",
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Retrieval depth")] = 1000,
+    k: Annotated[
+        int | None,
+        typer.Option(
+            "-k",
+            "--k",
+            min=1,
+            help="Retrieval depth; one shallower than a measure the task reports is refused (default: the "
+            f"deepest cut-off the task reports — {per_task(lambda t: t.depth)})",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Queries per policy/search batch")] = 32,
     index: IndexOpt = None,
+    backend: BackendOpt = None,
     seed: SeedOpt = 0,
     corpus: CorpusOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Discard earlier runs of these policies in --out")] = False,
@@ -267,15 +325,15 @@ def eval_command(
     from .report import markdown_table
 
     collection = load(data, seed, corpus)
-    family, spec = task_of(task, policy)
-    spec = {**spec, **_bm25_spec(k1, b, method, stemmer, stopwords)}
+    family, saved = task_of(task, policy)
+    spec = backend_spec(family, saved, backend, _bm25_spec(k1, b, method, stemmer, stopwords))
     with console.status(f"opening the {family.name} backend for {len(collection.documents):,} documents"):
-        backend = family.backend(collection, spec, index=index)
+        searcher = family.backend(collection, spec, index=index)
     prf = PRFSettings(fb_docs=prf_docs, fb_terms=prf_terms, original_weight=prf_weight)
     prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs, prompt_style)
     policies = [
-        make_policy(spec, task=family, backend=backend, prf=prf, prompt=prompt, collection=collection)
-        for spec in policy
+        make_policy(name, task=family, backend=searcher, prf=prf, prompt=prompt, collection=collection)
+        for name in policy
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress_bar() as bar:
@@ -288,7 +346,7 @@ def eval_command(
             collection,
             split,
             policies,
-            backend,
+            searcher,
             out_dir,
             EvalSettings(k=k, batch_size=batch_size),
             task=family,
@@ -301,77 +359,104 @@ def eval_command(
     out.print(f"\nwrote {out_dir}/metrics.json, report.md, comparison.png")
 
 
-def _recipe_help(name: str, text: str) -> str:
-    """Help text with the recipe field's default (flags default to None so that a YAML recipe can set them)."""
-    from .recipe import TrainRecipe
+def _recipe_help(name: str) -> str:
+    """A recipe field's help: its description and default (flags default to None so that a YAML recipe can set
+    them); a field whose default is the task's shows each family's."""
+    from .recipe import TASK_DEFAULT_FIELDS, TrainRecipe, task_defaults
 
-    default = TrainRecipe.model_fields[name].default
+    field = TrainRecipe.model_fields[name]
+    text = (field.description or name.replace("_", " ")).rstrip(".")
+    if name == "task":
+        from .tasks import TASKS
+
+        text += ": " + " | ".join(TASKS)
+    if name == "mode":
+        text += ". Modes — " + per_task(lambda t: ", ".join(t.modes))
+    if name == "reward":
+        text += ". Presets — " + per_task(lambda t: ", ".join(t.presets))
+    if name in TASK_DEFAULT_FIELDS:
+        return f"{text} (default: the task's — {per_task(lambda t: task_defaults(t)[name])})"
+    if _flag_type(field.annotation) is str and _is_mapping(field.annotation):
+        text += ", as a YAML mapping"
+    default = field.get_default(call_default_factory=True)
     return f"{text} (default: {'none' if default is None else default})"
 
 
-def _train_opt(name: str, text: str, kind: type):
-    return Annotated[kind | None, typer.Option(help=_recipe_help(name, text), show_default=False)]
+def _is_mapping(annotation: Any) -> bool:
+    return annotation is dict or typing.get_origin(annotation) is dict
 
 
-def _reward_help() -> str:
-    from .rewards import PRESETS
+def _flag_type(annotation: Any) -> type:
+    """The command-line type of a recipe field: without None; a Literal's choices are text (the recipe checks
+    them), a mapping is YAML text."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return type(typing.get_args(annotation)[0])
+    return str if _is_mapping(annotation) else annotation
 
-    return _recipe_help("reward", "Reward preset: " + ", ".join(PRESETS))
+
+def _train_signature() -> inspect.Signature:
+    """``train``'s parameters: the recipe file, one flag per recipe field (so every field has one), ``--resume``."""
+    from .recipe import TrainRecipe
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    recipe = Annotated[Path | None, typer.Argument(help="YAML recipe (flags override its fields)", show_default=False)]
+    fields = [
+        inspect.Parameter(
+            name,
+            kind,
+            default=None,
+            annotation=Annotated[
+                _flag_type(field.annotation) | None, typer.Option(help=_recipe_help(name), show_default=False)
+            ],
+        )
+        for name, field in TrainRecipe.model_fields.items()
+    ]
+    resume = Annotated[bool, typer.Option(help="Continue from the last checkpoint in --output-dir")]
+    return inspect.Signature(
+        [
+            inspect.Parameter("recipe", kind, default=None, annotation=recipe),
+            *fields,
+            inspect.Parameter("resume", kind, default=False, annotation=resume),
+        ]
+    )
 
 
 TRAIN_HELP = (
-    "Train a query-writing policy with GRPO against the BM25 retriever.\n\n"
+    "Train a query-writing policy with GRPO against the task's backend.\n\n"
     "Every recipe field (a YAML file, or these flags on top of it) has a default: the best recipe measured "
-    "on 2 CPU cores. Further trl.GRPOConfig fields go in the recipe's `trl:` section."
+    "on 2 CPU cores; the mode, context titles, answer length and reward preset are the task's own. Further "
+    "trl.GRPOConfig fields go in the recipe's `trl:` section (or --trl)."
 )
 
 
-@app.command(help=TRAIN_HELP)
+def train_overrides(fields: dict[str, Any]) -> dict[str, Any]:
+    """The recipe fields given as flags, mappings (``--backend``, ``--trl``) read from their YAML."""
+    from .recipe import TrainRecipe
+
+    return {
+        name: yaml_mapping(f"--{name}", value) if _is_mapping(TrainRecipe.model_fields[name].annotation) else value
+        for name, value in fields.items()
+        if value is not None
+    }
+
+
 @clean_errors
-def train(
-    recipe: Annotated[Path | None, typer.Argument(help="YAML recipe (flags override its fields)")] = None,
-    data: _train_opt("data", "'demo', a BEIR/SMART folder or examples .jsonl", str) = None,
-    split: _train_opt("split", "Split to train on", str) = None,
-    model: _train_opt("model", "smollm2-135m | tiny-random | HF folder | hub id", str) = None,
-    output_dir: _train_opt("output_dir", "Run folder (checkpoints, logs, final/)", str) = None,
-    variant: _train_opt("variant", "direct | reasoning", str) = None,
-    mode: _train_opt(
-        "mode",
-        "rewrite | expand | expand-rm3 (RM3 after the expansion) | select-rm3 (RM3 from the results the model "
-        "picks) | feedback (edit RM3 from a menu)",
-        str,
-    ) = None,
-    expand_repeats: _train_opt("expand_repeats", "Expand mode: times the user's query is repeated", int) = None,
-    context_docs: _train_opt("context_docs", "Top first-pass titles shown in the prompt", int) = None,
-    prompt_style: _train_opt("prompt_style", "full | short (fewer prompt tokens, faster steps)", str) = None,
-    reward: Annotated[str | None, typer.Option(help=_reward_help(), show_default=False)] = None,
-    reward_k: _train_opt("reward_k", "Override the reward metric depth", int) = None,
-    lora: _train_opt("lora", "Train a LoRA adapter instead of all weights", bool) = None,
-    learning_rate: _train_opt("learning_rate", "Learning rate", float) = None,
-    warm_start_epochs: _train_opt(
-        "warm_start_epochs", "Epochs of SFT on answers from the train judgments before GRPO (select-rm3)", float
-    ) = None,
-    max_steps: _train_opt("max_steps", "Total optimisation steps", int) = None,
-    prompts_per_step: _train_opt("prompts_per_step", "Distinct prompts per step", int) = None,
-    num_generations: _train_opt("num_generations", "Completions per prompt (GRPO group)", int) = None,
-    max_completion_length: _train_opt("max_completion_length", "Max completion tokens", int) = None,
-    temperature: _train_opt("temperature", "Sampling temperature", float) = None,
-    beta: _train_opt("beta", "KL coefficient", float) = None,
-    loss_type: _train_opt("loss_type", "grpo | dr_grpo | dapo | bnpo | ...", str) = None,
-    save_steps: _train_opt("save_steps", "Checkpoint every N steps", int) = None,
-    seed: _train_opt("seed", "Seed", int) = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --output-dir")] = False,
-) -> None:
-    """Train a query-writing policy with GRPO against the BM25 retriever (see TRAIN_HELP)."""
-    overrides = {k: v for k, v in locals().items() if k not in ("recipe", "resume")}
+def train(recipe: Path | None = None, resume: bool = False, **fields: Any) -> None:
+    """Train a query-writing policy with GRPO against the task's backend (see TRAIN_HELP)."""
     from .recipe import load_recipe
     from .train import train as run_training
 
-    config = load_recipe(recipe, overrides)
+    config = load_recipe(recipe, train_overrides(fields))
     with progress_bar() as bar:
         result = run_training(config, resume=resume, progress=training_progress(bar))
     out.print(f"trained {result.steps} steps; policy saved to {result.final_dir}")
     out.print(f"evaluate it: deepretrieval eval --data {config.data} --policy {result.output_dir} --out ...")
+
+
+train.__signature__ = _train_signature()  # type: ignore[attr-defined]
+app.command(help=TRAIN_HELP)(train)
 
 
 @app.command()
@@ -391,7 +476,6 @@ def rewrite(
 ) -> None:
     """Print a policy's rewrite of QUERY (and its top hits when a collection or index is given)."""
     from .policies import make_policy
-    from .search.bm25 import BM25Searcher
     from .types import Example
 
     family, spec = task_of(None, [policy])
@@ -400,7 +484,7 @@ def rewrite(
     if collection is not None:
         backend = family.backend(collection, spec, index=index)
     elif index is not None:
-        backend = BM25Searcher.load(index)
+        backend = family.open_backend(index, spec)  # the policy's task's backend, as the run recorded it
     elif policy in ("prf", "oracle", *family.baselines()):
         raise DeepRetrievalError(f"the {policy} policy needs a collection to search: give --data or --index")
     prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs, prompt_style)

@@ -54,7 +54,8 @@ def run_demo(
     task = recipe.task_family()
     collection = load_collection(recipe.data, corpus=Path(recipe.corpus) if recipe.corpus else None, seed=recipe.seed)
     backend = task.backend(collection, recipe.backend)
-    eval_dir, eval_settings = out_dir / "eval", EvalSettings(k=1000, batch_size=16)
+    # Searched as deep as the task's deepest reported cut-off (recall@1000 here, recall@3000 for literature).
+    eval_dir, eval_settings = out_dir / "eval", EvalSettings(batch_size=16)
     prompt = recipe.prompt_settings()
     context = task.context(backend, collection, prompt)
 

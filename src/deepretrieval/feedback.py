@@ -15,8 +15,8 @@ query: no bonus and no free pass.
 The ``select-rm3`` mode anchors on the feedback *documents* instead: the prompt lists the top
 ``fb_docs`` first-pass results (numbered titles) and the policy answers with the numbers of those it judges
 relevant; RM3 then builds its relevance model from those documents only (at their first-pass weights),
-which is relevance feedback with the model as the judge. Naming every document, or none that exists, is
-plain RM3.
+which is relevance feedback with the model as the judge. Naming every document, or answering ``none`` (no
+result is relevant), is plain RM3; an answer that names nothing (empty, ``!!!``) is an empty answer.
 """
 
 from __future__ import annotations
@@ -172,6 +172,15 @@ class FeedbackDoc:
 
 
 NUMBER = re.compile(r"(?<![\w.])(\d{1,3})(?![\w.])")
+# select-rm3's answer when no shown result is relevant: a deliberate answer (plain RM3, scored on its merits),
+# unlike an empty one, which names nothing and is penalised in training.
+NONE_ANSWER = "none"
+_NONE = re.compile(rf"\W*{NONE_ANSWER}\b", re.IGNORECASE)
+
+
+def says_none(text: str) -> bool:
+    """Whether a select-rm3 answer says that no result is relevant: it starts with ``none`` and names no number."""
+    return _NONE.match(text) is not None and NUMBER.search(text) is None
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,16 @@
   be repeated ``repeats`` times first, so that BM25 keeps weighting its terms above the generated ones.
 - ``expand-rm3``: as ``expand``, then RM3 pseudo-relevance feedback runs on the expanded query (its first
   pass finds the feedback documents, its terms are the relevance model's original query): the model's
-  expansion steers which documents feed back. An empty answer runs plain RM3 on the user's query.
-- ``select-rm3``: the model names which of the top first-pass results are relevant, and RM3 feeds back
-  those only (see ``feedback``): relevance feedback with the model as the judge; not a text composition.
+  expansion steers which documents feed back.
+- ``select-rm3``: the model names which of the top first-pass results are relevant (or answers ``none``:
+  plain RM3), and RM3 feeds back those only (see ``feedback``): relevance feedback with the model as the
+  judge; not a text composition.
 - ``feedback``: the model edits the RM3 pseudo-relevance-feedback query, choosing terms from a menu (see
   ``feedback``); not a text composition, so ``compose_query`` does not apply.
+
+In every mode an answer with nothing to search (empty, ``!!!``, only stopwords) is an empty answer: training
+gives it the empty-answer penalty (the format penalty where the preset requires the format); evaluation runs
+the mode's fallback for it (rewrite: nothing; expand: the user's query; the RM3 modes: plain RM3).
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ _TASK = {
     "select-rm3": (
         "You are a search expert. The user's information need was searched in a collection of {domain} "
         "documents; the top results are numbered below. Choose the results that are relevant to the need: the "
-        "search will be refined with their words."
+        "search will be refined with their words. If none of them is relevant, answer none."
     ),
 }
 _TASK["expand-rm3"] = _TASK["expand"]  # the model writes the same expansion; feedback runs after it
@@ -87,7 +87,7 @@ _SHORT_TASK = {
     "expand": "Add keywords that relevant {domain} documents contain.",
     "expand-rm3": "Add keywords that relevant {domain} documents contain.",
     "feedback": "Pick the candidates relevant {domain} documents contain (-word drops one).",
-    "select-rm3": "Pick the numbers of the {domain} results relevant to the need.",
+    "select-rm3": "Pick the numbers of the {domain} results relevant to the need (or none).",
 }
 _SHORT_FORMAT = {
     "direct": 'Answer: <answer>{{"query": "{example}"}}</answer>',

@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import DeepRetrievalError
 from .prompts import PromptSettings
+
+if TYPE_CHECKING:
+    from .tasks import Task
+
+# Fields whose default is the task family's (``task_defaults``): a retrieval default is no literature one.
+TASK_DEFAULT_FIELDS = ("mode", "context_docs", "max_completion_length", "reward")
+
+
+def task_defaults(task: Task) -> dict[str, Any]:
+    """The recipe values a task family gives the fields of ``TASK_DEFAULT_FIELDS`` that a recipe leaves out:
+    its default prompt's mode, context titles and answer length, and its default reward preset."""
+    prompt = task.default_prompt()
+    return {
+        "mode": prompt.mode,
+        "context_docs": prompt.context_docs,
+        "max_completion_length": prompt.max_new_tokens,
+        "reward": task.default_reward,
+    }
 
 
 class TrainRecipe(BaseModel):
     """Everything a training run depends on. Unknown keys are errors (a typo must not be ignored).
 
-    The defaults are the best recipe measured on 2 CPU cores (docs/BENCHMARKS.md): expand mode, the direct
-    variant with a pre-filled answer, three context titles, the lenient recall reward. The README demo's
-    recipe (``deepretrieval/recipes/demo.yaml``) is these defaults on the demo collection.
+    The defaults are the best recipe measured on 2 CPU cores (docs/BENCHMARKS.md); the mode, the context
+    titles, the answer length and the reward preset are the task family's (``task_defaults``), filled in at
+    validation: for the retrieval task, expand mode, three context titles and the lenient recall reward, with
+    the direct variant's pre-filled answer. The README demo's recipe (``deepretrieval/recipes/demo.yaml``) is
+    these defaults on the demo collection. A mode or preset the task does not have is an error naming the field.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -27,59 +47,80 @@ class TrainRecipe(BaseModel):
     split: str = Field("train", description="split to train on")
     seed: int = Field(0, description="seed for data generation, splitting, sampling and initialisation")
     # task family and its backend
-    task: str = Field("retrieval", description="task family (see deepretrieval.tasks.TASKS)")
+    task: str = Field("retrieval", description="task family (deepretrieval.tasks.TASKS)")
     backend: dict[str, Any] = Field(
         default_factory=dict,
         description="the task's backend, e.g. {kind: bm25, k1: 0.9, b: 0.4, method: lucene, stemmer: english}",
     )
     # prompt and query
-    variant: Literal["direct", "reasoning"] = "direct"
-    mode: Literal["rewrite", "expand", "expand-rm3", "select-rm3", "feedback"] = "expand"
+    variant: Literal["direct", "reasoning"] = Field("direct", description="direct | reasoning (think first)")
+    mode: Literal["rewrite", "expand", "expand-rm3", "select-rm3", "feedback"] | None = Field(
+        None,
+        description="rewrite | expand | expand-rm3 (RM3 after the expansion) | select-rm3 (RM3 from the results "
+        "the model picks) | feedback (edit RM3 from a menu); the task's modes only",
+    )
     expand_repeats: int = Field(1, ge=1, description="expand mode: times the user's query is repeated")
-    context_docs: int = Field(3, ge=0, description="titles of the top-n first-pass hits shown in the prompt")
+    context_docs: int | None = Field(None, ge=0, description="titles of the top-n first-pass hits shown in the prompt")
     prompt_style: Literal["full", "short"] = Field(
         "full", description="full instructions, or short ones (fewer prompt tokens: faster steps)"
     )
     # reward
-    reward: str = Field("recall-lenient", description="reward preset (see deepretrieval.rewards.PRESETS)")
+    reward: str | None = Field(None, description="reward preset, one of the task's")
     reward_k: int | None = Field(None, ge=1, description="override the preset's metric depth k")
     # model
-    model: str = Field("smollm2-135m", description="registry name, local HF folder or hub id")
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    model: str = Field("smollm2-135m", description="smollm2-135m | tiny-random | local HF folder | hub id")
+    lora: bool = Field(False, description="train a LoRA adapter instead of all weights")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
     # optimisation
-    learning_rate: float = Field(2e-5, gt=0)
+    learning_rate: float = Field(2e-5, gt=0, description="learning rate")
     warm_start_epochs: float = Field(
         0.0,
         ge=0,
         description="epochs of supervised fine-tuning on answers built from the train split's judgments, before "
         "GRPO (0: none; modes with demonstrations: select-rm3)",
     )
-    warm_start_learning_rate: float = Field(5e-5, gt=0)
-    warm_start_batch_size: int = Field(8, ge=1)
-    max_steps: int = Field(24, ge=1)
-    prompts_per_step: int = Field(2, ge=1)
-    num_generations: int = Field(8, ge=2)
-    max_completion_length: int = Field(32, ge=4)
-    temperature: float = Field(1.0, gt=0)
+    warm_start_learning_rate: float = Field(5e-5, gt=0, description="learning rate of the warm start")
+    warm_start_batch_size: int = Field(8, ge=1, description="batch size of the warm start")
+    max_steps: int = Field(24, ge=1, description="total optimisation steps")
+    prompts_per_step: int = Field(2, ge=1, description="distinct prompts per step")
+    num_generations: int = Field(8, ge=2, description="completions per prompt (the GRPO group)")
+    max_completion_length: int | None = Field(None, ge=4, description="max completion tokens")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature")
     top_k: int = Field(50, ge=0, description="sample from the k likeliest tokens (0: all; transformers' default is 50)")
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: the smallest set of tokens holding p")
     beta: float = Field(0.0, ge=0, description="KL coefficient")
-    loss_type: str = "dapo"
-    scale_rewards: str = "group"
-    save_steps: int = Field(8, ge=1)
-    logging_steps: int = Field(1, ge=1)
-    bf16: bool = False
-    use_vllm: bool = False
+    loss_type: str = Field("dapo", description="grpo | dr_grpo | dapo | bnpo | ... (TRL's loss_type)")
+    scale_rewards: str = Field("group", description="group | batch | none (TRL's scale_rewards)")
+    save_steps: int = Field(8, ge=1, description="checkpoint every N steps")
+    logging_steps: int = Field(1, ge=1, description="log every N steps")
+    bf16: bool = Field(False, description="bfloat16 training (a GPU)")
+    use_vllm: bool = Field(False, description="generate with vLLM (a GPU; the stop tokens reach it)")
     activation_checkpointing: bool = Field(
         True, description="recompute activations in the backward pass (TRL's default: less memory, more time)"
     )
     trl: dict[str, Any] = Field(
         default_factory=dict, description="further trl.GRPOConfig fields, passed through as they are"
     )
-    output_dir: str = "runs/train"
+    output_dir: str = Field("runs/train", description="run folder (checkpoints, logs, final/)")
+
+    @model_validator(mode="after")
+    def _task_defaults(self) -> TrainRecipe:
+        """Fill the fields left out with the task's defaults; refuse a mode or preset the task does not have."""
+        task = self.task_family()
+        for name, value in task_defaults(task).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.mode not in task.modes:
+            raise DeepRetrievalError(
+                f"field 'mode': the {task.name} task has no {self.mode!r} mode (it has {', '.join(task.modes)})"
+            )
+        if self.reward not in task.presets:
+            raise DeepRetrievalError(
+                f"field 'reward': the {task.name} task has no preset {self.reward!r} (it has {', '.join(task.presets)})"
+            )
+        return self
 
     def prompt_settings(self) -> PromptSettings:
         """How the policy is prompted: the same settings in training, evaluation and rewrite."""
@@ -99,7 +140,7 @@ class TrainRecipe(BaseModel):
         try:
             return get_task(self.task)
         except DeepRetrievalError as exc:
-            raise DeepRetrievalError(f"recipe field 'task': {exc}") from None
+            raise DeepRetrievalError(f"field 'task': {exc}") from None
 
 
 def demo_recipe() -> TrainRecipe:
@@ -128,10 +169,12 @@ def load_recipe(path: Path | None, overrides: dict[str, object]) -> TrainRecipe:
             raise DeepRetrievalError(f"{path}: a recipe is a mapping of settings, got {type(loaded).__name__}")
         values.update(loaded or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
+    source = f"{path}: " if path else ""
     try:
         return TrainRecipe(**values)
+    except DeepRetrievalError as exc:  # the task's defaults and checks (``TrainRecipe._task_defaults``)
+        raise DeepRetrievalError(f"{source}{exc}") from None
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"]) or "recipe"
-        source = f"{path}: " if path else ""
         raise DeepRetrievalError(f"{source}field {field!r}: {error['msg']}") from None

@@ -58,11 +58,20 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Proposal:
-    """A completion read as a family reads it: the model's query text and the action built from it
-    (``action`` None: nothing to execute)."""
+    """A completion read as a family reads it: the model's query text and the action built from it.
+
+    ``text`` None: the answer gave the backend nothing to search, an empty answer (scored as one in training);
+    ``action`` is then what evaluation runs for it, the mode's fallback (None: nothing)."""
 
     text: str | None
     action: Action | None
+
+
+def deepest_cutoff(measures: Sequence[str]) -> int | None:
+    """The deepest cut-off among ``measures`` (``recall@1000`` -> 1000); None for no measures."""
+    from ..metrics import parse_measure
+
+    return max((parse_measure(m)[1] for m in measures), default=None)
 
 
 class Task:
@@ -74,12 +83,29 @@ class Task:
     modes: tuple[str, ...] = ("rewrite",)
     answer_key: str = "query"
     fallback_name: str = "fallback"  # what ``fallback`` runs, for the log's gain_over_<name>
+    # Backend settings the command line may give as flags of their own (``--k1``); others go in ``--backend``.
+    backend_flags: tuple[str, ...] = ()
+
+    @property
+    def depth(self) -> int:
+        """How deep evaluation retrieves by default: the deepest cut-off the task reports (a measure deeper
+        than the ranking it is computed on would count the missing tail as misses)."""
+        return deepest_cutoff(self.measures) or 1000
+
+    @property
+    def default_reward(self) -> str:
+        """The reward preset a recipe gets when it names none: the family's first preset."""
+        return next(iter(self.presets))
 
     # -- backend ------------------------------------------------------------------------------------
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None) -> Any:
         """The backend a recipe's ``backend:`` section describes, for this collection (``index``: a folder
         to load it from or save it to, where the backend has one)."""
         raise NotImplementedError
+
+    def open_backend(self, index: Path, spec: Mapping[str, Any]) -> Any:
+        """The backend saved in ``index``, opened without its collection (``rewrite --index``)."""
+        raise DeepRetrievalError(f"the {self.name} task opens its backend from the collection: give --data")
 
     def describe_backend(self, backend: Any) -> dict[str, object]:
         return dict(backend.describe())
@@ -96,7 +122,8 @@ class Task:
         return None
 
     def fallback(self, example: Example, settings: PromptSettings) -> Action | None:
-        """The action run for an answer with nothing to search: None scores it as an empty answer."""
+        """What evaluation runs for an answer with nothing to search (None: nothing). Training never runs it:
+        such an answer scores as an empty one, or doing nothing would pay as well as the fallback does."""
         return None
 
     # -- prompts ------------------------------------------------------------------------------------
@@ -149,10 +176,10 @@ class Task:
             completion = self.close(completion, settings.variant)
         return parse_completion(completion, variant=settings.variant, answer_key=self.answer_key, prefilled=prefix)
 
-    def fallback_earns_reward(self, settings: PromptSettings) -> bool:
-        """Whether an answer with nothing to search earns the fallback's ordinary reward in training (True), or
-        the empty-answer penalty while evaluation still runs the fallback (False)."""
-        return True
+    def lenient_query(self, text: str) -> str:
+        """Best-effort query text of an out-of-format completion (``text`` starts with the answer prefix), as
+        this family writes queries; '' when there is none. Default: the words, without tags or JSON."""
+        return extract_query_lenient(text)
 
     def searchable(self, text: str, backend: Any, settings: PromptSettings | None = None) -> bool:
         """Whether the model's text gives the backend anything to execute (under ``settings``' mode)."""
@@ -257,9 +284,11 @@ def propose(
 ) -> tuple[Parsed, Proposal]:
     """Read a completion: the verdict, and the action to run.
 
-    An answer that gives the backend nothing to search (``!!!``, only stopwords, a zero-width space) is an
-    empty answer, in every mode (in expand mode it would otherwise run the user's own query and earn its
-    reward). ``lenient``: an out-of-format completion's best-effort text is executed too.
+    An answer that gives the backend nothing to search (empty, ``!!!``, only stopwords, a zero-width space,
+    nothing a lenient reading finds) is an empty answer, in every mode: its proposal has no text, and its
+    action is the mode's fallback, which evaluation runs and training does not (in expand mode it would run
+    the user's own query, in the feedback-anchored modes plain RM3, and earn their reward for saying
+    nothing). ``lenient``: an out-of-format completion's best-effort text (the family's reading) is executed.
     """
     parsed = task.parse(completion, settings, prefilled=prefilled)
     if parsed.query and not task.searchable(parsed.query, backend, settings):
@@ -267,14 +296,12 @@ def propose(
     text = parsed.query
     if not text and lenient and parsed.reason != "empty_query":
         prefix = task.answer_prefix(settings.variant) if prefilled else ""
-        text = extract_query_lenient(prefix + completion) or None
+        text = task.lenient_query(prefix + completion) or None
         if text and not task.searchable(text, backend, settings):
             text = None
     if text:
         return parsed, Proposal(text, task.action(text, example, settings))
-    fallback = task.fallback(example, settings)
-    scored = fallback is not None and task.fallback_earns_reward(settings)
-    return parsed, Proposal(task.render(fallback) if scored else None, fallback)
+    return parsed, Proposal(None, task.fallback(example, settings))
 
 
 def propose_output(
@@ -356,7 +383,8 @@ class TaskReward:
             propose(self.task, c, e, self.settings, self.backend, lenient=lenient)
             for c, e in zip(completions, examples, strict=True)
         ]
-        outcomes, failure = self._execute([proposal.action for _, proposal in read])
+        # An empty answer's fallback is evaluation's business: in training it scores as empty, unsearched.
+        outcomes, failure = self._execute([proposal.action if proposal.text else None for _, proposal in read])
         return [
             (
                 parsed,
@@ -387,6 +415,7 @@ class TaskReward:
             "retrieval/unique_queries": float(len({r.query for r in ok if r.query})),
         }
         if self.fallback_metric and ids:
+            # Over the answers that searched (an empty answer has no metric: it is penalised, not searched).
             gains = [
                 r.metric - self.fallback_metric[i] for i, r in zip(ids, results, strict=True) if r.metric is not None
             ]

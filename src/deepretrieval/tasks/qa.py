@@ -91,6 +91,7 @@ class QATask(RetrievalTask):
     presets = PRESETS
     measures = HIT_MEASURES
     modes = ("rewrite", "expand")
+    default_reward = "deepretrieval-rank"
 
     def messages(self, example: Example, settings: PromptSettings) -> list[dict[str, Any]]:
         short = settings.style == "short"

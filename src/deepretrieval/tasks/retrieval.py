@@ -202,6 +202,8 @@ class RetrievalTask(Task):
     measures = ("ndcg@10", "recall@10", "recall@100", "recall@1000", "mrr@10")
     modes = ("rewrite", "expand", "expand-rm3", "select-rm3", "feedback")
     fallback_name = "prf"
+    default_reward = "recall-lenient"  # the best measured on 2 CPU cores (docs/BENCHMARKS.md)
+    backend_flags = ("k1", "b", "method", "stemmer", "stopwords")  # BM25's, as `deepretrieval index` takes them
 
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
         """The backend ``spec`` names (``kind``: bm25, the default; dense; hybrid; lucene, the optional
@@ -218,6 +220,19 @@ class RetrievalTask(Task):
         if kind == "hybrid":
             return hybrid_backend(collection, spec, index)
         return bm25_backend(collection, spec, index)
+
+    def open_backend(self, index: Path, spec: Mapping[str, Any]):
+        """A BM25 or dense index folder, opened without its collection (not checked against a corpus)."""
+        kind = backend_kind(spec)
+        if kind == "bm25":
+            from ..search.bm25 import BM25Searcher
+
+            return BM25Searcher.load(index, settings=bm25_settings(spec) if set(spec) - {"kind"} else None)
+        if kind == "dense":
+            from ..search.dense import DenseSearcher
+
+            return DenseSearcher.load(index, settings=dense_settings(spec) if set(spec) - {"kind"} else None)
+        raise DeepRetrievalError(f"a {kind} backend is opened from its collection: give --data")
 
     def needs_context(self, settings: PromptSettings) -> bool:
         return settings.context_docs > 0 or settings.mode in ("feedback", "select-rm3")
@@ -260,35 +275,34 @@ class RetrievalTask(Task):
         return compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats)
 
     def demonstration(self, example: Example, settings: PromptSettings) -> str | None:
-        """select-rm3: the numbers of the shown results the judgments call relevant (none: the empty answer,
-        plain RM3). Other modes have no answer the judgments determine."""
+        """select-rm3: the numbers of the shown results the judgments call relevant (none of them: ``none``,
+        plain RM3; never the empty answer, which training penalises). Other modes have no answer the judgments
+        determine."""
+        from ..feedback import NONE_ANSWER
+
         if settings.mode != "select-rm3":
             return None
         docs = _selection(example).docs
-        return " ".join(str(i) for i, d in enumerate(docs, 1) if example.targets.get(d.doc_id, 0) > 0)
+        return " ".join(str(i) for i, d in enumerate(docs, 1) if example.targets.get(d.doc_id, 0) > 0) or NONE_ANSWER
 
     def fallback(self, example: Example, settings: PromptSettings) -> Action | None:
-        """Feedback-anchored modes: an answer with nothing to search runs the unedited RM3 query (its ordinary
-        reward, no bonus). Text modes: None, an empty answer."""
+        """What evaluation runs for an answer with nothing to search: in the feedback-anchored modes the unedited
+        RM3 query; in the text modes None (their empty composition: nothing in rewrite, the user's query in
+        expand). Training scores such an answer as empty in every mode (measured in expand-rm3: with RM3's
+        reward for it, a policy collapsed to empty answers, i.e. to plain RM3, within ten steps)."""
         if settings.mode == "expand-rm3":
             return FeedbackQuery(example.question)
         if settings.mode == "select-rm3":
             return WeightedQuery.of(_selection(example).weights())
         return WeightedQuery.of(_feedback(example).weights()) if settings.mode == "feedback" else None
 
-    def fallback_earns_reward(self, settings: PromptSettings) -> bool:
-        """expand-rm3: an empty expansion is no expansion, penalised as empty in training (measured: with RM3's
-        reward for it, a policy collapses to empty answers, i.e. to plain RM3, within ten steps); evaluation
-        still runs plain RM3 for it. feedback: the unedited RM3 query's ordinary reward."""
-        return settings.mode != "expand-rm3"
-
     def searchable(self, text: str, backend: Any, settings: PromptSettings | None = None) -> bool:
         """Whether the backend can search ``text``; in select-rm3 mode, whether it names a result by number
-        (one outside the list still runs RM3 unedited)."""
+        (one outside the list still runs RM3 unedited) or answers ``none`` (no result is relevant: plain RM3)."""
         if settings is not None and settings.mode == "select-rm3":
-            from ..feedback import NUMBER
+            from ..feedback import NUMBER, says_none
 
-            return NUMBER.search(text) is not None
+            return NUMBER.search(text) is not None or says_none(text)
         return has_terms(backend, text)
 
     def query_action(self, text: str, example: Example) -> Action:
