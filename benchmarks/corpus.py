@@ -1,6 +1,13 @@
-"""A large generated corpus and queries for speed benchmarks (Zipfian vocabulary, deterministic)."""
+"""A large generated corpus and queries for speed benchmarks (Zipfian vocabulary, deterministic).
+
+A library for the other scripts; run on its own it prints a sample, to see what they search:
+
+    .venv/bin/python benchmarks/corpus.py --docs 3 --queries 3
+"""
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
@@ -38,3 +45,19 @@ def generated_corpus(docs: int = 100_000, length: int = 60, vocab_size: int = 50
 
 def generated_queries(count: int, vocab: list[str], length: int = 6, seed: int = 1) -> list[str]:
     return zipf_texts(count, length, vocab, np.random.default_rng(seed))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=3, help="documents to print")
+    parser.add_argument("--queries", type=int, default=3, help="queries to print")
+    args = parser.parse_args()
+    documents, vocab = generated_corpus(args.docs)
+    for document in documents:
+        print(f"{document.id}: {document.contents}")
+    for query in generated_queries(args.queries, vocab):
+        print(f"query: {query}")
+
+
+if __name__ == "__main__":
+    main()

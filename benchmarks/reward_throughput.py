@@ -5,7 +5,9 @@
 The batch is 16 prompts x 16 completions, as a GRPO step sees it. "batched" is the trainer's path: one
 call scores the whole batch with one de-duplicated bm25s search. "per-sample" calls the same reward
 function once per completion (what a naive reward loop does). Run twice: with every completion distinct,
-and with the duplication sampling really produces (here: half the completions repeat another).
+and with the duplication sampling really produces (here: half the completions repeat another). The reward is
+the retrieval task's TRL adapter (``tasks.TaskReward``) as the measured run used it: direct variant, rewrite
+mode, no context titles.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from pathlib import Path
 import numpy as np
 from corpus import generated_corpus, generated_queries
 
+from deepretrieval.prompts import PromptSettings
 from deepretrieval.rewards import PRESETS
 from deepretrieval.search.bm25 import BM25Searcher
-from deepretrieval.train import RetrievalReward
+from deepretrieval.tasks import TaskReward, get_task
 from deepretrieval.types import Example
+
+# The settings of the committed run (the reward class's defaults then): completions are whole rewrites.
+SETTINGS = PromptSettings(variant="direct", mode="rewrite", context_docs=0)
 
 
 def main() -> None:
@@ -41,7 +47,7 @@ def main() -> None:
         Example(f"q{i}", q, {f"d{j}": 1 for j in rng.choice(args.docs, size=20, replace=False)})
         for i, q in enumerate(generated_queries(args.prompts, vocab))
     ]
-    reward = RetrievalReward(searcher, examples, PRESETS["recall"])
+    reward = TaskReward(get_task("retrieval"), searcher, examples, PRESETS["recall"], SETTINGS)
     n = args.prompts * args.generations
     ids = [e.id for e in examples for _ in range(args.generations)]
     distinct = [f'{q}"}}</answer>' for q in generated_queries(n, vocab, seed=7)]
