@@ -176,3 +176,18 @@ def test_duplicate_ids_count_once_at_their_first_rank_on_both_paths():
     assert trec == pytest.approx(expected, abs=1e-12)
     assert M.first_hit_rank(ranked, qrels) == 2
     assert M.unique_top_k(ranked, 3) == ["x", "a", "b"] and M.unique_top_k(ranked) == ["x", "a", "b", "c"]
+
+
+@pytest.mark.parametrize("name", ["ndcg@²", "recall@١٠", "ndcg@" + "9" * 5000, "ndcg@0", "ndcg", "map@10"])
+def test_a_measure_name_that_is_not_ascii_digits_is_refused_with_one_message(name):
+    """'²'.isdigit() is True but int('²') raises: such names are refused like any unknown measure."""
+    from deepretrieval.metrics import parse_measure
+
+    with pytest.raises(ValueError, match="unknown measure"):
+        parse_measure(name)
+
+
+def test_a_well_formed_measure_name_is_read():
+    from deepretrieval.metrics import parse_measure
+
+    assert parse_measure("ndcg@10") == ("ndcg", 10) and parse_measure("recall@3000") == ("recall", 3000)
