@@ -426,3 +426,16 @@ def test_grpo_trains_on_the_literature_task_through_the_emulator_over_http(emula
     assert searched and all(r.path == "/entrez/eutils/esearch.fcgi" for r in searched)
     policy = json.loads((result.final_dir / "policy.json").read_text())
     assert (policy["task"], policy["backend"]) == ("literature", backend)
+
+
+def test_serve_emulator_passes_its_body_timeout_to_the_server(monkeypatch):
+    import deepretrieval.serve as serve
+
+    seen = {}
+    monkeypatch.setattr(serve, "build_emulator", lambda *a, **k: "emulator")
+    monkeypatch.setattr(serve, "run", lambda emulator, host, port, **k: seen.update(k, emulator=emulator))
+    result = CliRunner().invoke(app, ["serve", "emulator", "pubmed", "--data", "x", "--body-timeout", "2.5"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"emulator": "emulator", "body_timeout": 2.5}
+    default = CliRunner().invoke(app, ["serve", "emulator", "pubmed", "--data", "x"])
+    assert default.exit_code == 0 and seen["body_timeout"] == serve.BODY_TIMEOUT

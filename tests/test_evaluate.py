@@ -162,3 +162,44 @@ def test_paired_test_reports_the_difference_and_its_significance(tmp_path):
     assert same["difference"] == 0.0 and same["randomization_p"] == same["t_test_p"] == 1.0
     with pytest.raises(DeepRetrievalError, match="no run of policy 'prf'"):
         paired_test(tmp_path, examples, "oracle", "prf", ("ndcg@10",))
+
+
+class CompletionPolicy:
+    """A model policy's outputs without a model: each example's completion read as evaluation reads it."""
+
+    name = "completions"
+
+    def __init__(self, completions, searcher, mode):
+        from deepretrieval.prompts import PromptSettings
+        from deepretrieval.tasks import get_task
+
+        self.completions, self.searcher = completions, searcher
+        self.task = get_task("retrieval")
+        self.settings = PromptSettings(variant="direct", mode=mode, context_docs=0)
+
+    def generate(self, examples):
+        from deepretrieval.tasks import propose_output
+
+        return [
+            propose_output(self.task, self.completions[e.id], e, self.settings, self.searcher) for e in examples
+        ]
+
+    def describe(self):
+        return {"policy": self.name}
+
+
+@pytest.mark.parametrize("mode", ["rewrite", "expand"])
+def test_answers_with_nothing_to_search_are_marked_and_counted(small_collection, searcher, tmp_path, mode):
+    """Two of four answers give nothing to search ('!!!', only stopwords): the runs file marks them, and the
+    statistics report half of the answers as fallbacks."""
+    completions = {"q1": 'heart attack"}</answer>', "q2": '!!!"}</answer>', "q3": 'the of and"}</answer>'}
+    completions["q4"] = 'myocardial infarction mortality"}</answer>'
+    policy = CompletionPolicy(completions, searcher, mode)
+    results = evaluate(small_collection, "all", [policy], searcher, tmp_path, SETTINGS)
+    lines = {x["id"]: x for x in map(json.loads, results[0].runs_path.read_text().splitlines())}
+    assert [qid for qid, x in lines.items() if x.get("fallback")] == ["q2", "q3"]
+    # rewrite sends nothing for them, expand sends the user's own query.
+    expected = {"rewrite": "", "expand": small_collection.examples[1].question}
+    assert lines["q2"]["query"].strip() == expected[mode]
+    top = json.loads((tmp_path / "metrics.json").read_text())
+    assert top["statistics"]["fallback_share"] == 0.5

@@ -562,6 +562,9 @@ def serve_emulator(
         float | None, typer.Option(min=0.0, help="Answer 429 above this many requests a second (NCBI: 3, or 10)")
     ] = None,
     log: Annotated[Path | None, typer.Option("--log", help="Append every request as a JSON line to this file")] = None,
+    body_timeout: Annotated[
+        float, typer.Option(min=0.001, help="Answer 408 to a request whose body has not arrived in full by then (s)")
+    ] = 10.0,
 ) -> None:
     """Serve an emulator of PubMed esearch or ClinicalTrials.gov /studies, answering from a local collection."""
     from .serve import BASE_PATHS, Faults, build_emulator, run
@@ -572,7 +575,7 @@ def serve_emulator(
     with console.status(f"opening the Boolean index of {data}"):
         emulator = build_emulator(service, data, faults=plan, rate_limit=rate_limit, **options)
     console.print(f"{service} emulator: backend.base_url: http://{host}:{port}{BASE_PATHS[service]}", highlight=False)
-    run(emulator, host, port)
+    run(emulator, host, port, body_timeout=body_timeout)
 
 
 def main() -> None:  # pragma: no cover - console entry alias

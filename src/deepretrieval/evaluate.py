@@ -162,14 +162,20 @@ def score_runs(runs_path: Path, examples: Sequence[Example], measures: Sequence[
 
 
 def run_statistics(runs_path: Path, wanted: set[str]) -> dict[str, float]:
-    """What the executed actions looked like, for backends that count matches or refuse malformed actions:
-    result-set sizes, and the shares of empty and of refused queries."""
+    """What the executed actions looked like: for a model policy, the share of answers that gave nothing to
+    search (the mode's fallback ran instead); for backends that count matches or refuse malformed actions,
+    result-set sizes and the shares of empty and of refused queries."""
     lines = [json.loads(x) for x in runs_path.read_text(encoding="utf-8").splitlines() if x.strip()]
     lines = [x for x in lines if str(x.get("id")) in wanted]
-    totals = sorted(int(x["total"]) for x in lines if isinstance(x.get("total"), int))
-    if not lines or (not totals and not any("error" in x for x in lines)):
+    if not lines:
         return {}
-    stats = {
+    stats: dict[str, float] = {}
+    if any("completion" in x for x in lines):
+        stats["fallback_share"] = sum(bool(x.get("fallback")) for x in lines) / len(lines)
+    totals = sorted(int(x["total"]) for x in lines if isinstance(x.get("total"), int))
+    if not totals and not any("error" in x for x in lines):
+        return stats
+    stats |= {
         "refused_share": sum("error" in x for x in lines) / len(lines),
         "empty_result_share": sum(not x.get("ranked") for x in lines) / len(lines),
     }
@@ -412,6 +418,8 @@ def _run_line(task: Task, example: Example, output: PolicyOutput, outcome: Outco
     if output.completion is not None:
         line["completion"] = output.completion
         line["format_ok"] = output.format_ok
+        if output.fallback:
+            line["fallback"] = True
     return line
 
 

@@ -15,13 +15,15 @@ class PolicyOutput:
 
     ``action`` is what the task executes (a query string, a weighted query, a Boolean request …: see
     ``tasks``); ``query`` is its readable form (for ``expand`` mode: the user's query plus the model's text).
-    ``completion`` is the raw model output, if any.
+    ``completion`` is the raw model output, if any; ``fallback``: the completion gave nothing to search, so
+    the mode's fallback was sent (nothing in rewrite, the user's query in expand, plain RM3 in the RM3 modes).
     """
 
     query: str
     action: Hashable | None = None  # None: the query text is the action
     completion: str | None = None
     format_ok: bool | None = None
+    fallback: bool = False
 
 
 @runtime_checkable

@@ -316,7 +316,13 @@ def propose_output(
     parsed, proposal = propose(task, completion, example, settings, backend, lenient=True, prefilled=prefilled)
     # Nothing to search: the mode's own fallback (the user's query in expand mode, nothing in rewrite).
     action = proposal.action if proposal.action is not None else task.action("", example, settings)
-    return PolicyOutput(query=task.render(action), completion=completion, format_ok=parsed.format_ok, action=action)
+    return PolicyOutput(
+        query=task.render(action),
+        completion=completion,
+        format_ok=parsed.format_ok,
+        action=action,
+        fallback=proposal.text is None,
+    )
 
 
 def execute_unique(task: Task, actions: Sequence[Action | None], backend: Any, k: int) -> list[Outcome | None]:
