@@ -59,6 +59,14 @@ def significance(run_dir: Path, recipe: dict, split: str = "test") -> dict:
     }
 
 
+def eval_depth(eval_dir: Path) -> int:
+    """How deep every policy of the evaluation searched (a cut-off deeper than this was not measured)."""
+    depths = {json.loads(p.read_text())["k"] for p in (eval_dir / "policies").glob("*/config.json")}
+    if len(depths) != 1:
+        raise SystemExit(f"{eval_dir}: policies searched to different depths {sorted(depths)}")
+    return depths.pop()
+
+
 def summarize(run_dir: Path, *, with_ceiling: bool = True) -> dict:
     """learning.json's table for a finished run folder (``make demo``'s runs/demo, or a learning run),
     from its eval folder, training log and recipe: paired significance against RM3 and, for the
@@ -70,6 +78,7 @@ def summarize(run_dir: Path, *, with_ceiling: bool = True) -> dict:
         "training": training_summary(run_dir / "train" / LOG_FILE),
         "warm_start": read_summary(run_dir / "train" / WARM_START_DIR),
         "policies": load_policy_metrics(run_dir / "eval"),
+        "eval_depth": eval_depth(run_dir / "eval"),
         "significance": significance(run_dir, recipe),
     }
     if with_ceiling and recipe["mode"] in CEILING_MODES:

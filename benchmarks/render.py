@@ -587,10 +587,13 @@ def literature(results: Results) -> str:
         ("untrained SmolLM2-135M", "untrained", None),
         (trained, "trained", bold(trained)),
     ]
-    rows = [Row((label,), _literature_values(policy(run, name)), best_label=best) for label, name, best in labelled]
+    depth = run.get("eval_depth", 1000)  # runs before issue 19 searched to eval's old default, 1,000
+    rows = [
+        Row((label,), _literature_values(policy(run, name), depth), best_label=best) for label, name, best in labelled
+    ]
     oracle = "oracle (the generator's query; `--policy oracle`)"
     if has_policy(run, "oracle"):
-        rows.append(Row((oracle,), _literature_values(policy(run, "oracle")), ranked=False))
+        rows.append(Row((oracle,), _literature_values(policy(run, "oracle"), depth), ranked=False))
     else:
         rows.append(Row((oracle,), (*HAND_TYPED["literature oracle"], None, None), ranked=False))
     columns = ("R@100", "R@1000", "R@3000", "nDCG@10", "queries the parser refused", "queries with no result")
@@ -599,11 +602,16 @@ def literature(results: Results) -> str:
     return table(header("policy", *columns), lines)
 
 
-def _literature_values(scores: dict) -> tuple[float | None, ...]:
-    """The measures, then the shares of queries the parser refused and of queries with no result."""
+def _literature_values(scores: dict, depth: int) -> tuple[float | None, ...]:
+    """The measures, then the shares of queries the parser refused and of queries with no result. A cut-off
+    deeper than the evaluation searched was not measured: its cell stays empty."""
     stats = scores["statistics"]
     shares = (stats["refused_share"], stats["empty_result_share"])
-    return (*values(scores, LITERATURE_METRICS), *shares)
+    measured = [
+        None if int(m.split("@")[1]) > depth else v
+        for m, v in zip(LITERATURE_METRICS, values(scores, LITERATURE_METRICS), strict=True)
+    ]
+    return (*measured, *shares)
 
 
 DENSE_ROWS = {
