@@ -505,6 +505,7 @@ def warm_cranfield(results: Results) -> str:
             ),
             values(policy(kl, "trained")),
         ),
+        *_since_issue_19(results("learning_warm_none_cranfield")),
         ceiling_row(
             "judged relevant results fed back (ceiling, section 6)",
             results("ceiling_select_rm3_cranfield")["table"]["judged relevant"],
@@ -513,12 +514,30 @@ def warm_cranfield(results: Results) -> str:
     return table(HEAD_4, metric_rows(rows))
 
 
+SINCE_19 = "since issue 19 (`none` taught, empty answers penalised)"
+
+
+def _since_issue_19(run: dict) -> list[Row]:
+    """The same recipe re-run after issue 19 changed what select-rm3 demonstrates and rewards."""
+    warm = run["warm_start"]
+    return [
+        Row((f"{SINCE_19}: warm-started ({minutes(warm['seconds'])} min)",), values(policy(run, "warm-started"))),
+        Row(
+            (f"{SINCE_19}: + {steps(run)} GRPO steps ({minutes(run['train_seconds'])} min in all)",),
+            values(policy(run, "trained")),
+        ),
+    ]
+
+
 def warm_cranfield_tests(results: Results) -> str:
     run, kl = results("learning_warm_cranfield"), results("learning_warm_kl_cranfield")
+    none = results("learning_warm_none_cranfield")
     tests = [
         ("warm-started", versus(run, "warm-started")),
         ("warm-started + GRPO", versus(run, "trained")),
         (f"warm-started + GRPO, beta {kl['recipe']['beta']:g}", versus(kl, "trained")),
+        (f"{SINCE_19}: warm-started", versus(none, "warm-started")),
+        (f"{SINCE_19}: + GRPO", versus(none, "trained")),
     ]
     best = max((num(t["ndcg@10"]["difference"], 4) for _, t in tests), key=Decimal)
     lines = []
