@@ -256,6 +256,26 @@ def test_a_body_shorter_than_its_content_length_is_answered_408_and_the_connecti
         create_app(emulator, body_timeout=0)
 
 
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def test_a_body_over_the_cap_is_answered_413_declared_or_streamed(emulator, monkeypatch):
+    """A declared Content-Length over MAX_BODY_BYTES is refused before any body is read; a chunked body (no
+    length declared) is refused once what arrived passes the cap; a body at the cap is still answered."""
+    import deepretrieval.serve as serve
+
+    monkeypatch.setattr(serve, "MAX_BODY_BYTES", 64)
+    url_path = "/entrez/eutils/esearch.fcgi"
+    with serve_in_thread(create_app(emulator, body_timeout=5)) as running:
+        url = f"{running.url}{url_path}"
+        form = "db=pubmed&term=aspirin&retmode=json"
+        assert httpx.post(url, content=form + "&x=" + "y" * 100, headers=FORM).status_code == 413
+        chunks = iter([form.encode(), b"&x=" + b"y" * 100])
+        assert httpx.post(url, content=chunks, headers=FORM).status_code == 413  # chunked: no length
+        at_cap = form + "&x=" + "y" * (64 - len(form) - 3)
+        assert len(at_cap) == 64 and httpx.post(url, content=at_cap, headers=FORM).status_code == 200
+
+
 # -- faults ----------------------------------------------------------------------------------------------
 
 

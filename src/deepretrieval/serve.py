@@ -83,6 +83,7 @@ _DROP_MESSAGE = "ASGI callable returned without completing response."
 MAX_DIGITS = 9  # a number parameter: up to 999,999,999 (a retmax above 10,000 is then capped at 10,000)
 MAX_PAGE_TOKEN = 256  # characters; this server's tokens are about 20
 BODY_TIMEOUT = 10.0  # seconds for a request's whole body to arrive
+MAX_BODY_BYTES = 1 << 20  # a request body past this is a 413: an esearch form is a few kB (term <= 4,000 bytes)
 _ASCII_NUMBER = re.compile(rf"[0-9]{{1,{MAX_DIGITS}}}")
 
 
@@ -430,7 +431,8 @@ def create_app(emulator: Emulator, *, body_timeout: float = BODY_TIMEOUT) -> Any
 
 class BodyDeadline:
     """ASGI middleware: read a request's whole body within ``seconds``, then hand it to the app; if it has
-    not arrived by then, answer 408 and close the connection.
+    not arrived by then, answer 408 and close the connection; a body (declared or sent) over
+    ``MAX_BODY_BYTES`` is answered 413 before more of it is held in memory.
 
     uvicorn's own timeouts do not cover this: ``timeout_keep_alive`` runs only between requests, and h11
     waits for the rest of a body for as long as the connection stays open.
@@ -443,10 +445,19 @@ class BodyDeadline:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await _send_refusal(send, 413, f"Payload Too Large: the body is limited to {MAX_BODY_BYTES} bytes")
+            return
         try:
             messages = await asyncio.wait_for(_body_messages(receive), self.seconds)
         except asyncio.TimeoutError:
-            await _send_timeout(send, self.seconds)
+            await _send_refusal(
+                send, 408, f"Request Timeout: the request body did not arrive within {self.seconds:g} s"
+            )
+            return
+        except _BodyTooLarge:
+            await _send_refusal(send, 413, f"Payload Too Large: the body is limited to {MAX_BODY_BYTES} bytes")
             return
         pending = collections.deque(messages)
 
@@ -457,22 +468,29 @@ class BodyDeadline:
         await self.app(scope, replay, send)
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
 async def _body_messages(receive: Any) -> list[Any]:
     """The ASGI messages of a whole request body (or up to the client's disconnect)."""
-    messages = []
+    messages, size = [], 0
     while True:
         message = await receive()
+        size += len(message.get("body", b""))
+        if size > MAX_BODY_BYTES:  # a chunked body declares no length: count what arrives
+            raise _BodyTooLarge
         messages.append(message)
         if message["type"] != "http.request" or not message.get("more_body", False):
             return messages
 
 
-async def _send_timeout(send: Any, seconds: float) -> None:
-    body = f"Request Timeout: the request body did not arrive within {seconds:g} s".encode()
+async def _send_refusal(send: Any, status: int, text: str) -> None:
+    body = text.encode()
     # "connection: close": h11 then ends the connection after the reply instead of waiting for the rest.
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
     headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": 408, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
