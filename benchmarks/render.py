@@ -592,6 +592,55 @@ def prompt_length(results: Results) -> str:
     return table(header("configuration", "mean prompt tokens (demo train split)", "median step", "ratio"), lines)
 
 
+SHARED_PREFIX_RECIPES = {
+    "literature-demo": "literature demo (`recipes/literature-demo.yaml`)",
+    "demo": "demo (the README's)",
+    "select-rm3-cranfield": "select-rm3, Cranfield (no warm start)",
+}
+
+
+def step_time_shared_prefix(results: Results) -> str:
+    """Stock against shared-prefix GRPO: each cell pairing the two reads stock, then shared-prefix."""
+    data = results("step_time_shared_prefix")
+    limit = data["host_matmul_gflop_per_second"]["limit"]
+    lines = []
+    for key, label in SHARED_PREFIX_RECIPES.items():
+        run = data["recipes"][key]
+        stock, shared = run["median_step_seconds"]["stock"], run["median_step_seconds"]["shared-prefix"]
+        completion = " / ".join(num(run["mean_completion_tokens"][v], 1) for v in ("stock", "shared-prefix"))
+        gflop = " → ".join(whole(run["gflop_per_step"][v]["total"]) for v in ("stock", "shared-prefix"))
+        achieved = " → ".join(
+            f"{num(run['achieved_gflop_per_second'][v], 1)} ({percent(run['fraction_of_host_matmul'][v])})"
+            for v in ("stock", "shared-prefix")
+        )
+        difference = run["step_1_loss_abs_difference"]
+        lines.append(
+            markdown_row(
+                [
+                    label,
+                    num(run["mean_prompt_tokens"], 1),
+                    completion,
+                    f"{num(stock, 1)} s",
+                    f"{num(shared, 1)} s",
+                    f"{num(run['speedup'], 2)}×",
+                    gflop,
+                    achieved,
+                    f"{difference:.1e}" if difference else "0",
+                ]
+            )
+        )
+    columns = (
+        "completion tokens (stock / shared)",
+        "stock step",
+        "shared-prefix step",
+        "speed-up",
+        "GFLOP a step, stock → shared (estimate)",
+        f"achieved GFLOP/s, stock → shared (share of the host's {whole(limit)} GFLOP/s matmul)",
+        "step-1 loss \\|Δ\\|",  # escaped: a bare | ends the cell
+    )
+    return table(header("recipe", "prompt tokens", *columns), lines)
+
+
 # ---------------------------------------------------------------- §10, §11, §12: other tasks and backends
 
 LITERATURE_METRICS = ("recall@100", "recall@1000", "recall@3000", "ndcg@10")
@@ -721,6 +770,7 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "warm-cranfield-tests": warm_cranfield_tests,
     "warm-med": warm_med,
     "prompt-length": prompt_length,
+    "step_time_shared_prefix": step_time_shared_prefix,
     "literature": literature,
     "backends": backends,
     "dense-batching": dense_batching,

@@ -513,12 +513,20 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Where the demo writes its results")] = Path("runs/demo"),
     max_steps: Annotated[int | None, typer.Option(help="GRPO steps (default: the demo recipe's)")] = None,
     model: Annotated[str | None, typer.Option(help="Model (default: the embedded SmolLM2-135M)")] = None,
+    shared_prefix: Annotated[
+        bool | None,
+        typer.Option(
+            "--shared-prefix/--no-shared-prefix",
+            help="Encode each group's prompt once (default: the recipe's, on); off: TRL's stock path",
+        ),
+    ] = None,
 ) -> None:
     """The main job on the embedded default: baselines, a short GRPO run, the trained policy, a table."""
     from .demo import run_demo
     from .recipe import demo_recipe
 
-    updates = {k: v for k, v in {"max_steps": max_steps, "model": model}.items() if v is not None}
+    chosen = {"max_steps": max_steps, "model": model, "shared_prefix": shared_prefix}
+    updates = {k: v for k, v in chosen.items() if v is not None}
     recipe = demo_recipe().model_copy(update=updates)
     with progress_bar() as bar:
 

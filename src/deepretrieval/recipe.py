@@ -100,6 +100,11 @@ class TrainRecipe(BaseModel):
     activation_checkpointing: bool = Field(
         True, description="recompute activations in the backward pass (TRL's default: less memory, more time)"
     )
+    shared_prefix: bool = Field(
+        True,
+        description="encode each group's prompt once, in the log-probs and when sampling (same result as TRL's "
+        "stock path, faster: docs/BENCHMARKS.md)",
+    )
     trl: dict[str, Any] = Field(
         default_factory=dict, description="further trl.GRPOConfig fields, passed through as they are"
     )

@@ -2,8 +2,9 @@
 
 prompt (the task's messages, chat template) -> TRL samples completions -> the task reads each as an action
 -> one batched, de-duplicated execution on the task's backend for the whole batch -> reward (the task's
-presets) -> GRPO update. A warm start (``warm_start``) may fine-tune on demonstrations first. Nothing here
-names a task family: see ``tasks``. Checkpoints every ``save_steps``;
+presets) -> GRPO update. Each group's prompt is encoded once (``shared_prefix``, see ``shared_prefix``: TRL's
+log-probs, gradients and samples, in less time). A warm start (``warm_start``) may fine-tune on
+demonstrations first. Nothing here names a task family: see ``tasks``. Checkpoints every ``save_steps``;
 ``resume`` continues from the last complete one; the final policy is a normal HF folder.
 """
 
@@ -217,7 +218,14 @@ def train(
             task_type="CAUSAL_LM",
         )
     log_path = output_dir / LOG_FILE
-    trainer = GRPOTrainer(
+    if recipe.shared_prefix:
+        from .shared_prefix import check_model, shared_prefix_trainer
+
+        check_model(model)
+        trainer_class = shared_prefix_trainer()
+    else:
+        trainer_class = GRPOTrainer
+    trainer = trainer_class(
         model=model,
         reward_funcs=[reward],
         args=args,
