@@ -22,10 +22,10 @@ def shared_collection(name: str) -> Path:
 @pytest.fixture(autouse=True)
 def _index_cache(tmp_path_factory, monkeypatch):
     """Indexes the CLI caches for --data go to a fresh temporary folder per test."""
-    import deepretrieval.tasks.retrieval
+    import deepretrieval.search.folders
 
     folder = tmp_path_factory.mktemp("index-cache")
-    monkeypatch.setattr(deepretrieval.tasks.retrieval, "index_cache_dir", lambda: folder)
+    monkeypatch.setattr(deepretrieval.search.folders, "index_cache_dir", lambda: folder)
 
 
 @pytest.fixture

@@ -303,13 +303,13 @@ def test_the_task_builds_caches_and_checks_a_dense_index(tmp_path, small_collect
     with pytest.raises(StaleIndexError, match="index_type differ"):
         task.backend(small_collection, {**spec, "index_type": "flat"}, index=tmp_path / "index")
     # Without --index: cached, keyed by corpus and build settings.
-    from deepretrieval.tasks import retrieval
+    from deepretrieval.search import folders as index_folders
 
     cached = task.backend(small_collection, spec)
-    folders = [p for p in retrieval.index_cache_dir().iterdir() if p.name.startswith("dense-")]
+    folders = [p for p in index_folders.index_cache_dir().iterdir() if p.name.startswith("dense-")]
     assert len(folders) == 1 and (folders[0] / "manifest.json").exists()
     assert task.backend(small_collection, {**spec, "ef_search": 9}).corpus_sha == cached.corpus_sha
-    assert len([p for p in retrieval.index_cache_dir().iterdir() if p.name.startswith("dense-")]) == 1
+    assert len([p for p in index_folders.index_cache_dir().iterdir() if p.name.startswith("dense-")]) == 1
 
 
 @pytest.mark.parametrize(
@@ -336,8 +336,8 @@ def test_bad_backend_specs_are_one_line_naming_the_field(small_collection, spec,
 
 
 def test_feedback_modes_fail_clearly_on_a_dense_backend(small_collection, model_dir):
-    from deepretrieval.policies.baselines import PRFPolicy
     from deepretrieval.prompts import PromptSettings
+    from deepretrieval.tasks.retrieval import PRFPolicy
 
     task = get_task("retrieval")
     dense = task.backend(small_collection, {"kind": "dense", "model": str(model_dir)})

@@ -36,6 +36,8 @@ from pathlib import Path
 from . import metrics as M
 from .errors import DataError, DeepRetrievalError
 from .policies.base import Policy, PolicyOutput
+from .report import write_report
+from .runs import write_text_atomic
 from .tasks import Outcome, Task, default_task
 from .types import Collection, Example
 
@@ -233,8 +235,6 @@ def evaluate(
 def publish(out_dir: Path, first: str | None = None) -> None:
     """(Re)write OUT/metrics.json, report.md and comparison.png from the complete policy folders only:
     ``first``'s figures as the flat keys (when it is complete), every complete policy under "policies"."""
-    from .report import write_report
-
     # Serialised, so that of two evals finishing together the last to write has seen both policies' figures.
     with _flock(out_dir / LOCK_FILE, out_dir, blocking=True):
         every = load_policy_metrics(out_dir)
@@ -381,28 +381,6 @@ def lock_run_dir(run_dir: Path) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path``, moved over it once written: a kill never leaves ``path`` half-written.
-
-    The name keeps ``path``'s suffix (matplotlib picks the format from it) and carries the pid, so two
-    processes never share one.
-    """
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync(path.parent)  # the rename itself survives a power cut
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def _run_line(task: Task, example: Example, output: PolicyOutput, outcome: Outcome, measures: Sequence[str]) -> dict:
     line = {
         "id": example.id,
@@ -482,14 +460,6 @@ def _flock(lock_path: Path, folder: Path, *, blocking: bool) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock; so does the process dying
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _batches(items: Sequence[Example], size: int) -> Iterator[Sequence[Example]]:

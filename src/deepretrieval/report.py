@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .runs import atomic_path, write_text_atomic
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -38,8 +40,6 @@ def write_report(out_dir: Path, summaries: Mapping[str, Mapping]) -> None:
 
     With no summary (no policy complete) both are removed: an old table or plot would show figures that no
     complete run vouches for."""
-    from .evaluate import atomic_path, write_text_atomic
-
     if not summaries:
         for name in ("report.md", "comparison.png"):
             (out_dir / name).unlink(missing_ok=True)

@@ -5,7 +5,7 @@ prompt (the task's messages, chat template) -> TRL samples completions -> the ta
 presets) -> GRPO update. Each group's prompt is encoded once (``shared_prefix``, see ``shared_prefix``: TRL's
 log-probs, gradients and samples, in less time). A warm start (``warm_start``) may fine-tune on
 demonstrations first. Nothing here names a task family: see ``tasks``. Checkpoints every ``save_steps``;
-``resume`` continues from the last complete one; the final policy is a normal HF folder.
+``resume`` continues from the last complete one; the final policy is a normal HF folder (``runs.save_policy``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 import time
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,12 @@ from .errors import DeepRetrievalError
 from .prompts import Context
 from .recipe import TrainRecipe
 from .rewards import RewardConfig
+from .runs import save_policy
 from .tasks import Task, TaskReward, render_prompts
 from .types import Example
 
 log = logging.getLogger(__name__)
 
-POLICY_FILE = "policy.json"
 LOG_FILE = "train_log.jsonl"
 
 
@@ -244,24 +244,6 @@ def train(
     trainer.train(resume_from_checkpoint=None if start.checkpoint is None else str(start.checkpoint))
     final_dir = save_policy(trainer.model, tokenizer, output_dir / "final", recipe)
     return TrainResult(output_dir, final_dir, log_path, trainer.state.global_step)
-
-
-def save_policy(model: Any, tokenizer: Any, final_dir: Path, recipe: TrainRecipe) -> Path:
-    """Save a normal HF folder (LoRA merged) plus policy.json, which tells eval how to prompt it."""
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    final_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(final_dir)
-    tokenizer.save_pretrained(final_dir)
-    policy = {
-        **asdict(recipe.prompt_settings()),
-        "task": recipe.task,
-        "backend": recipe.backend,
-        "base_model": recipe.model,
-        "data": recipe.data,
-    }
-    (final_dir / POLICY_FILE).write_text(json.dumps(policy, indent=2))
-    return final_dir
 
 
 # --- The run folder: new runs, resumes, checkpoints, the log and TensorBoard events -------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, overload
 
@@ -142,3 +142,20 @@ class Collection:
             raise DeepRetrievalError(f"collection {self.name!r} has no split {name!r} (known: {known})")
         wanted = set(self.splits[name])
         return [e for e in self.examples if e.id in wanted]
+
+
+@dataclass(frozen=True)
+class PolicyOutput:
+    """What a policy sends to the search backend for one example.
+
+    ``action`` is what the task executes (a query string, a weighted query, a Boolean request …: see
+    ``tasks``); ``query`` is its readable form (for ``expand`` mode: the user's query plus the model's text).
+    ``completion`` is the raw model output, if any; ``fallback``: the completion gave nothing to search, so
+    the mode's fallback was sent (nothing in rewrite, the user's query in expand, plain RM3 in the RM3 modes).
+    """
+
+    query: str
+    action: Hashable | None = None  # None: the query text is the action
+    completion: str | None = None
+    format_ok: bool | None = None
+    fallback: bool = False

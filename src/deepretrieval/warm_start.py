@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import DeepRetrievalError
 from .recipe import TrainRecipe
+from .runs import save_policy
 from .tasks import Task, render_prompts
 from .types import Example
 
@@ -69,7 +70,6 @@ def warm_start(
     """The model after ``recipe.warm_start_epochs`` of SFT on the demonstrations (or the saved warm start of
     the same recipe, loaded). ``examples`` carry the context their prompts show."""
     from .models import load_model_and_tokenizer
-    from .train import save_policy
 
     if recipe.lora:
         raise DeepRetrievalError("warm_start_epochs: a warm start fine-tunes the whole model; set lora: false")

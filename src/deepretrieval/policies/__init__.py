@@ -7,9 +7,10 @@ from typing import Any
 
 from ..errors import DeepRetrievalError
 from ..tasks.base import Task
+from ..tasks.retrieval import PRFPolicy, PRFSettings
 from ..types import Collection
 from .base import Policy, PolicyOutput
-from .baselines import OraclePolicy, OriginalPolicy, PRFPolicy, PRFSettings
+from .baselines import OraclePolicy, OriginalPolicy
 
 __all__ = [
     "Policy",

@@ -1,17 +1,14 @@
-"""Baseline policies every trained rewriter must beat: the query as written (any task), the generator's
-oracle (any task), and RM3 feedback (the retrieval task's)."""
+"""Baseline policies every trained rewriter must beat, for any task: the query as written and the
+generator's oracle. A family's own baselines live beside it (the retrieval task's RM3 feedback:
+``tasks.retrieval.PRFPolicy``), listed by its ``Task.baselines()``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 from ..errors import DeepRetrievalError
-from ..feedback import FeedbackSettings, rm3_queries
-from ..search.bm25 import BM25Searcher
 from ..tasks import default_task
 from ..tasks.base import Task
-from ..tasks.retrieval import WeightedQuery
 from ..types import Example
 from .base import PolicyOutput
 
@@ -33,46 +30,6 @@ class OriginalPolicy:
 
     def describe(self) -> dict[str, object]:
         return {"policy": self.name}
-
-
-@dataclass(frozen=True)
-class PRFSettings:
-    """RM3 pseudo-relevance feedback (Lavrenko & Croft's relevance model, interpolated as in Anserini)."""
-
-    fb_docs: int = 10
-    fb_terms: int = 10
-    original_weight: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.fb_docs < 1 or self.fb_terms < 1:
-            raise DeepRetrievalError(
-                f"PRF needs at least 1 feedback document and term, got {self.fb_docs}, {self.fb_terms}"
-            )
-        if not 0 <= self.original_weight <= 1:
-            raise DeepRetrievalError(f"PRF's original-query weight must be in [0, 1], got {self.original_weight}")
-
-
-class PRFPolicy:
-    """RM3: a first BM25 pass, a relevance model from the top documents, an interpolated weighted query.
-
-    See ``feedback`` for the relevance model; the feedback-anchored query mode starts from this query.
-    """
-
-    name = "prf"
-
-    def __init__(self, searcher: BM25Searcher, settings: PRFSettings | None = None) -> None:
-        self.searcher = searcher
-        self.settings = settings or PRFSettings()
-
-    def describe(self) -> dict[str, object]:
-        return {"policy": self.name, **asdict(self.settings)}
-
-    def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
-        s = self.settings
-        settings = FeedbackSettings(s.fb_docs, s.fb_terms, s.original_weight)
-        queries = rm3_queries(self.searcher, [e.question for e in examples], settings)
-        actions = [WeightedQuery.of(weights) for weights in queries]
-        return [PolicyOutput(query=str(action), action=action) for action in actions]
 
 
 class OraclePolicy:

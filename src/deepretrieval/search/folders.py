@@ -1,5 +1,6 @@
 """Index folders on disk, shared by every backend that saves one: written atomically, and never written
-over a folder that is not recognisably an index of ours."""
+over a folder that is not recognisably an index of ours; indexes built without a folder of their own are
+cached under :func:`index_cache_dir` (look it up here, at call time: tests point it elsewhere)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ from ..errors import CorruptIndexError, DeepRetrievalError, StaleIndexError
 MANIFEST = "manifest.json"
 UNREADABLE = (OSError, ValueError, EOFError, TypeError)
 T = TypeVar("T")
+
+
+def index_cache_dir() -> Path:
+    """Where indexes built without an explicit ``--index`` folder are kept (beside the model cache)."""
+    from ..models import cache_root
+
+    return cache_root() / "indexes"
 
 
 def read_part(directory: Path, name: str, read: Callable[[], T]) -> T:

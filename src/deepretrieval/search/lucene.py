@@ -38,6 +38,7 @@ from typing import Any
 
 from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Collection, Document, Ranking
+from . import folders
 from .bm25 import corpus_hash
 from .folders import MANIFEST, check_corpus, read_part, staged_index
 
@@ -88,15 +89,13 @@ def lucene_settings(spec: Mapping[str, Any]) -> LuceneSettings:
 def lucene_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None = None) -> LuceneSearcher:
     """The Lucene index at ``index`` (checked against the corpus), or built and saved there.
 
-    Without ``index`` the index is cached under the retrieval task's index cache, keyed by the corpus only:
+    Without ``index`` the index is cached under ``folders.index_cache_dir()``, keyed by the corpus only:
     k1 and b apply at search time.
     """
-    from ..tasks import retrieval
-
     settings = lucene_settings(spec)
     sha = corpus_hash(collection.documents)
     if index is None:
-        index = retrieval.index_cache_dir() / f"lucene-{FORMAT_VERSION}-{sha[:24]}"
+        index = folders.index_cache_dir() / f"lucene-{FORMAT_VERSION}-{sha[:24]}"
     if (index / MANIFEST).exists():
         return LuceneSearcher.load(index, expected_corpus_hash=sha, settings=settings)
     return LuceneSearcher.build(collection.documents, settings, directory=index)

@@ -35,7 +35,7 @@ from ..prompts import (
     stop_token_ids,
 )
 from ..rewards import RewardConfig, RewardResult, metric_value, score
-from ..types import Collection, Example, Ranking
+from ..types import Collection, Example, PolicyOutput, Ranking
 
 log = logging.getLogger(__name__)
 
@@ -306,11 +306,9 @@ def propose(
 
 def propose_output(
     task: Task, completion: str, example: Example, settings: PromptSettings, backend: Any, *, prefilled: bool = True
-):
+) -> PolicyOutput:
     """What a model policy sends for one completion at evaluation: its best-effort action (an answer with
     nothing to search sends the mode's fallback: the user's query in expand mode, nothing in rewrite)."""
-    from ..policies.base import PolicyOutput
-
     if prefilled:
         completion = task.close(completion, settings.variant)
     parsed, proposal = propose(task, completion, example, settings, backend, lenient=True, prefilled=prefilled)

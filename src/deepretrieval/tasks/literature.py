@@ -26,7 +26,7 @@ from ..errors import DeepRetrievalError
 from ..parsing import Parsed, blocks
 from ..prompts import PromptSettings
 from ..rewards import DEEPRETRIEVAL_TIERS, RewardConfig
-from ..types import Collection, Example, Ranking
+from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
 
 MAX_QUERY_CHARS = 4000
@@ -98,7 +98,7 @@ class LiteratureTask(Task):
         of ``search.pubmed.PubMedSettings`` / ``search.ctgov.CTGovSettings``, errors name
         ``backend.<field>``."""
         from ..search.boolean import MANIFEST, BooleanIndex, corpus_hash
-        from .retrieval import index_cache_dir
+        from ..search.folders import index_cache_dir
 
         kind = spec.get("kind", "boolean")
         if kind in ("pubmed", "ctgov"):
@@ -282,9 +282,7 @@ class PicoBooleanPolicy:
     def __init__(self, task: Task) -> None:
         self.task = task
 
-    def generate(self, examples: Sequence[Example]):
-        from ..policies.base import PolicyOutput
-
+    def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
         outputs = []
         for example in examples:
             pico = example.meta.get("pico")

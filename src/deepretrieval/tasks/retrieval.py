@@ -4,7 +4,7 @@ collections, the generated demo), rewarded and evaluated by recall and nDCG of t
 Actions: a query string (what bm25s analyses), or a :class:`WeightedQuery` (term weights, as RM3
 pseudo-relevance feedback writes them). Modes: ``rewrite`` (the model's query replaces the user's) and
 ``expand`` (appended to it, as Query2doc does). Backend: ``backend: {kind: bm25, k1, b, method, stemmer,
-stopwords}``.
+stopwords}``. Baseline: ``prf``, RM3 pseudo-relevance feedback (:class:`PRFPolicy`).
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DeepRetrievalError
 from ..modes import compose_query
 from ..prompts import PromptSettings
 from ..rewards import PRESETS
+from ..search import folders
 from ..search.base import has_terms
-from ..types import Collection, Example, Ranking
+from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
+
+if TYPE_CHECKING:
+    from ..search.bm25 import BM25Searcher
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,6 @@ class FeedbackQuery:
 
     def __str__(self) -> str:
         return f"rm3({self.text})"
-
-
-def index_cache_dir() -> Path:
-    """Where indexes built without an explicit ``--index`` folder are kept (beside the model cache)."""
-    from ..models import cache_root
-
-    return cache_root() / "indexes"
 
 
 BACKEND_KINDS = ("bm25", "dense", "hybrid", "lucene")
@@ -127,8 +124,8 @@ def bm25_backend(collection: Collection, spec: Mapping[str, Any], index: Path | 
     """The BM25 index at ``index`` (checked against the corpus and the settings given), or built and saved
     there. ``spec`` empty: whatever an existing index was built with (the defaults for a new one).
 
-    Without ``index`` the index is cached under ``index_cache_dir()``, keyed by the corpus and the
-    settings, so that repeated commands and runs on one collection index it once.
+    Without ``index`` the index is cached under ``search.folders.index_cache_dir()``, keyed by the corpus
+    and the settings, so that repeated commands and runs on one collection index it once.
     """
     from ..search.bm25 import MANIFEST, BM25Searcher, corpus_hash
 
@@ -137,7 +134,7 @@ def bm25_backend(collection: Collection, spec: Mapping[str, Any], index: Path | 
     if index is None:
         settings = settings or bm25_settings({})
         key = hashlib.sha256(json.dumps([sha, asdict(settings)], sort_keys=True).encode()).hexdigest()[:24]
-        index = index_cache_dir() / key
+        index = folders.index_cache_dir() / key
     if (index / MANIFEST).exists():
         return BM25Searcher.load(index, expected_corpus_hash=sha, settings=settings)
     searcher = BM25Searcher.build(collection.documents, settings or bm25_settings({}))
@@ -148,9 +145,9 @@ def bm25_backend(collection: Collection, spec: Mapping[str, Any], index: Path | 
 def dense_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None):
     """The dense index at ``index`` (checked against the corpus, the build settings given and the model), or
     encoded and saved there; ``spec`` without fields: whatever an existing index was built with. Cached
-    under ``index_cache_dir()`` like BM25's, keyed by the corpus and the build settings (search-time
-    settings such as ``nprobe`` reuse it). Encoding progress is kept in shards beside the folder, so an
-    interrupted build resumes; they are removed once the index is saved."""
+    under ``search.folders.index_cache_dir()`` like BM25's, keyed by the corpus and the build settings
+    (search-time settings such as ``nprobe`` reuse it). Encoding progress is kept in shards beside the
+    folder, so an interrupted build resumes; they are removed once the index is saved."""
     from ..errors import StaleIndexError
     from ..search.bm25 import corpus_hash
     from ..search.dense import MANIFEST, DenseSearcher, DenseSettings, clear_shards
@@ -161,7 +158,7 @@ def dense_backend(collection: Collection, spec: Mapping[str, Any], index: Path |
     if index is None:
         settings = settings or DenseSettings()
         key = hashlib.sha256(json.dumps(["dense", sha, settings.build_fields()], sort_keys=True).encode())
-        index = index_cache_dir() / f"dense-{key.hexdigest()[:24]}"
+        index = folders.index_cache_dir() / f"dense-{key.hexdigest()[:24]}"
     if (index / MANIFEST).exists():
         try:
             return DenseSearcher.load(index, expected_corpus_hash=sha, settings=settings)
@@ -208,8 +205,8 @@ class RetrievalTask(Task):
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
         """The backend ``spec`` names (``kind``: bm25, the default; dense; hybrid; lucene, the optional
         Pyserini extra), opened from ``index`` or built and saved there (without ``index``: cached under
-        ``index_cache_dir()``, keyed by the corpus and the settings). See :func:`bm25_backend`,
-        :func:`dense_backend`, :func:`hybrid_backend`, ``search.lucene.lucene_backend``."""
+        ``search.folders.index_cache_dir()``, keyed by the corpus and the settings). See
+        :func:`bm25_backend`, :func:`dense_backend`, :func:`hybrid_backend`, ``search.lucene.lucene_backend``."""
         kind = backend_kind(spec)
         if kind == "lucene":
             from ..search.lucene import lucene_backend
@@ -334,9 +331,52 @@ class RetrievalTask(Task):
         return [Outcome(r) for r in rankings]
 
     def baselines(self) -> Mapping[str, Callable[..., Any]]:
-        from ..policies.baselines import PRFPolicy
-
         return {"prf": lambda task, backend, prf=None, **_: PRFPolicy(backend, prf)}
+
+
+# -- the family's baseline ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PRFSettings:
+    """RM3 pseudo-relevance feedback (Lavrenko & Croft's relevance model, interpolated as in Anserini)."""
+
+    fb_docs: int = 10
+    fb_terms: int = 10
+    original_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.fb_docs < 1 or self.fb_terms < 1:
+            raise DeepRetrievalError(
+                f"PRF needs at least 1 feedback document and term, got {self.fb_docs}, {self.fb_terms}"
+            )
+        if not 0 <= self.original_weight <= 1:
+            raise DeepRetrievalError(f"PRF's original-query weight must be in [0, 1], got {self.original_weight}")
+
+
+class PRFPolicy:
+    """RM3: a first BM25 pass, a relevance model from the top documents, an interpolated weighted query.
+
+    See ``feedback`` for the relevance model; the feedback-anchored query mode starts from this query.
+    """
+
+    name = "prf"
+
+    def __init__(self, searcher: BM25Searcher, settings: PRFSettings | None = None) -> None:
+        self.searcher = searcher
+        self.settings = settings or PRFSettings()
+
+    def describe(self) -> dict[str, object]:
+        return {"policy": self.name, **asdict(self.settings)}
+
+    def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
+        from ..feedback import FeedbackSettings, rm3_queries
+
+        s = self.settings
+        settings = FeedbackSettings(s.fb_docs, s.fb_terms, s.original_weight)
+        queries = rm3_queries(self.searcher, [e.question for e in examples], settings)
+        actions = [WeightedQuery.of(weights) for weights in queries]
+        return [PolicyOutput(query=str(action), action=action) for action in actions]
 
 
 def _selection(example: Example):
