@@ -26,16 +26,20 @@ from deepretrieval.data import load_collection
 from deepretrieval.demo import run_demo
 from deepretrieval.evaluate import load_policy_metrics, paired_test
 from deepretrieval.recipe import TrainRecipe, demo_recipe, load_recipe
-from deepretrieval.train import LOG_FILE, read_log
+from deepretrieval.runs import LOG_FILE, family_stat, read_log
 from deepretrieval.warm_start import WARM_START_DIR, read_summary
 
 MEASURES = ("ndcg@10", "recall@100", "recall@1000")
 
 
 def training_summary(log_path: Path) -> dict[str, float]:
-    """Means over the logged steps of what the completions looked like."""
+    """Means over the logged steps of what the completions looked like.
+
+    The format-error ratio is the reward adapter's, logged under the family's prefix (``retrieval/``,
+    ``literature/``, ``qa/``: ``runs.family_stat``); the summary names it as logged."""
     records = [r for r in read_log(log_path) if "reward" in r]
-    keys = ("completions/clipped_ratio", "completions/mean_length", "retrieval/format_error_ratio", "step_time")
+    family_keys = {found[0] for r in records if (found := family_stat(r, "format_error_ratio"))}
+    keys = ("completions/clipped_ratio", "completions/mean_length", *sorted(family_keys), "step_time")
     summary = {}
     for key in keys:
         values = [r[key] for r in records if key in r]

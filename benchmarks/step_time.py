@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from deepretrieval.recipe import TrainRecipe, demo_recipe, load_recipe
-from deepretrieval.train import read_log, train
+from deepretrieval.runs import read_log
+from deepretrieval.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"

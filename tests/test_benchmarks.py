@@ -93,3 +93,26 @@ def test_rounding_is_half_up_from_the_stored_decimal() -> None:
     assert [render.num(0.1785), render.num(0.8015), render.num(0.3885)] == ["0.179", "0.802", "0.389"]
     assert render.signed(-0.00609) == "\u22120.0061" and render.signed(0.00001) == "+0.0000"
     assert render.pvalue(0.0238) == "**0.024**" and render.pvalue(0.625) == "0.63"
+
+
+def test_the_learning_summary_reads_each_familys_log_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/learning.py summarises the format-error ratio under the prefix its family logged it with: a
+    literature run's ``literature/…`` key, and a retrieval run's exactly as the results JSON has always named it."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # learning.py imports its sibling ceilings.py
+    spec = importlib.util.spec_from_file_location("benchmark_learning", BENCHMARKS / "learning.py")
+    learning = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(learning)
+    for family in ("retrieval", "literature"):
+        log = tmp_path / f"{family}.jsonl"
+        records = [
+            {"step": 1, "reward": 0.1, f"{family}/format_error_ratio": 0.5, "completions/clipped_ratio": 0.25},
+            {"step": 2, "reward": 0.2, f"{family}/format_error_ratio": 0.0, "completions/clipped_ratio": 0.75},
+            {"step": 2, "train_runtime": 9.0},  # the end-of-training summary: no reward of its own
+        ]
+        log.write_text("".join(json.dumps(r) + "\n" for r in records))
+        assert learning.training_summary(log) == {
+            "mean completions/clipped_ratio": 0.5,
+            "last completions/clipped_ratio": 0.75,
+            f"mean {family}/format_error_ratio": 0.25,
+            f"last {family}/format_error_ratio": 0.0,
+        }

@@ -126,7 +126,7 @@ def _saved_run(tmp_path, **settings):
     """A run folder as training leaves it (tiny-random weights, policy.json), without the training."""
     from deepretrieval.models import load_model_and_tokenizer
     from deepretrieval.recipe import TrainRecipe
-    from deepretrieval.train import save_policy
+    from deepretrieval.runs import save_policy
 
     model, tokenizer = load_model_and_tokenizer("tiny-random")
     save_policy(model, tokenizer, tmp_path / "run" / "final", TrainRecipe(model="tiny-random", **settings))
@@ -400,3 +400,20 @@ def test_rewrite_with_an_index_opens_the_policys_own_backend(small_collection, t
     result = runner.invoke(app, ["rewrite", "heart attack", "--policy", str(run), "--index", str(index)])
     assert result.exit_code == 2
     assert "the literature task opens its backend from the collection: give --data" in result.output
+
+
+@pytest.mark.parametrize("family", ["retrieval", "literature", "qa"])
+def test_the_training_bar_shows_the_familys_metric(family):
+    """The GRPO bar shows the reward and the reward adapter's metric under whichever family logged it."""
+    from rich.progress import Progress
+
+    from deepretrieval.cli import training_progress
+
+    with Progress(disable=True) as bar:
+        report = training_progress(bar)
+        report(3, 8, {"reward": 0.5, f"{family}/metric": 0.25, "completions/mean_length": 12.0})
+        (task,) = bar.tasks
+        assert (task.completed, task.total) == (3, 8)
+        assert task.description == f"GRPO steps reward 0.500 {family}/metric 0.250"
+        report(4, 8, {"loss": 0.1})  # a record without them: the bare title
+        assert bar.tasks[0].description == "GRPO steps"

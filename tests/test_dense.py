@@ -443,7 +443,8 @@ def test_the_dense_recipes_load(name):
 
 def test_grpo_trains_on_a_dense_backend(tmp_path, small_collection):
     """A short GRPO run through the task seam, as any recipe would run it: train.py knows no backend."""
-    from deepretrieval.train import read_log, train
+    from deepretrieval.runs import read_log
+    from deepretrieval.train import train
 
     from .conftest import tiny_recipe, write_beir
 

@@ -426,8 +426,9 @@ def test_grpo_trains_on_the_literature_task_through_the_emulator_over_http(emula
     """Two GRPO steps of the tiny random model with the PubMed backend, against an emulator on 127.0.0.1 that
     fails a fifth of its requests. The reward reads out-of-format completions leniently, so that the random
     model's text is searched (over HTTP) rather than only penalised."""
+    from deepretrieval.runs import read_log
     from deepretrieval.tasks import literature
-    from deepretrieval.train import read_log, train
+    from deepretrieval.train import train
 
     lenient = replace(literature.PRESETS["deepretrieval-recall"], require_format=False)
     monkeypatch.setitem(literature.PRESETS, "http-test-lenient", lenient)
@@ -441,7 +442,7 @@ def test_grpo_trains_on_the_literature_task_through_the_emulator_over_http(emula
     assert result.steps == 2
     log = [r for r in read_log(result.log_path) if "reward" in r]
     assert [r["step"] for r in log] == [1, 2]
-    assert all(r["retrieval/failures"] == 0 for r in log)  # faults were retried: no sample went unscored
+    assert all(r["literature/failures"] == 0 for r in log)  # faults were retried: no sample went unscored
     searched = [r for r in served.log.records() if r.status == 200]
     assert searched and all(r.path == "/entrez/eutils/esearch.fcgi" for r in searched)
     policy = json.loads((result.final_dir / "policy.json").read_text())

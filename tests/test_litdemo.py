@@ -13,9 +13,9 @@ import bm25s
 import pytest
 import Stemmer
 
-from deepretrieval.data.demo import _vocabulary, build_demo_collection, load_table, oracle_query
 from deepretrieval.data.litdemo import build_literature_demo
 from deepretrieval.data.literature import load_reviews, render_pico
+from deepretrieval.data.retrievaldemo import _vocabulary, build_demo_collection, load_table, oracle_query
 from deepretrieval.errors import DeepRetrievalError
 from deepretrieval.types import Collection, Document
 
@@ -71,7 +71,8 @@ def _matches(groups: list[re.Pattern[str]], text: str) -> bool:
 # ---------------------------------------------------------------------------------------------------
 # The demo collection after its tables moved to package data
 
-# sha256 of _digest(build_demo_collection(...)), computed from demo.py BEFORE its tables moved out.
+# sha256 of _digest(build_demo_collection(...)), computed from data/demo.py (now data/retrievaldemo.py) BEFORE
+# its tables moved out.
 DEMO_DIGESTS = {
     "seed 0": "36bb26bd8daad237bb17d820367a6b327257890221626aadf828ea998187e6fc",
     "seed 1": "0918b19f08215d3f8f20b748417f77bff7025161eeff08898feaaf13c6bc03cb",
@@ -96,7 +97,7 @@ def test_tables_are_package_data() -> None:
     package_data = re.search(r"(?m)^deepretrieval = \[(.*)\]$", pyproject.split("[tool.setuptools.package-data]")[1])
     assert package_data and '"data/tables/*.yaml"' in package_data[1]  # so that wheels ship them
     # The vocabulary is data now, not Python literals.
-    source = (ROOT / "src" / "deepretrieval" / "data" / "demo.py").read_text()
+    source = (ROOT / "src" / "deepretrieval" / "data" / "retrievaldemo.py").read_text()
     assert "acetylsalicylic" not in source and "nephrolithiasis" not in source
     assert len(source.splitlines()) < 500
     with pytest.raises(DeepRetrievalError, match="packaged table nonexistent.yaml is missing"):
@@ -115,9 +116,9 @@ def test_nothing_is_loaded_at_import() -> None:
     import sys
 
     code = (
-        "import sys, deepretrieval.data.demo, deepretrieval.data.litdemo, deepretrieval.data.literature\n"
-        "from deepretrieval.data import demo\n"
-        "assert demo._vocabulary.cache_info().currsize == 0 and 'yaml' not in sys.modules, sorted(sys.modules)"
+        "import sys, deepretrieval.data.retrievaldemo, deepretrieval.data.litdemo, deepretrieval.data.literature\n"
+        "from deepretrieval.data import retrievaldemo\n"
+        "assert retrievaldemo._vocabulary.cache_info().currsize == 0 and 'yaml' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -165,7 +165,8 @@ def test_pico_boolean_is_population_or_ed_and_intervention_or_ed():
 @pytest.mark.slow
 def test_grpo_trains_on_the_literature_task(tmp_path):
     """A short GRPO run with the tiny random model, through the task seam, on the offline Boolean engine."""
-    from deepretrieval.train import read_log, train
+    from deepretrieval.runs import read_log
+    from deepretrieval.train import train
 
     from .conftest import tiny_literature_recipe
 
@@ -174,6 +175,7 @@ def test_grpo_trains_on_the_literature_task(tmp_path):
     log = [r for r in read_log(result.log_path) if "reward" in r]
     assert [r["step"] for r in log] == [1, 2]
     # A random model writes no valid query: every sample is scored (format penalty), none is a failure.
-    assert all(r["retrieval/failures"] == 0 for r in log)
+    assert all(r["literature/failures"] == 0 for r in log)
+    assert not any(key.startswith("retrieval/") for r in log for key in r)  # the family's prefix, not retrieval's
     policy = json.loads((result.final_dir / "policy.json").read_text())
     assert (policy["task"], policy["backend"]) == ("literature", {})

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from deepretrieval.data.demo import build_demo_collection
+from deepretrieval.data.retrievaldemo import build_demo_collection
 from deepretrieval.errors import CorruptIndexError, DeepRetrievalError, StaleIndexError
 from deepretrieval.search import lucene
 from deepretrieval.search.base import Searcher

@@ -146,6 +146,25 @@ def test_squad_preset_costs_less_when_nothing_is_found():
     assert _reward(60, 'bizet"', "deepretrieval-rank-squad").total == pytest.approx(2.0)
 
 
+def test_the_reward_log_is_under_the_family_prefix():
+    """The reward adapter logs its per-step statistics under the family's name, ``qa/``, never ``retrieval/``."""
+    reward = TaskReward(TASK, RankedBackend(5), [EXAMPLE], TASK.presets["deepretrieval-rank"], DIRECT)
+    logged: dict[str, float] = {}
+    completions = ['bizet carmen opera"', 'bizet carmen opera"', "bizet carmen opera and it never ends"]
+    totals = reward([""] * 3, completions, [EXAMPLE.id] * 3, log_metric=logged.__setitem__)
+    assert totals == [6.0, 6.0, -4.0]  # rank 5: 1 + 5.0 each; the third never closes its answer
+    assert logged == pytest.approx(
+        {
+            "qa/metric": 1 / 5,  # MRR of the two answers that searched: the answer passage at rank 5
+            "qa/empty_ratio": 0.0,
+            "qa/format_error_ratio": 1 / 3,
+            "qa/failures": 0.0,
+            "qa/query_tokens": 3.0,  # "bizet carmen opera", by words (no tokenizer given)
+            "qa/unique_queries": 1.0,
+        }
+    )
+
+
 def test_the_reward_table_is_deepretrievals():
     from deepretrieval.tasks.qa import FIRST_HIT_TIERS
 
@@ -362,7 +381,8 @@ def test_expand_prompts_can_show_the_top_titles(demo, tmp_path):
 @pytest.mark.slow
 def test_grpo_trains_on_the_qa_task(tmp_path):
     """A short GRPO run with the tiny random model, through the task seam, on the BM25 passage index."""
-    from deepretrieval.train import read_log, train
+    from deepretrieval.runs import read_log
+    from deepretrieval.train import train
 
     from .conftest import tiny_recipe
 
@@ -371,6 +391,7 @@ def test_grpo_trains_on_the_qa_task(tmp_path):
     assert result.steps == 2
     log = [r for r in read_log(result.log_path) if "reward" in r]
     assert [r["step"] for r in log] == [1, 2]
-    assert all(r["retrieval/failures"] == 0 for r in log)
+    assert all(r["qa/failures"] == 0 for r in log)
+    assert not any(key.startswith("retrieval/") for r in log for key in r)  # the family's prefix, not retrieval's
     policy = json.loads((result.final_dir / "policy.json").read_text())
     assert policy["task"] == "qa"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import Stemmer
 
-from deepretrieval.data.demo import build_demo_collection
+from deepretrieval.data.retrievaldemo import build_demo_collection
 from deepretrieval.errors import SearchFailure, StaleIndexError
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings, corpus_hash
 from deepretrieval.types import Collection, Document, Hit, Ranking

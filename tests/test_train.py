@@ -7,9 +7,10 @@ import pytest
 from deepretrieval.errors import DeepRetrievalError, SearchFailure
 from deepretrieval.recipe import TrainRecipe
 from deepretrieval.rewards import PRESETS
+from deepretrieval.runs import read_log
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
 from deepretrieval.tasks import get_task
-from deepretrieval.train import read_log, train
+from deepretrieval.train import train
 
 from .conftest import retrieval_reward
 
@@ -165,7 +166,8 @@ def test_training_prompts_are_the_prompts_evaluation_sends(tmp_path, variant, mo
     from deepretrieval.models import load_model_and_tokenizer
     from deepretrieval.policies import make_policy
     from deepretrieval.prompts import assistant_prefix
-    from deepretrieval.train import build_dataset, save_policy
+    from deepretrieval.runs import save_policy
+    from deepretrieval.train import build_dataset
 
     collection = load_collection("demo")
     searcher = BM25Searcher.build(collection.documents)

@@ -20,7 +20,8 @@ import pytest
 
 from deepretrieval.errors import DeepRetrievalError
 from deepretrieval.recipe import TrainRecipe
-from deepretrieval.train import LOG_FILE, TrainResult, last_checkpoint, read_log, train
+from deepretrieval.runs import LOG_FILE, last_checkpoint, read_log
+from deepretrieval.train import TrainResult, train
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +105,7 @@ def test_resume_skips_a_torn_checkpoint_for_the_previous_complete_one(finished_r
     shutil.rmtree(run / "final")
     tear(run / "checkpoint-3")
     assert last_checkpoint(run) == run / "checkpoint-2"
-    with caplog.at_level(logging.WARNING, logger="deepretrieval.train"):
+    with caplog.at_level(logging.WARNING, logger="deepretrieval.runs"):
         result = train(recipe_for(run), resume=True)
     assert result.steps == 3
     assert logged_steps(result.log_path) == [1, 2, 3]
@@ -137,16 +138,16 @@ def test_resume_without_a_complete_checkpoint_is_one_error(finished_run, tmp_pat
     ],
 )
 def test_a_checkpoint_missing_or_cutting_short_a_file_is_incomplete(finished_run, tmp_path, damage):
-    from deepretrieval.train import _checkpoint_problem
+    from deepretrieval.runs import checkpoint_problem
 
     checkpoint = shutil.copytree(finished_run.output_dir / "checkpoint-1", tmp_path / "checkpoint-1")
-    assert _checkpoint_problem(checkpoint) is None
+    assert checkpoint_problem(checkpoint) is None
     action, name = damage.split()
     if action == "rm":
         (checkpoint / name).unlink()
     else:
         (checkpoint / name).write_bytes((checkpoint / name).read_bytes()[:-100])
-    assert _checkpoint_problem(checkpoint) is not None
+    assert checkpoint_problem(checkpoint) is not None
 
 
 def test_a_new_run_in_a_killed_runs_folder_starts_a_fresh_log(tmp_path):
@@ -163,14 +164,14 @@ def test_a_new_run_in_a_killed_runs_folder_starts_a_fresh_log(tmp_path):
 
 
 def test_a_new_run_moves_an_incomplete_checkpoint_aside_and_refuses_a_complete_one(finished_run, tmp_path):
-    from deepretrieval.train import _prepare_output
+    from deepretrieval.runs import prepare_run
 
     run = copy_run(finished_run.output_dir, tmp_path / "run")
     with pytest.raises(DeepRetrievalError, match="already holds a run"):
-        _prepare_output(run, recipe_for(run), resume=False)
+        prepare_run(run, recipe_for(run), resume=False)
     for checkpoint in ("checkpoint-1", "checkpoint-2", "checkpoint-3"):
         tear(run / checkpoint)
-    _prepare_output(run, recipe_for(run), resume=False)
+    prepare_run(run, recipe_for(run), resume=False)
     assert len(list(run.glob("incomplete-*.checkpoint-*"))) == 3 and not list(run.glob("checkpoint-*"))
     assert len(list(run.glob(f"previous-*.{LOG_FILE}"))) == 1 and not (run / LOG_FILE).exists()
 
@@ -185,10 +186,23 @@ def test_read_log_skips_a_torn_line_and_a_relogged_step_replaces_the_old_record(
     ]
     path = tmp_path / LOG_FILE
     path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 3, "rew')
-    with caplog.at_level(logging.WARNING, logger="deepretrieval.train"):
+    with caplog.at_level(logging.WARNING, logger="deepretrieval.runs"):
         records = read_log(path)
     assert records == [lines[0], {"step": 2, "reward": 0.3, "train_runtime": 9.0}]
     assert "1 unreadable line" in caplog.text
+
+
+def test_family_stat_finds_the_reward_adapters_value_under_any_familys_prefix():
+    """Readers (the CLI's bar, the reward curve, the learning benchmark) find ``<family>/<stat>`` without naming a
+    family; a log from before the per-family prefix (``retrieval/`` for all) still reads."""
+    from deepretrieval.runs import family_stat
+
+    assert family_stat({"step": 1, "retrieval/metric": 0.5}, "metric") == ("retrieval/metric", 0.5)
+    assert family_stat({"literature/metric": 0.25, "reward": 1.0}, "metric") == ("literature/metric", 0.25)
+    record = {"completions/format_error_ratio": 0.9, "qa/format_error_ratio": 0.1}  # TRL's prefix is no family
+    assert family_stat(record, "format_error_ratio") == ("qa/format_error_ratio", 0.1)
+    assert family_stat({"qa/metric": 0.2}, "failures") is None
+    assert family_stat({"metric": 0.2, "kl": 0.0}, "metric") is None  # a bare key is not the adapter's
 
 
 def test_a_resumed_run_logs_each_step_once_in_its_log_and_in_tensorboard(resumed_run):

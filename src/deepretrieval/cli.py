@@ -77,13 +77,16 @@ def clean_errors(fn: F) -> F:
 
 
 def training_progress(bar: Progress):
-    """A train() progress hook: one bar for the GRPO steps, showing the latest reward and metric."""
+    """A train() progress hook: one bar for the GRPO steps, showing the latest reward and the family's metric."""
+    from .runs import family_stat
+
     state: dict[str, int] = {}
 
     def report(step: int, total: int, logs: dict) -> None:
         if "task" not in state:
             state["task"] = bar.add_task("GRPO steps", total=total)
-        shown = [f"{k} {logs[k]:.3f}" for k in ("reward", "retrieval/metric") if isinstance(logs.get(k), float | int)]
+        values = [("reward", logs.get("reward")), family_stat(logs, "metric") or ("metric", None)]
+        shown = [f"{k} {v:.3f}" for k, v in values if isinstance(v, float | int)]
         bar.update(state["task"], completed=step, description=" ".join(["GRPO steps", *shown]))
 
     return report

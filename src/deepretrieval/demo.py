@@ -47,7 +47,8 @@ def run_demo(
     from .policies import make_policy
     from .policies.llm import HFPolicy
     from .report import markdown_table, plot_training
-    from .train import LOG_FILE, last_checkpoint, train
+    from .runs import LOG_FILE, last_checkpoint
+    from .train import train
     from .warm_start import WARM_START_DIR
 
     recipe = (recipe or demo_recipe()).model_copy(update={"output_dir": str(out_dir / "train")})

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .runs import atomic_path, write_text_atomic
+from .runs import atomic_path, family_stat, read_log, write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -90,14 +90,21 @@ def _fmt(value: object) -> str:
     return MISSING if value is None else str(value)
 
 
+def _logged(record: Mapping, key: str) -> float | None:
+    """A log record's value of ``key``: a full key as it is (``completions/clipped_ratio``), a bare statistic
+    (``metric``) under the family's prefix the reward adapter wrote it with (``runs.family_stat``)."""
+    if "/" in key:
+        return record.get(key)
+    found = family_stat(record, key)
+    return None if found is None else found[1]
+
+
 def plot_training(log_path: Path, path: Path) -> None:
-    """Reward (mean, with std band) and retrieval metric per GRPO step, from train_log.jsonl."""
+    """Reward (mean, with std band) and the family's reward metric per GRPO step, from train_log.jsonl."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .train import read_log
 
     records = [r for r in read_log(log_path) if "reward" in r]
     steps = [r["step"] for r in records]
@@ -109,17 +116,15 @@ def plot_training(log_path: Path, path: Path) -> None:
         low = [m - s for m, s in zip(reward, std, strict=True)]
         high = [m + s for m, s in zip(reward, std, strict=True)]
         left.fill_between(steps, low, high, alpha=0.2)
-        for key, label in (
-            ("retrieval/metric", "reward metric"),
-            ("retrieval/format_error_ratio", "out of format"),
+        for stat, label in (
+            ("metric", "reward metric"),
+            ("format_error_ratio", "out of format"),
             ("completions/clipped_ratio", "cut at length cap"),
         ):
-            if any(key in r for r in records):
-                right.plot(
-                    [r["step"] for r in records if key in r],
-                    [r[key] for r in records if key in r],
-                    label=label,
-                )
+            # The reward adapter's values under their family's prefix (retrieval/, literature/, qa/), TRL's as named.
+            found = [(r["step"], v) for r in records if (v := _logged(r, stat)) is not None]
+            if found:
+                right.plot([s for s, _ in found], [v for _, v in found], label=label)
     left.set_xlabel("step")
     left.set_title("GRPO reward")
     left.legend(fontsize="small")

@@ -22,7 +22,7 @@ def load_collection(
     a reviews ``.jsonl`` (DeepRetrieval's PICO records) | a QA ``.jsonl`` (``question`` and ``answers``; for
     the last three, the corpus beside it or ``corpus``)."""
     if str(spec) == "demo":
-        from .demo import build_demo_collection
+        from .retrievaldemo import build_demo_collection
 
         return build_demo_collection(seed=seed)
     if str(spec) == "literature-demo":

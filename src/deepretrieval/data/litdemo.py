@@ -38,7 +38,8 @@ from typing import Any
 
 from ..errors import DeepRetrievalError
 from ..types import Collection, Document, Example
-from .demo import (
+from .literature import PUBLICATIONS, render_pico
+from .retrievaldemo import (
     _capitalize,
     _Concept,
     _concepts_by_key,
@@ -51,7 +52,6 @@ from .demo import (
     _Writer,
     load_table,
 )
-from .literature import PUBLICATIONS, render_pico
 
 FIRST_DATE, LAST_DATE = datetime.date(1970, 1, 1), datetime.date(2024, 12, 31)
 # Reviews leave room before them (included studies) and after them (later studies).

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 from ..errors import DeepRetrievalError
 from ..types import Collection, Document, Example
-from .demo import (
+from .qa import AnswerIndex
+from .retrievaldemo import (
     _capitalize,
     _Concept,
     _concepts_by_key,
@@ -46,7 +47,6 @@ from .demo import (
     _Writer,
     load_table,
 )
-from .qa import AnswerIndex
 
 TABLE = "qa_demo.yaml"
 

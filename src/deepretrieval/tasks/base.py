@@ -408,22 +408,23 @@ class TaskReward:
     def batch_stats(self, scored: Sequence[tuple[Parsed, RewardResult]], ids: Sequence[str] = ()) -> dict[str, float]:
         results = [r for _, r in scored]
         ok = [r for r in results if r.failure is None]
+        family = self.task.name  # the log keys' prefix: retrieval/..., literature/..., qa/... (runs.family_stat)
         stats = {
-            "retrieval/metric": _mean([r.metric for r in ok if r.metric is not None]),
+            f"{family}/metric": _mean([r.metric for r in ok if r.metric is not None]),
             # Samples that gave the backend nothing to search (empty, or no searchable term): scored as empty.
-            "retrieval/empty_ratio": _mean([1.0 if r.reason == "empty_query" else 0.0 for r in ok]),
-            "retrieval/format_error_ratio": _mean([0.0 if r.format_ok else 1.0 for r in ok]),
-            "retrieval/failures": float(len(results) - len(ok)),
-            "retrieval/query_tokens": _mean([self._tokens(r.query) for r in results if r.query]),
-            "retrieval/think_tokens": _mean([self._tokens(p.think) for p, _ in scored if p.think]),
-            "retrieval/unique_queries": float(len({r.query for r in ok if r.query})),
+            f"{family}/empty_ratio": _mean([1.0 if r.reason == "empty_query" else 0.0 for r in ok]),
+            f"{family}/format_error_ratio": _mean([0.0 if r.format_ok else 1.0 for r in ok]),
+            f"{family}/failures": float(len(results) - len(ok)),
+            f"{family}/query_tokens": _mean([self._tokens(r.query) for r in results if r.query]),
+            f"{family}/think_tokens": _mean([self._tokens(p.think) for p, _ in scored if p.think]),
+            f"{family}/unique_queries": float(len({r.query for r in ok if r.query})),
         }
         if self.fallback_metric and ids:
             # Over the answers that searched (an empty answer has no metric: it is penalised, not searched).
             gains = [
                 r.metric - self.fallback_metric[i] for i, r in zip(ids, results, strict=True) if r.metric is not None
             ]
-            stats[f"retrieval/gain_over_{self.task.fallback_name}"] = _mean(gains)
+            stats[f"{family}/gain_over_{self.task.fallback_name}"] = _mean(gains)
         return {k: v for k, v in stats.items() if not math.isnan(v)}
 
     def _execute(self, actions: Sequence[Action | None]) -> tuple[list[Outcome | None], str | None]:

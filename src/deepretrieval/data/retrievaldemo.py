@@ -1,5 +1,8 @@
 """The offline demo collection: a SYNTHETIC medical search task generated deterministically by code.
 
+Named after its task family like its siblings (``litdemo``: literature, ``qademo``: QA), which build on its
+vocabulary; ``deepretrieval.demo`` is the main job that runs on it (``--data demo``).
+
 Nothing here is downloaded: :func:`build_demo_collection` builds the whole collection from vocabulary
 tables (package data: ``tables/concepts.yaml``, ``tables/demo_templates.yaml``) and a seed, in well
 under a second. The documents are NOT real abstracts and their findings are invented; only the
@@ -34,7 +37,7 @@ Splits (train/dev/test) are by topic; concepts are shared across splits (every c
 topic also occurs in a train topic), so a lay-to-technical mapping learned on train transfers.
 
 With the defaults, BM25 (bm25s, English stopwords and stemmer) reaches a recall@100 of about 0.2 with
-the lay questions and about 0.99 with the oracle rewrites on the test split (see ``tests/test_demo.py``).
+the lay questions and about 0.99 with the oracle rewrites on the test split (see ``tests/test_retrievaldemo.py``).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ _T = TypeVar("_T")
 # ---------------------------------------------------------------------------------------------------
 # Vocabulary and templates: package data (``tables/concepts.yaml``, ``tables/demo_templates.yaml``), read
 # on first use, never at import. Lay phrases never share a stemmed word with a technical term of the same
-# concept, nor with the technical terms of any concept they are combined with (checked in tests/test_demo.py).
+# concept, nor with the technical terms of any concept they are combined with (checked in tests/test_retrievaldemo.py).
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ def _templates() -> _Templates:
     return _build(_Templates, load_table("demo_templates.yaml"), "demo_templates.yaml")
 
 
-# The tables' names from when they were Python literals here (tests/test_demo.py imports two of them).
+# The tables' names from when they were Python literals here (tests/test_retrievaldemo.py imports two of them).
 _LEGACY = {"_POPULATIONS": "populations", "_INTERVENTIONS": "interventions", "_CONDITIONS": "conditions"}
 
 

@@ -10,7 +10,7 @@ import bm25s
 import pytest
 import Stemmer
 
-from deepretrieval.data.demo import (
+from deepretrieval.data.retrievaldemo import (
     _CONDITIONS,
     _INTERVENTIONS,
     _topic_pool,
