@@ -370,7 +370,7 @@ def test_a_search_that_keeps_failing_is_an_unscorable_sample_never_a_reward(coll
     config = replace(TASK.presets["deepretrieval-recall"], k=100)
     completions = [f"{examples[0].meta['oracle_query']}</answer>", "(aspirin OR</answer>", "no answer at all"]
     with serve_in_thread(create_app(broken)) as running, client(running.url, retries=1) as backend:
-        reward = TaskReward(TASK, backend, examples, config, DIRECT, retries=1, backoff_seconds=0.0)
+        reward = TaskReward(TASK, backend, examples, config, DIRECT)  # the client retries; the reward does not
         results = reward.score_batch(completions, [examples[0].id] * 3)
         assert [r.total for r in results] == [None, None, None]
         assert all(r.failure and "search failed" in r.failure for r in results)

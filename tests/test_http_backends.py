@@ -19,16 +19,11 @@ import pytest
 
 from deepretrieval.errors import DeepRetrievalError, SearchFailure
 from deepretrieval.search.boolean import TRIALS, BooleanIndex, BooleanRequest
+from deepretrieval.search.cache import ResultCache, cache_key
 from deepretrieval.search.ctgov import CTGovSearcher, CTGovSettings
-from deepretrieval.search.http import (
-    RateLimiter,
-    RefusedQuery,
-    ResultCache,
-    backoff_delay,
-    cache_key,
-    retry_after_seconds,
-)
+from deepretrieval.search.http import RefusedQuery
 from deepretrieval.search.pubmed import PubMedSearcher, PubMedSettings
+from deepretrieval.search.resilience import RateLimiter, backoff_delay, retry_after_seconds
 from deepretrieval.serve import Emulator, Faults, build_emulator, create_app, serve_in_thread
 from deepretrieval.types import Document, Ranking
 

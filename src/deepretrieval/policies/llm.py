@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import DeepRetrievalError, EndpointFailure
 from ..prompts import Context, PromptSettings
+from ..search.resilience import Fault, Retrier, RetryPolicy, retry_after_seconds
 from ..tasks import default_task
 from ..tasks.base import Task, propose_output, render_prompts, show_context
 from ..types import Example
@@ -145,9 +146,11 @@ class HFPolicy:
 class OpenAIPolicy:
     """Any OpenAI-compatible chat endpoint (vLLM, Ollama, ...): ``openai:<model>@<base url>``.
 
-    The API key comes from ``OPENAI_API_KEY`` (never logged). Requests run concurrently, with retries and
-    exponential back-off; an endpoint that keeps failing raises ``SearchFailure`` rather than yielding
-    an empty query.
+    The API key comes from ``OPENAI_API_KEY`` (never logged). Requests run concurrently under the
+    resilience layer's :class:`~deepretrieval.search.resilience.Retrier`: retries with jittered exponential
+    back-off on 429, 5xx, transport errors and unusable replies, honouring ``Retry-After`` (a longer wait
+    than ``max_wait`` is not waited for); an endpoint that keeps failing raises ``EndpointFailure`` rather
+    than yielding an empty query. ``sleep``: the waits (tests).
     """
 
     def __init__(
@@ -164,6 +167,8 @@ class OpenAIPolicy:
         backoff_seconds: float = 1.0,
         timeout: float = 60.0,
         context: Context | None = None,
+        max_wait: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         import httpx
 
@@ -179,6 +184,10 @@ class OpenAIPolicy:
         if key := os.environ.get("OPENAI_API_KEY"):
             headers["Authorization"] = f"Bearer {key}"
         self.client = client or httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        policy = RetryPolicy(attempts=retries + 1, backoff=backoff_seconds, max_backoff=30.0, max_wait=max_wait)
+        self.retrier = Retrier(
+            policy, name=f"openai:{model}", failure=EndpointFailure, classify=_endpoint_fault, sleep=sleep
+        )
 
     def describe(self) -> dict[str, object]:
         return {
@@ -198,24 +207,18 @@ class OpenAIPolicy:
             "max_tokens": self.prompt.max_new_tokens,
             "temperature": 0.0,
         }
-        error: Exception | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                response = self.client.post("/chat/completions", json=body)
-                if response.status_code in (429,) or response.status_code >= 500:
-                    raise httpx.HTTPStatusError(
-                        f"HTTP {response.status_code}", request=response.request, response=response
-                    )
-                if response.status_code >= 400:
-                    raise DeepRetrievalError(
-                        f"{self.base_url}: HTTP {response.status_code} for model {self.model!r}: {response.text[:200]}"
-                    )
-                return reply_content(response)
-            except (httpx.TransportError, httpx.HTTPStatusError, UnusableReply) as exc:
-                error = exc
-                if attempt < self.retries:
-                    time.sleep(self.backoff_seconds * 2**attempt)
-        raise EndpointFailure(f"{self.base_url}: endpoint failed after {self.retries + 1} attempts: {error}")
+
+        def attempt() -> str:
+            response = self.client.post("/chat/completions", json=body)
+            if response.status_code in (429,) or response.status_code >= 500:
+                raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request, response=response)
+            if response.status_code >= 400:
+                raise DeepRetrievalError(
+                    f"{self.base_url}: HTTP {response.status_code} for model {self.model!r}: {response.text[:200]}"
+                )
+            return reply_content(response)
+
+        return self.retrier.call(attempt, where=self.base_url)
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
         shown = show_context(self.task, examples, self.prompt, self.context)
@@ -225,6 +228,18 @@ class OpenAIPolicy:
             propose_output(self.task, c, e, self.prompt, self.backend, prefilled=False)
             for c, e in zip(completions, shown, strict=True)
         ]
+
+
+def _endpoint_fault(exc: BaseException) -> Fault | None:
+    """What a chat endpoint's request retries: a transport error, a 429 or 5xx (its ``Retry-After`` read), an
+    unusable reply."""
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return Fault(str(exc), retry_after_seconds(exc.response.headers.get("Retry-After")))
+    if isinstance(exc, httpx.TransportError | UnusableReply):
+        return Fault(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    return None
 
 
 class UnusableReply(ValueError):

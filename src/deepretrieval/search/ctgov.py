@@ -33,7 +33,6 @@ from .http import (
     HttpSearcher,
     HttpSettings,
     RefusedQuery,
-    ServiceFault,
     check_fields,
     http_settings,
     json_body,
@@ -41,6 +40,7 @@ from .http import (
     spec_number,
     unexpected_status,
 )
+from .resilience import ServiceFault
 
 CTGOV = "https://clinicaltrials.gov/api/v2"
 # ClinicalTrials.gov asks for no key and throttles at about 50 requests a minute per IP address.

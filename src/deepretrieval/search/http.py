@@ -1,7 +1,9 @@
-"""What every HTTP search backend shares: a shared rate limiter, retries, a persistent cache, batching.
+"""What every HTTP search backend shares: the client, and the searcher base (batching, cache, refusals).
 
-A backend (PubMed E-utilities in :mod:`.pubmed`, ClinicalTrials.gov in :mod:`.ctgov`) subclasses
-:class:`HttpSearcher` and says only how one search is asked and read. Everything else is here, once:
+The rate limiter, retries and failure accounting are the resilience layer's (:mod:`.resilience`), the
+persistent cache is :mod:`.cache`'s; this module wires them to HTTP. A backend (PubMed E-utilities in
+:mod:`.pubmed`, ClinicalTrials.gov in :mod:`.ctgov`) subclasses :class:`HttpSearcher` and says only how one
+search is asked and read. Everything else is here, once:
 
 - **One search per distinct query.** A batch's requests are normalised (whitespace runs collapsed, which
   neither service distinguishes), de-duplicated, looked up in the cache, and the rest run on at most
@@ -11,17 +13,18 @@ A backend (PubMed E-utilities in :mod:`.pubmed`, ClinicalTrials.gov in :mod:`.ct
   query, never parameters. Whitespace (newlines included) is collapsed first, control characters are
   refused, and a query over ``max_query_bytes`` of UTF-8 is refused; all three are the model's fault
   (:class:`RefusedQuery`, scored as a format error) and are never sent.
-- **A token bucket per service and process** (:class:`RateLimiter`), shared by every worker and every
+- **A token bucket per service and process** (:class:`~.resilience.RateLimiter`), shared by every worker and every
   client of that service in the process. Requests are spaced ``1 / (rate x (1 - headroom))`` apart, so
   that no one-second window at the server holds more than ``rate`` requests even when a request is up to
   ``headroom / (1 - headroom)`` seconds late on its way (87 ms at the default 0.08; throughput ~92% of
   ``rate``). A server's ``Retry-After`` pauses the whole bucket.
 - **Retries** with exponential back-off and jitter on 408, 429, 500, 502, 503, 504, timeouts, dropped
-  connections and unusable replies (:class:`ServiceFault`), honouring ``Retry-After``. A search that
+  connections and unusable replies (:class:`~.resilience.ServiceFault`), honouring ``Retry-After``, by the
+  client's :class:`~.resilience.Retrier`: the one layer that retries a search. A search that
   still fails raises :class:`~deepretrieval.errors.SearchFailure`: an infrastructure failure, which the
   reward adapter turns into an unscorable sample, never a reward. Another status (400, 401, 403, 404,
   a redirect) is a configuration problem: SearchFailure at once, with what to fix.
-- **A persistent cache** (:class:`ResultCache`, SQLite in WAL mode: any number of concurrent readers,
+- **A persistent cache** (:class:`~.cache.ResultCache`, SQLite in WAL mode: any number of concurrent readers,
   across processes too) keyed by the service, the endpoint, the normalised query and every parameter
   that shapes the result; it records when each entry was fetched, and keeps under a size cap by dropping
   the entries fetched longest ago. Refusals of malformed queries are cached too (they are deterministic);
@@ -32,13 +35,8 @@ A backend (PubMed E-utilities in :mod:`.pubmed`, ClinicalTrials.gov in :mod:`.ct
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
-import json
 import logging
 import math
-import random
-import sqlite3
 import threading
 import time
 import unicodedata
@@ -52,13 +50,23 @@ from typing import Any, ClassVar, TypeVar
 from ..errors import DeepRetrievalError, SearchFailure
 from ..types import Ranking
 from .boolean import BooleanRequest
+from .cache import ResultCache, cache_key
 from .pubmed_syntax import QuerySyntaxError
+from .resilience import (
+    RETRY_STATUSES,
+    Fault,
+    RateLimiter,
+    Retrier,
+    RetryPolicy,
+    ServiceFault,
+    retry_after_seconds,
+    service_fault,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_RESULTS = 10_000  # what esearch can page to; the most any HTTP backend here returns
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = "deepretrieval (python-httpx)"
 
 
@@ -97,14 +105,6 @@ class RefusedQuery(QuerySyntaxError):
 
     def __str__(self) -> str:
         return self.message if self.position < 0 else super().__str__()
-
-
-class ServiceFault(Exception):
-    """A reply that is the service's fault (an error status, an unusable body): retried."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -153,92 +153,6 @@ class HttpStats:
     failures: int = 0  # searches that raised SearchFailure
 
 
-class RateLimiter:
-    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved up; thread-safe.
-
-    Reservations may run the bucket negative: a caller is told how long to wait for its token, so that
-    concurrent workers are spaced evenly instead of racing for each token.
-    """
-
-    _shared: ClassVar[dict[tuple[str, float, int], RateLimiter]] = {}
-    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int = 1,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate must be positive, got {rate}")
-        self.rate, self.burst = float(rate), int(burst)
-        self._clock, self._sleep = clock, sleep
-        self._tokens = float(burst)
-        self._stamp = clock()
-        self._lock = threading.Lock()
-
-    @classmethod
-    def shared(cls, scope: str, rate: float, burst: int = 1) -> RateLimiter:
-        """The process's bucket for ``scope`` (a service's host) at this rate: one for all its clients."""
-        key = (scope, float(rate), int(burst))
-        with cls._shared_lock:
-            if key not in cls._shared:
-                cls._shared[key] = cls(rate, burst)
-            return cls._shared[key]
-
-    def _refill(self) -> float:
-        now = self._clock()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        return now
-
-    def reserve(self) -> float:
-        """Take a token; the seconds to wait before using it."""
-        with self._lock:
-            self._refill()
-            self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def acquire(self) -> float:
-        """Wait for a token; the seconds waited."""
-        delay = self.reserve()
-        if delay > 0:
-            self._sleep(delay)
-        return delay
-
-    def pause(self, seconds: float) -> None:
-        """No new token for ``seconds`` (the server said Retry-After): every worker holds back."""
-        with self._lock:
-            self._refill()
-            self._tokens = min(self._tokens, 1.0 - seconds * self.rate)
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """A ``Retry-After`` header in seconds (delay-seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Exponential back-off, half fixed and half random, so that workers that failed together spread out."""
-    ceiling = min(cap, base * 2**attempt)
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
 def normalise_query(text: str) -> str:
     """The query as sent and as keyed in the cache: whitespace runs (newlines included) as one space."""
     return " ".join(text.split())
@@ -257,12 +171,6 @@ def check_query(query: str, max_bytes: int) -> RefusedQuery | None:
     return None
 
 
-def cache_key(service: str, endpoint: str, params: Mapping[str, str], k: int) -> str:
-    """The cache key of one search: service, endpoint, every result-shaping parameter, and k."""
-    material = json.dumps({"service": service, "endpoint": endpoint, "params": dict(params), "k": k}, sort_keys=True)
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
-
-
 def encode_result(result: Ranking | RefusedQuery) -> dict[str, Any]:
     if isinstance(result, QuerySyntaxError):
         return {"error": result.message, "position": result.position}
@@ -275,101 +183,20 @@ def decode_result(value: Mapping[str, Any]) -> Ranking | RefusedQuery:
     return Ranking(list(value["ids"]), total=value.get("total"))
 
 
-class ResultCache:
-    """Search results on disk (SQLite, WAL: concurrent readers never wait for a writer).
-
-    One row per search: its key, the request it answers (no credentials: for people reading the file),
-    the result as JSON, its size and when it was fetched. Over ``max_bytes`` the rows fetched longest ago
-    go first (down to 90% of the cap); rows older than ``max_age`` seconds count as absent.
-    """
-
-    _PRUNE_EVERY = 64  # writes between two checks of the total size
-
-    def __init__(self, path: str | Path, *, max_bytes: int = 1 << 30, max_age: float | None = None) -> None:
-        self.path = Path(path)
-        self.max_bytes, self.max_age = max_bytes, max_age
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._writes = 0
-        try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL never corrupts the file; a power cut may lose the last writes: refetched later.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, service TEXT NOT NULL, "
-                "request TEXT NOT NULL, value TEXT NOT NULL, size INTEGER NOT NULL, fetched_at REAL NOT NULL)"
-            )
-            self._db.execute("CREATE INDEX IF NOT EXISTS results_fetched_at ON results (fetched_at)")
-        except sqlite3.Error as e:
-            raise SearchFailure(f"cannot open the search cache {self.path}: {e}") from None
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock, self._errors("read"):
-            row = self._db.execute("SELECT value, fetched_at FROM results WHERE key = ?", (key,)).fetchone()
-        if row is None or (self.max_age is not None and time.time() - row[1] > self.max_age):
-            return None
-        return json.loads(row[0])
-
-    def put(self, key: str, service: str, request: Mapping[str, Any], value: Mapping[str, Any]) -> None:
-        text = json.dumps(value, separators=(",", ":"))
-        row = (key, service, json.dumps(dict(request), sort_keys=True), text, len(text), time.time())
-        with self._lock, self._errors("write"):
-            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)", row)
-            self._writes += 1
-            if self._writes % self._PRUNE_EVERY == 1 or len(text) > self.max_bytes // 10:
-                self._prune()
-
-    def fetched_at(self, key: str) -> float | None:
-        with self._lock, self._errors("read"):
-            row = self._db.execute("SELECT fetched_at FROM results WHERE key = ?", (key,)).fetchone()
-        return None if row is None else float(row[0])
-
-    def __len__(self) -> int:
-        with self._lock, self._errors("read"):
-            return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _prune(self) -> None:
-        total = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM results").fetchone()[0]
-        if total <= self.max_bytes:
-            return
-        excess, doomed = total - int(self.max_bytes * 0.9), []
-        for key, size in self._db.execute("SELECT key, size FROM results ORDER BY fetched_at"):
-            if excess <= 0:
-                break
-            doomed.append((key,))
-            excess -= size
-        self._db.executemany("DELETE FROM results WHERE key = ?", doomed)
-
-    def _errors(self, doing: str):
-        return _SqliteErrors(f"the search cache {self.path} failed to {doing}")
-
-
-class _SqliteErrors:
-    """Turn SQLite's errors (a full disk, a locked or damaged file) into SearchFailure."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if isinstance(exc, sqlite3.Error):
-            raise SearchFailure(f"{self.message}: {exc}") from None
-        return False
-
-
 class HttpClient:
-    """One service's HTTP client: httpx with timeouts and a connection pool, the shared rate limiter,
-    retries. ``transport``: an httpx transport to use instead of the network (tests)."""
+    """One service's HTTP client: httpx with timeouts and a connection pool, under the service's
+    :class:`~.resilience.Retrier` (the shared rate limiter, retries, failure accounting).
+    ``transport``: an httpx transport to use instead of the network (tests); ``sleep``: the waits (tests)."""
 
-    def __init__(self, settings: HttpSettings, *, service: str, transport: Any = None, seed: int | None = None):
+    def __init__(
+        self,
+        settings: HttpSettings,
+        *,
+        service: str,
+        transport: Any = None,
+        seed: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         import httpx
 
         self.settings, self.service = settings, service
@@ -377,6 +204,22 @@ class HttpClient:
         host = httpx.URL(self.base_url).host or self.base_url
         effective = settings.rate * (1.0 - settings.headroom)
         self.limiter = RateLimiter.shared(f"{service}@{host}", effective, settings.burst)
+        policy = RetryPolicy(
+            attempts=settings.retries + 1,
+            backoff=settings.backoff,
+            max_backoff=settings.max_backoff,
+            max_wait=settings.max_wait,
+            max_wait_field="backend.max_wait",
+        )
+        self.retrier = Retrier(
+            policy,
+            name=service,
+            failure=SearchFailure,
+            classify=http_fault,
+            limiter=self.limiter,
+            sleep=sleep,
+            seed=seed,
+        )
         self._client = httpx.Client(
             timeout=httpx.Timeout(settings.timeout),
             limits=httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency),
@@ -384,10 +227,6 @@ class HttpClient:
             transport=transport,
             follow_redirects=False,
         )
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        self._retried: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"HttpClient({self.service!r}, {self.base_url!r}, rate={self.settings.rate})"
@@ -402,60 +241,34 @@ class HttpClient:
         form: Mapping[str, str] | None = None,
     ) -> T:
         """Send one request until ``read`` accepts a reply (it raises ServiceFault to retry it)."""
-        import httpx
-
         url = f"{self.base_url}{path}"
-        for attempt in range(self.settings.retries + 1):
-            self.limiter.acquire()
-            self._count("requests")
-            retry_after: float | None = None
-            try:
-                response = self._client.request(method, url, params=params, data=form)
-                if response.status_code in RETRY_STATUSES:
-                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                    raise ServiceFault(f"HTTP {response.status_code}", retry_after)
-                result = read(response)
-            except httpx.RequestError as exc:
-                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            except ServiceFault as exc:
-                problem, retry_after = str(exc), exc.retry_after
-            else:
-                self._count("answered")
-                return result
-            self._retry_or_fail(url, attempt, problem, retry_after)
-        raise AssertionError("unreachable")  # the last attempt raised in _retry_or_fail
 
-    def _retry_or_fail(self, url: str, attempt: int, problem: str, retry_after: float | None) -> None:
-        with self._lock:
-            self._retried[problem.split(":")[0]] += 1
-        attempts = self.settings.retries + 1
-        if attempt + 1 >= attempts:
-            raise SearchFailure(f"{self.service}: no usable reply from {url} after {attempts} attempts ({problem})")
-        if retry_after is not None and retry_after > self.settings.max_wait:
-            raise SearchFailure(
-                f"{self.service}: {url} asked to wait {retry_after:.0f} s ({problem}), more than the "
-                f"{self.settings.max_wait:.0f} s allowed (backend.max_wait)"
-            )
-        with self._lock:
-            delay = backoff_delay(attempt, self.settings.backoff, self.settings.max_backoff, self._rng)
-        if retry_after is not None:
-            self.limiter.pause(retry_after)
-            delay = max(delay, retry_after)
-        log.warning(
-            "%s: attempt %d/%d failed (%s); retrying in %.2f s", self.service, attempt + 1, attempts, problem, delay
-        )
-        time.sleep(delay)
+        def attempt() -> T:
+            response = self._client.request(method, url, params=params, data=form)
+            if response.status_code in RETRY_STATUSES:
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                raise ServiceFault(f"HTTP {response.status_code}", retry_after)
+            return read(response)
 
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += n
+        return self.retrier.call(attempt, where=url)
 
     def counts(self) -> tuple[Counter[str], Counter[str]]:
-        with self._lock:
-            return Counter(self._counts), Counter(self._retried)
+        """(``requests`` sent and ``answered``; failed attempts by reason)."""
+        counts, retried = self.retrier.counts()
+        return Counter(requests=counts["attempts"], answered=counts["answered"]), retried
 
     def close(self) -> None:
         self._client.close()
+
+
+def http_fault(exc: BaseException) -> Fault | None:
+    """What HTTP searches retry: a :class:`ServiceFault` (an error status, an unusable reply), a timeout or a
+    dropped connection (any ``httpx.RequestError``, named by its type)."""
+    import httpx
+
+    if isinstance(exc, httpx.RequestError):
+        return Fault(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    return service_fault(exc)
 
 
 def unexpected_status(service: str, response: Any) -> SearchFailure:
@@ -496,6 +309,7 @@ class HttpSearcher:
     def __init__(self, settings: HttpSettings, *, transport: Any = None) -> None:
         self.settings = settings
         self.http = HttpClient(settings, service=self.service, transport=transport)
+        self.retrier = self.http.retrier  # it retries its own searches: callers call it once (retries_itself)
         self.cache = (
             ResultCache(settings.cache, max_bytes=settings.cache_max_bytes, max_age=settings.cache_max_age)
             if settings.cache is not None

@@ -56,7 +56,6 @@ from .http import (
     HttpSettings,
     RefusedQuery,
     Secret,
-    ServiceFault,
     check_fields,
     http_settings,
     json_body,
@@ -65,6 +64,7 @@ from .http import (
     spec_text,
     unexpected_status,
 )
+from .resilience import ServiceFault
 
 log = logging.getLogger(__name__)
 

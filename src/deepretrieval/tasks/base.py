@@ -35,6 +35,7 @@ from ..prompts import (
     stop_token_ids,
 )
 from ..rewards import RewardConfig, RewardResult, metric_value, score
+from ..search.resilience import Fault, Retrier, RetryPolicy, retries_itself
 from ..types import Collection, Example, PolicyOutput, Ranking
 
 log = logging.getLogger(__name__)
@@ -336,6 +337,11 @@ class TaskReward:
     Returns ``None`` for a sample whose execution failed (TRL 1.16 keeps such samples out of the group
     baseline and gives them zero advantage); a failure that persists for ``max_failed_batches``
     consecutive batches stops training with ``SearchFailure``.
+
+    Exactly one layer retries a batch: a backend that retries its own calls (an HTTP searcher, see
+    :func:`~deepretrieval.search.resilience.retries_itself`) is called once per batch, and ``retries`` /
+    ``backoff_seconds`` apply only to a backend that does not (its batch is retried under a
+    :class:`~deepretrieval.search.resilience.Retrier`, with jittered back-off). ``sleep``: the waits (tests).
     """
 
     __name__ = "task_reward"
@@ -352,11 +358,16 @@ class TaskReward:
         retries: int = 2,
         backoff_seconds: float = 0.5,
         max_failed_batches: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.task, self.backend, self.config, self.settings = task, backend, config, settings
         self.examples = {e.id: e for e in examples}
         self.tokenizer = tokenizer
-        self.retries, self.backoff_seconds = retries, backoff_seconds
+        # One layer retries: the backend's own retrier when it has one, else this one around the batch.
+        self.retrier: Retrier | None = None
+        if not retries_itself(backend):
+            policy = RetryPolicy(attempts=retries + 1, backoff=backoff_seconds, max_backoff=30.0)
+            self.retrier = Retrier(policy, name="search", failure=SearchFailure, classify=_search_fault, sleep=sleep)
         self.max_failed_batches = max_failed_batches
         self.failed_batches = 0
         self.failures_total = 0
@@ -428,17 +439,20 @@ class TaskReward:
         return {k: v for k, v in stats.items() if not math.isnan(v)}
 
     def _execute(self, actions: Sequence[Action | None]) -> tuple[list[Outcome | None], str | None]:
-        """Outcomes in input order, retried with back-off; after the retries, all None and a failure text."""
-        error: Exception | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                outcomes = execute_unique(self.task, actions, self.backend, self.config.k)
-                self.failed_batches = 0
-                return outcomes, None
-            except SearchFailure as exc:
-                error = exc
-                log.warning("search failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, exc)
-                time.sleep(self.backoff_seconds * 2**attempt)
+        """Outcomes in input order (retried by the one retrying layer); after the retries, all None and a
+        failure text."""
+
+        def run() -> list[Outcome | None]:
+            return execute_unique(self.task, actions, self.backend, self.config.k)
+
+        try:
+            outcomes = run() if self.retrier is None else self.retrier.call(run, where="the backend")
+        except SearchFailure as exc:
+            error = exc
+        else:
+            self.failed_batches = 0
+            return outcomes, None
+        log.warning("search failed: %s", error)
         self.failed_batches += 1
         self.failures_total += len(actions)
         if self.failed_batches >= self.max_failed_batches:
@@ -465,6 +479,11 @@ class TaskReward:
         if self.tokenizer is None:
             return float(len(text.split()))
         return float(len(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+
+def _search_fault(exc: BaseException) -> Fault | None:
+    """What the reward retries on a backend that does not retry itself: a SearchFailure."""
+    return Fault(str(exc)) if isinstance(exc, SearchFailure) else None
 
 
 def _completion_text(completion: Any) -> str:
