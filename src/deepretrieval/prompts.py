@@ -100,7 +100,25 @@ _FORMAT = {
         '<answer>{{"query": "{example}"}}</answer>'
     ),
 }
-_PREFIX = {"direct": '<answer>{"query": "', "reasoning": "<think>"}
+
+
+@dataclass(frozen=True)
+class AnswerForm:
+    """How a family writes its answer, so what the direct variant pre-fills and where sampling stops."""
+
+    prefix: str  # the direct variant's pre-filled start of the answer
+    stop: str  # the first token holding it ends the answer (a stop sequence, as `stop=[...]` for an endpoint)
+    end: str  # what replaces the stop and anything after it: the answer's canonical end
+
+
+# json: ``<answer>{"query": "…"}</answer>`` (retrieval, QA), pre-filled to the query's opening quote, so the
+# first closing quote ends the query. raw: ``<answer>QUERY</answer>`` (literature: Boolean queries are full of
+# double quotes, which JSON would make a small model escape), ended by the first token opening a closing tag.
+ANSWER_FORMS = {
+    "json": AnswerForm(prefix='<answer>{"query": "', stop='"', end='"}</answer>'),
+    "raw": AnswerForm(prefix="<answer>", stop="</", end="</answer>"),
+}
+REASONING_PREFIX = "<think>"  # the reasoning variant pre-fills the think block, whatever the answer form
 
 
 def build_messages(
@@ -131,9 +149,9 @@ def build_messages(
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def assistant_prefix(variant: str) -> str:
+def assistant_prefix(variant: str, form: str = "json") -> str:
     """Text the prompt puts at the start of the assistant's turn (the parser must be told the same)."""
-    return _PREFIX[variant]
+    return {"direct": ANSWER_FORMS[form].prefix, "reasoning": REASONING_PREFIX}[variant]
 
 
 def render_prompt(messages: list[dict[str, str]], tokenizer: Any, *, variant: str | None = None) -> str:
@@ -144,25 +162,29 @@ def render_prompt(messages: list[dict[str, str]], tokenizer: Any, *, variant: st
     return text + (assistant_prefix(variant) if variant else "")
 
 
-def stop_token_ids(tokenizer: Any, variant: str) -> list[int]:
-    """Token ids that end generation besides EOS.
+def stop_token_ids(tokenizer: Any, variant: str, form: str = "json") -> list[int]:
+    """Token ids that end generation besides EOS: in the direct variant, every token holding the answer
+    form's stop (json: a double quote; raw: ``</``).
 
-    Direct variant: the answer is pre-filled up to the query's opening quote, so the first token holding a
-    closing quote ends the query (a stop sequence, as `stop=['"']` would be for an endpoint). Without it a
-    small model sampling at temperature 1 rambles past the answer and every completion fails the format.
+    Direct variant: the answer is pre-filled up to where the query starts, so the first token holding its stop
+    ends the query (a stop sequence, as `stop=['"']` would be for an endpoint). Without it a small model
+    sampling at temperature 1 rambles past the answer and every completion fails the format.
     """
     if variant != "direct":
         return []
-    cached = getattr(tokenizer, "_deepretrieval_quote_ids", None)
-    if cached is None:
-        vocab = tokenizer.get_vocab()
-        cached = sorted(i for i in vocab.values() if '"' in tokenizer.decode([i]))
-        tokenizer._deepretrieval_quote_ids = cached
-    return cached
+    stop = ANSWER_FORMS[form].stop
+    cache = getattr(tokenizer, "_deepretrieval_stop_ids", None)
+    if cache is None:
+        cache = tokenizer._deepretrieval_stop_ids = {}
+    if stop not in cache:
+        cache[stop] = sorted(i for i in tokenizer.get_vocab().values() if stop in tokenizer.decode([i]))
+    return cache[stop]
 
 
-def close_answer(completion: str, variant: str) -> str:
-    """Give a completion stopped at its closing quote the answer's canonical end (``"}</answer>``)."""
-    if variant != "direct" or "</answer>" in completion or '"' not in completion:
+def close_answer(completion: str, variant: str, form: str = "json") -> str:
+    """Give a completion stopped at its answer form's stop the answer's canonical end (json: ``"}</answer>``;
+    raw: ``</answer>``)."""
+    spec = ANSWER_FORMS[form]
+    if variant != "direct" or "</answer>" in completion or spec.stop not in completion:
         return completion
-    return completion[: completion.index('"')] + '"}</answer>'
+    return completion[: completion.index(spec.stop)] + spec.end
