@@ -54,7 +54,9 @@ class PromptSettings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-# Adds retrieved context to examples (see context.ContextProvider); None when prompts show none.
+# A prompt's *context*: what it shows beside the information need, drawn from a first pass of the user's query
+# (the top titles, ``context_docs``: ``titles.TitleProvider``; the feedback mode's RM3 menu; select-rm3's
+# numbered results: ``feedback``). A Context attaches it to examples (in their meta); None when prompts show none.
 Context = Callable[[Sequence[Example]], list[Example]]
 
 
@@ -136,10 +138,10 @@ def build_messages(
     reply = answer[variant].format(example="2 5" if numbers else "...", what="numbers" if numbers else "keywords")
     system = task[mode].format(domain=domain) + " " + reply
     user = f"{'Need' if short else 'Information need'}: {example.question.strip()}"
-    context = example.meta.get("context")
-    if context:
+    titles = example.meta.get("titles")
+    if titles:
         heading = "\nTop results:\n" if short else "\nTop search results for it:\n"
-        user += heading + "\n".join(f"- {c}" for c in context)
+        user += heading + "\n".join(f"- {t}" for t in titles)
     feedback = example.meta.get("feedback")
     if mode == "feedback" and feedback is not None:
         user += ("\nCandidates: " if short else "\nCandidate terms: ") + ", ".join(t.word for t in feedback.menu)

@@ -99,9 +99,9 @@ class QATask(RetrievalTask):
         task = (_SHORT_TASK if short else _TASK)[settings.mode].format(domain=f"{domain} " if domain else "")
         system = task + " " + (_SHORT_FORMAT if short else _FORMAT)[settings.variant]
         user = f"Question: {example.question.strip()}"
-        context = example.meta.get("context")
-        if context:
+        titles = example.meta.get("titles")
+        if titles:
             user += ("\nTop results:\n" if short else "\nTop search results for it:\n") + "\n".join(
-                f"- {c}" for c in context
+                f"- {t}" for t in titles
             )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
