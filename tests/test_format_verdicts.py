@@ -185,3 +185,34 @@ def test_one_tokenizer_shared_by_two_answer_forms_gets_each_its_own_stop_tokens(
     assert get_task("literature").stop_token_ids(tokenizer, "direct") == [3, 4]
     assert stop_token_ids(tokenizer, "direct") == [1, 2]  # cached per stop: the second form did not overwrite it
     assert get_task("literature").stop_token_ids(tokenizer, "reasoning") == []
+
+
+@pytest.mark.parametrize(
+    ("family", "settings", "instruction"),
+    [
+        ("retrieval", DIRECT, 'Reply with the keywords only, in this format: <answer>{"query": "..."}</answer>'),
+        (
+            "retrieval",
+            PromptSettings(mode="select-rm3", style="short"),
+            'Answer: <answer>{"query": "2 5"}</answer>',
+        ),
+        ("qa", DIRECT, 'Reply with the query only, in this format: <answer>{"query": "..."}</answer>'),
+        (
+            "qa",
+            PromptSettings(variant="reasoning", mode="expand", style="short"),
+            'Think in <think> </think>, then answer: <answer>{"query": "..."}</answer>',
+        ),
+        ("literature", DIRECT, "Reply with the query only, in this format: <answer>QUERY</answer>"),
+        (
+            "literature",
+            REASONING,
+            "First think briefly inside <think> </think>, then reply in this format: <answer>QUERY</answer>",
+        ),
+    ],
+)
+def test_each_family_asks_for_its_answer_form_in_one_instruction_table(family, settings, instruction):
+    from deepretrieval.types import Example
+
+    example = Example(id="1", question="heart attack", targets={}, meta={})
+    system = get_task(family).messages(example, settings)[0]["content"]
+    assert system.endswith(instruction)

@@ -91,16 +91,14 @@ _SHORT_TASK = {
     "feedback": "Pick the candidates relevant {domain} documents contain (-word drops one).",
     "select-rm3": "Pick the numbers of the {domain} results relevant to the need (or none).",
 }
+# How the instructions ask for the answer ({shown}: the answer form's ``shown``, around an example).
 _SHORT_FORMAT = {
-    "direct": 'Answer: <answer>{{"query": "{example}"}}</answer>',
-    "reasoning": 'Think in <think> </think>, then answer: <answer>{{"query": "{example}"}}</answer>',
+    "direct": "Answer: {shown}",
+    "reasoning": "Think in <think> </think>, then answer: {shown}",
 }
 _FORMAT = {
-    "direct": 'Reply with the {what} only, in this format: <answer>{{"query": "{example}"}}</answer>',
-    "reasoning": (
-        "First think briefly inside <think> </think>, then reply in this format: "
-        '<answer>{{"query": "{example}"}}</answer>'
-    ),
+    "direct": "Reply with the {what} only, in this format: {shown}",
+    "reasoning": "First think briefly inside <think> </think>, then reply in this format: {shown}",
 }
 
 
@@ -111,14 +109,15 @@ class AnswerForm:
     prefix: str  # the direct variant's pre-filled start of the answer
     stop: str  # the first token holding it ends the answer (a stop sequence, as `stop=[...]` for an endpoint)
     end: str  # what replaces the stop and anything after it: the answer's canonical end
+    shown: str  # the answer as the instructions show it, around an example ({})
 
 
 # json: ``<answer>{"query": "…"}</answer>`` (retrieval, QA), pre-filled to the query's opening quote, so the
 # first closing quote ends the query. raw: ``<answer>QUERY</answer>`` (literature: Boolean queries are full of
 # double quotes, which JSON would make a small model escape), ended by the first token opening a closing tag.
 ANSWER_FORMS = {
-    "json": AnswerForm(prefix='<answer>{"query": "', stop='"', end='"}</answer>'),
-    "raw": AnswerForm(prefix="<answer>", stop="</", end="</answer>"),
+    "json": AnswerForm('<answer>{"query": "', stop='"', end='"}</answer>', shown='<answer>{{"query": "{}"}}</answer>'),
+    "raw": AnswerForm("<answer>", stop="</", end="</answer>", shown="<answer>{}</answer>"),
 }
 REASONING_PREFIX = "<think>"  # the reasoning variant pre-fills the think block, whatever the answer form
 
@@ -133,10 +132,11 @@ def build_messages(
         raise DeepRetrievalError(f"unknown query mode {mode!r} (known: {', '.join(MODES)})")
     domain = str(example.meta.get("domain", "scientific"))
     short = style == "short"
-    task, answer = (_SHORT_TASK, _SHORT_FORMAT) if short else (_TASK, _FORMAT)
     numbers = mode == "select-rm3"  # the answer names results by number
-    reply = answer[variant].format(example="2 5" if numbers else "...", what="numbers" if numbers else "keywords")
-    system = task[mode].format(domain=domain) + " " + reply
+    reply = answer_format(
+        variant, style, what="numbers" if numbers else "keywords", example="2 5" if numbers else "..."
+    )
+    system = (_SHORT_TASK if short else _TASK)[mode].format(domain=domain) + " " + reply
     user = f"{'Need' if short else 'Information need'}: {example.question.strip()}"
     titles = example.meta.get("titles")
     if titles:
@@ -149,6 +149,14 @@ def build_messages(
     if mode == "select-rm3" and selection is not None:
         user += "\nTop results:\n" + "\n".join(f"{i}. {d.snippet}" for i, d in enumerate(selection.docs, 1))
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def answer_format(
+    variant: str, style: str = "full", *, what: str = "keywords", example: str = "...", form: str = "json"
+) -> str:
+    """The instruction that asks for the answer: the variant's, in the answer form, ``example`` inside it."""
+    shown = ANSWER_FORMS[form].shown.format(example)
+    return (_SHORT_FORMAT if style == "short" else _FORMAT)[variant].format(what=what, shown=shown)
 
 
 def assistant_prefix(variant: str, form: str = "json") -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import DeepRetrievalError
 from ..parsing import Parsed, blocks, parse_completion
-from ..prompts import PromptSettings
+from ..prompts import PromptSettings, answer_format
 from ..rewards import DEEPRETRIEVAL_TIERS, RewardConfig
 from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
@@ -38,10 +38,6 @@ _SYSTEM = (
     "studies the review would include: synonyms joined with OR inside parentheses, concepts joined with AND, "
     "quoted phrases, field tags such as [tiab] or [mh], truncation such as random*. "
 )
-_FORMAT = {
-    "direct": "Reply with the query only, in this format: <answer>QUERY</answer>",
-    "reasoning": "First think briefly inside <think> </think>, then reply in this format: <answer>QUERY</answer>",
-}
 # One worked example, as a previous chat turn (a 135M model copies a turn's form far better than it follows a
 # description): lay PICO words become the technical terms and synonyms the studies use. Its topic is in no
 # table of the generated collection, so it teaches the form, not the answers.
@@ -135,8 +131,9 @@ class LiteratureTask(Task):
             if settings.variant == "reasoning"
             else ""
         )
+        answer = answer_format(settings.variant, what="query", example="QUERY", form="raw")
         return [
-            {"role": "system", "content": _SYSTEM + _FORMAT[settings.variant]},
+            {"role": "system", "content": _SYSTEM + answer},
             {"role": "user", "content": f"Systematic review:\n{_EXAMPLE_PICO}"},
             {"role": "assistant", "content": f"{shown}<answer>{_EXAMPLE_QUERY}</answer>"},
             {"role": "user", "content": f"Systematic review:\n{example.question.strip()}"},
