@@ -33,7 +33,7 @@ from deepretrieval import metrics as M
 from deepretrieval.data import load_collection
 from deepretrieval.feedback import WORD, Feedback, FeedbackProvider, FeedbackSettings, SelectionProvider
 from deepretrieval.tasks import get_task
-from deepretrieval.tasks.retrieval import FeedbackQuery
+from deepretrieval.tasks.retrieval import RM3Query
 from deepretrieval.types import Example
 
 MEASURES = ("ndcg@10", "recall@100", "recall@1000")
@@ -69,7 +69,7 @@ def greedy_expansion(searcher, example: Example, candidates: list[str], steps: i
     """The words a greedy oracle appends to the user's query before RM3 runs on it (mode ``expand-rm3``)."""
     task = get_task("retrieval")
     chosen: list[str] = []
-    run = lambda texts: task.execute([FeedbackQuery(t) for t in texts], searcher, k)  # noqa: E731
+    run = lambda texts: task.execute([RM3Query(t) for t in texts], searcher, k)  # noqa: E731
     best = objective(run([example.question])[0].ranking.ids, example)
     for _ in range(steps):
         options = [w for w in candidates if w not in chosen]
@@ -158,7 +158,7 @@ def edit_ceiling(
             candidates = expansion_candidates(searcher, example, feedback, documents, settings.menu_terms)
             words = greedy_expansion(searcher, example, candidates, steps, 1000)
             edits[example.id] = {"added": words, "dropped": []}
-            oracle = task.execute([FeedbackQuery(" ".join([example.question, *words]))], searcher, 1000)[0].ranking
+            oracle = task.execute([RM3Query(" ".join([example.question, *words]))], searcher, 1000)[0].ranking
         runs["oracle"][example.id] = oracle.ids
     return runs, {
         "mean_added": sum(len(e["added"]) for e in edits.values()) / len(edits),

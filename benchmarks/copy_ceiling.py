@@ -19,26 +19,26 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepretrieval.context import ContextProvider
 from deepretrieval.data import load_collection
 from deepretrieval.evaluate import evaluate
 from deepretrieval.modes import compose_query
 from deepretrieval.policies import make_policy
 from deepretrieval.policies.base import PolicyOutput
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
+from deepretrieval.titles import TitleProvider
 from deepretrieval.types import Example
 
 
 class CopyContextPolicy:
     """Expand mode with the context titles as the 'generated' text."""
 
-    def __init__(self, context: ContextProvider, repeats: int) -> None:
+    def __init__(self, context: TitleProvider, repeats: int) -> None:
         self.context, self.repeats = context, repeats
         self.name = f"copy {context.n_docs} titles, query x{repeats}"
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
         return [
-            PolicyOutput(query=compose_query("expand", e.question, " ".join(e.meta["context"]), repeats=self.repeats))
+            PolicyOutput(query=compose_query("expand", e.question, " ".join(e.meta["titles"]), repeats=self.repeats))
             for e in self.context(examples)
         ]
 
@@ -57,7 +57,7 @@ def main() -> None:
 
     collection = load_collection(args.data)
     searcher = BM25Searcher.build(collection.documents, BM25Settings())
-    context = ContextProvider(searcher, collection.documents, args.context_docs)
+    context = TitleProvider(searcher, collection.documents, args.context_docs)
     policies = [make_policy("original", searcher=searcher), make_policy("prf", searcher=searcher)]
     policies += [CopyContextPolicy(context, r) for r in args.repeats]
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,7 @@ from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
 from deepretrieval.search.dense import DenseSearcher, DenseSettings, Encoder, encode_corpus
 from deepretrieval.search.hybrid import HybridSearcher, HybridSettings
 from deepretrieval.tasks import get_task
-from deepretrieval.tasks.retrieval import FeedbackQuery, hybrid_specs
+from deepretrieval.tasks.retrieval import RM3Query, hybrid_specs
 from deepretrieval.types import Collection, Document, Ranking
 
 from .conftest import retrieval_reward
@@ -342,7 +342,7 @@ def test_feedback_modes_fail_clearly_on_a_dense_backend(small_collection, model_
     task = get_task("retrieval")
     dense = task.backend(small_collection, {"kind": "dense", "model": str(model_dir)})
     with pytest.raises(DeepRetrievalError, match="no term statistics.*bm25 or hybrid"):
-        task.execute([FeedbackQuery("heart attack")], dense, 10)
+        task.execute([RM3Query("heart attack")], dense, 10)
     context = task.context(dense, small_collection, PromptSettings(mode="feedback", context_docs=0))
     with pytest.raises(DeepRetrievalError, match="no term statistics"):
         context(small_collection.examples)
@@ -350,7 +350,7 @@ def test_feedback_modes_fail_clearly_on_a_dense_backend(small_collection, model_
         PRFPolicy(dense).generate(small_collection.examples)
     # Retrieved titles in prompts need only search: they work.
     shown = task.context(dense, small_collection, PromptSettings(mode="rewrite", context_docs=2))
-    assert all(len(e.meta["context"]) == 2 for e in shown(small_collection.examples))
+    assert all(len(e.meta["titles"]) == 2 for e in shown(small_collection.examples))
 
 
 # -- hybrid -------------------------------------------------------------------------------------------
@@ -410,7 +410,7 @@ def test_hybrid_through_the_task_keeps_rm3_modes_working(tmp_path, small_collect
     assert {p.name for p in (tmp_path / "hybrid").iterdir()} >= {"bm25", "dense"}
     assert hybrid.describe()["bm25"]["k1"] == 1.2 and hybrid.describe()["rrf_k"] == 10
     assert hybrid.search(["kidney stones"], 3)[0].ids[0] == "d4"
-    outcome = task.execute([FeedbackQuery("heart attack"), "kidney stones"], hybrid, 5)
+    outcome = task.execute([RM3Query("heart attack"), "kidney stones"], hybrid, 5)
     assert outcome[0].ids and outcome[1].ids[0] == "d4"
     assert hybrid.analyze("the of and") == []  # BM25's analysis: stopwords only is an empty query
     (tmp_path / "theirs").mkdir()

@@ -12,7 +12,7 @@ from deepretrieval.policies import PRFPolicy, make_policy
 from deepretrieval.prompts import PromptSettings
 from deepretrieval.rewards import PRESETS
 from deepretrieval.tasks import TaskReward, get_task, propose_output
-from deepretrieval.tasks.retrieval import FeedbackQuery, WeightedQuery
+from deepretrieval.tasks.retrieval import RM3Query, WeightedQuery
 
 TASK = get_task("retrieval")
 FEEDBACK = PromptSettings(mode="feedback", context_docs=0)
@@ -105,7 +105,7 @@ def test_expand_rm3_runs_rm3_on_the_expanded_query(demo):
     collection, backend, examples = demo
     example = examples[0]
     action = TASK.action("myocardial infarction", example, EXPAND_RM3)
-    assert action == FeedbackQuery(f"{example.question} myocardial infarction")
+    assert action == RM3Query(f"{example.question} myocardial infarction")
     expanded = replace(example, question=action.text)
     rm3 = PRFPolicy(backend).generate([expanded])[0].action
     [outcome] = TASK.execute([action], backend, 100)
@@ -121,13 +121,13 @@ def test_a_model_policy_evaluates_in_the_feedback_anchored_modes(demo, mode):
     policy = make_policy("tiny-random", task=TASK, backend=backend, collection=collection, prompt=settings)
     examples = collection.split("test")[:3]
     outputs = policy.generate(examples)
-    kind = WeightedQuery if mode == "feedback" else FeedbackQuery
+    kind = WeightedQuery if mode == "feedback" else RM3Query
     assert [type(o.action) for o in outputs] == [kind] * 3
 
 
 def test_the_short_prompt_style_says_the_same_in_fewer_words(demo):
     _, _, examples = demo
-    example = replace(examples[0], meta={**examples[0].meta, "context": ["a title", "another title"]})
+    example = replace(examples[0], meta={**examples[0].meta, "titles": ["a title", "another title"]})
     full = TASK.messages(example, FEEDBACK)
     short = TASK.messages(example, PromptSettings(mode="feedback", context_docs=2, style="short"))
     for part in (example.question, "a title", "another title", example.meta["feedback"].menu[-1].word, '"query"'):
@@ -151,7 +151,7 @@ def test_select_rm3_lists_the_feedback_documents_and_all_of_them_is_rm3(selected
     collection, backend, examples = selected
     example = examples[0]
     selection = example.meta["selection"]
-    assert len(selection.docs) == 10 and "context" not in example.meta  # the numbered list replaces the titles
+    assert len(selection.docs) == 10 and "titles" not in example.meta  # the numbered list replaces the titles
     user = TASK.messages(example, SELECT)[1]["content"]
     first_pass = backend.search([example.question], 10)[0]
     titles = {d.id: d.title for d in collection.documents}

@@ -9,7 +9,7 @@ placed in it). A name ending in ``/`` is a subpackage: all its modules.
     1  errors, types, metrics, parsing        pure: no I/O, no torch
     2  models, prompts, modes                 model registry, prompt templates, query-mode names
     3  data/, search/                         loaders + generators | backends, index folders, resilience
-    4  rewards, feedback, context             step tables; queries built from first-pass results
+    4  rewards, feedback, titles              step tables; RM3 and its menus | first-pass titles for prompts
     5  tasks/                                 the seam (base.py) + one module per family, its baselines inside
     6  policies/                              HF, OpenAI-compatible, and the generic baselines
     7  recipe, runs, train, warm_start, shared_prefix, evaluate, report

@@ -209,7 +209,7 @@ class SelectionProvider:
     """Adds ``meta['selection']`` (a :class:`Selection`) to examples: one batched first pass per call."""
 
     def __init__(self, searcher, documents: Sequence[Document], settings: FeedbackSettings | None = None) -> None:
-        from .context import snippet
+        from .titles import snippet
 
         self.searcher = searcher
         self.settings = settings or FeedbackSettings()

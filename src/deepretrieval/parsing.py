@@ -1,12 +1,21 @@
-"""Completion -> (think, query, format verdict). Tolerant of whitespace, strict on structure.
+"""Completion -> (think, query, format verdict): the one format-verdict parser every task family uses.
+Tolerant of whitespace, strict on structure.
+
+The parser judges the structure every family shares; what a family reads out of its one answer block is its
+*answer reader* (``body -> (query, reason)``, ``reason`` "ok" or a format fault):
+
+- ``direct``: ``<answer>ANSWER</answer>`` and nothing else around it;
+- ``reasoning``: ``<think>...</think>`` then ``<answer>ANSWER</answer>``;
+
+checked in this order: a completion past ``MAX_COMPLETION_CHARS`` is not read (``completion_too_long``); no
+answer block (``missing_answer_tag``) or more than one (``multiple_answers``); the reader's verdict on the
+block; text after it (``text_after_answer``); before it, text (direct: ``text_before_answer``) or anything
+but one think block (reasoning: ``missing_think``). :func:`read_json_query` is the retrieval and QA
+families' reader (``{"query": "..."}``); the literature family's reads a raw Boolean query.
 
 No model text makes it raise: what malformed text can raise (bad JSON, JSON nested past the recursion
 limit, integers past Python's digit limit, lone-surrogate escapes) is caught where it arises, in
 ``_query_of``, and becomes a format verdict. Anything else is a bug in this module and surfaces.
-
-Formats:
-- ``direct``: ``<answer>{"query": "..."}</answer>``
-- ``reasoning``: ``<think>...</think>`` then ``<answer>{"query": "..."}</answer>``
 
 ``prefilled`` is text the prompt already put in the assistant's mouth (e.g. ``<answer>``); it is
 prepended before parsing so the completion is judged as a whole.
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TAG = re.compile(r"</?(think|answer)>")
@@ -50,6 +60,17 @@ class Parsed:
     reason: str  # "ok" or a short machine-readable cause
 
 
+# What a family reads out of its answer block: body -> (query or None, "ok" or a short format fault).
+Reader = Callable[[str], tuple[str | None, str]]
+
+
+def read_json_query(body: str, *, key: str = "query", max_chars: int = MAX_CHARS) -> tuple[str | None, str]:
+    """The retrieval and QA families' answer reader: ``{"query": "..."}``, whitespace collapsed, at most
+    ``max_chars`` characters (longer: cut, ``too_long``); a body that is not JSON reads as its plain words
+    (``not_json``)."""
+    return _query_of(body, key, max_chars)
+
+
 def parse_completion(
     text: str,
     *,
@@ -57,32 +78,47 @@ def parse_completion(
     answer_key: str = "query",
     max_chars: int = MAX_CHARS,
     prefilled: str = "",
+    read: Reader | None = None,
+    query_of_many: bool = True,
+    end_at_last_tag: bool = True,
 ) -> Parsed:
-    return _parse(prefilled + str(text), variant, answer_key, max_chars)
+    """The verdict on ``prefilled + text``. ``read``: the family's answer reader (default: :func:`read_json_query`
+    with ``answer_key`` and ``max_chars``).
+
+    Two structural rules still differ between the families, kept as they were so that no verdict changes:
+    ``query_of_many`` (a ``multiple_answers`` verdict carries the first answer's query; the literature family's
+    carries none, so its lenient reading takes the last answer) and ``end_at_last_tag`` (the answer is taken to
+    end at the completion's last ``</answer>``, so text between a stray second closing tag and the answer is
+    not seen; the literature family's ends at its block's own closing tag)."""
+    if read is None:
+        read = lambda body: _query_of(body, answer_key, max_chars)  # noqa: E731
+    return _parse(prefilled + str(text), variant, read, query_of_many, end_at_last_tag)
 
 
-def _parse(text: str, variant: str, answer_key: str, max_chars: int) -> Parsed:
+def _parse(text: str, variant: str, read: Reader, query_of_many: bool, end_at_last_tag: bool) -> Parsed:
     if len(text) > MAX_COMPLETION_CHARS:
         return Parsed(None, None, False, "completion_too_long")
     text = text.strip()
-    answers = [body for body, _, _ in blocks(text, "answer")]
+    answers = blocks(text, "answer")
     thinks = [body for body, _, _ in blocks(text, "think")]
     think = thinks[0].strip() if thinks else None
     if not answers:
         return Parsed(None, think, False, "missing_answer_tag")
     if len(answers) > 1:
-        return Parsed(_query_of(answers[0], answer_key, max_chars)[0], think, False, "multiple_answers")
-    query, reason = _query_of(answers[0], answer_key, max_chars)
+        return Parsed(read(answers[0][0])[0] if query_of_many else None, think, False, "multiple_answers")
+    body, start, end = answers[0]
+    query, reason = read(body)
     if reason != "ok":
         return Parsed(query, think, False, reason)
-    answer_end = text.rfind("</answer>") + len("</answer>")
-    if text[answer_end:].strip():
+    if end_at_last_tag:
+        end = text.rfind("</answer>") + len("</answer>")
+    if text[end:].strip():
         return Parsed(query, think, False, "text_after_answer")
-    before = text[: text.find("<answer>")]
+    before = text[:start].strip()
     if variant == "reasoning":
-        if len(thinks) != 1 or not before.strip().startswith("<think>") or not before.strip().endswith("</think>"):
+        if len(thinks) != 1 or not before.startswith("<think>") or not before.endswith("</think>"):
             return Parsed(query, think, False, "missing_think")
-    elif before.strip():
+    elif before:
         return Parsed(query, think, False, "text_before_answer")
     return Parsed(query, think, True, "ok")
 

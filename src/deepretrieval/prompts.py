@@ -54,7 +54,9 @@ class PromptSettings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-# Adds retrieved context to examples (see context.ContextProvider); None when prompts show none.
+# A prompt's *context*: what it shows beside the information need, drawn from a first pass of the user's query
+# (the top titles, ``context_docs``: ``titles.TitleProvider``; the feedback mode's RM3 menu; select-rm3's
+# numbered results: ``feedback``). A Context attaches it to examples (in their meta); None when prompts show none.
 Context = Callable[[Sequence[Example]], list[Example]]
 
 
@@ -89,18 +91,35 @@ _SHORT_TASK = {
     "feedback": "Pick the candidates relevant {domain} documents contain (-word drops one).",
     "select-rm3": "Pick the numbers of the {domain} results relevant to the need (or none).",
 }
+# How the instructions ask for the answer ({shown}: the answer form's ``shown``, around an example).
 _SHORT_FORMAT = {
-    "direct": 'Answer: <answer>{{"query": "{example}"}}</answer>',
-    "reasoning": 'Think in <think> </think>, then answer: <answer>{{"query": "{example}"}}</answer>',
+    "direct": "Answer: {shown}",
+    "reasoning": "Think in <think> </think>, then answer: {shown}",
 }
 _FORMAT = {
-    "direct": 'Reply with the {what} only, in this format: <answer>{{"query": "{example}"}}</answer>',
-    "reasoning": (
-        "First think briefly inside <think> </think>, then reply in this format: "
-        '<answer>{{"query": "{example}"}}</answer>'
-    ),
+    "direct": "Reply with the {what} only, in this format: {shown}",
+    "reasoning": "First think briefly inside <think> </think>, then reply in this format: {shown}",
 }
-_PREFIX = {"direct": '<answer>{"query": "', "reasoning": "<think>"}
+
+
+@dataclass(frozen=True)
+class AnswerForm:
+    """How a family writes its answer, so what the direct variant pre-fills and where sampling stops."""
+
+    prefix: str  # the direct variant's pre-filled start of the answer
+    stop: str  # the first token holding it ends the answer (a stop sequence, as `stop=[...]` for an endpoint)
+    end: str  # what replaces the stop and anything after it: the answer's canonical end
+    shown: str  # the answer as the instructions show it, around an example ({})
+
+
+# json: ``<answer>{"query": "…"}</answer>`` (retrieval, QA), pre-filled to the query's opening quote, so the
+# first closing quote ends the query. raw: ``<answer>QUERY</answer>`` (literature: Boolean queries are full of
+# double quotes, which JSON would make a small model escape), ended by the first token opening a closing tag.
+ANSWER_FORMS = {
+    "json": AnswerForm('<answer>{"query": "', stop='"', end='"}</answer>', shown='<answer>{{"query": "{}"}}</answer>'),
+    "raw": AnswerForm("<answer>", stop="</", end="</answer>", shown="<answer>{}</answer>"),
+}
+REASONING_PREFIX = "<think>"  # the reasoning variant pre-fills the think block, whatever the answer form
 
 
 def build_messages(
@@ -113,15 +132,16 @@ def build_messages(
         raise DeepRetrievalError(f"unknown query mode {mode!r} (known: {', '.join(MODES)})")
     domain = str(example.meta.get("domain", "scientific"))
     short = style == "short"
-    task, answer = (_SHORT_TASK, _SHORT_FORMAT) if short else (_TASK, _FORMAT)
     numbers = mode == "select-rm3"  # the answer names results by number
-    reply = answer[variant].format(example="2 5" if numbers else "...", what="numbers" if numbers else "keywords")
-    system = task[mode].format(domain=domain) + " " + reply
+    reply = answer_format(
+        variant, style, what="numbers" if numbers else "keywords", example="2 5" if numbers else "..."
+    )
+    system = (_SHORT_TASK if short else _TASK)[mode].format(domain=domain) + " " + reply
     user = f"{'Need' if short else 'Information need'}: {example.question.strip()}"
-    context = example.meta.get("context")
-    if context:
+    titles = example.meta.get("titles")
+    if titles:
         heading = "\nTop results:\n" if short else "\nTop search results for it:\n"
-        user += heading + "\n".join(f"- {c}" for c in context)
+        user += heading + "\n".join(f"- {t}" for t in titles)
     feedback = example.meta.get("feedback")
     if mode == "feedback" and feedback is not None:
         user += ("\nCandidates: " if short else "\nCandidate terms: ") + ", ".join(t.word for t in feedback.menu)
@@ -131,9 +151,17 @@ def build_messages(
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def assistant_prefix(variant: str) -> str:
+def answer_format(
+    variant: str, style: str = "full", *, what: str = "keywords", example: str = "...", form: str = "json"
+) -> str:
+    """The instruction that asks for the answer: the variant's, in the answer form, ``example`` inside it."""
+    shown = ANSWER_FORMS[form].shown.format(example)
+    return (_SHORT_FORMAT if style == "short" else _FORMAT)[variant].format(what=what, shown=shown)
+
+
+def assistant_prefix(variant: str, form: str = "json") -> str:
     """Text the prompt puts at the start of the assistant's turn (the parser must be told the same)."""
-    return _PREFIX[variant]
+    return {"direct": ANSWER_FORMS[form].prefix, "reasoning": REASONING_PREFIX}[variant]
 
 
 def render_prompt(messages: list[dict[str, str]], tokenizer: Any, *, variant: str | None = None) -> str:
@@ -144,25 +172,29 @@ def render_prompt(messages: list[dict[str, str]], tokenizer: Any, *, variant: st
     return text + (assistant_prefix(variant) if variant else "")
 
 
-def stop_token_ids(tokenizer: Any, variant: str) -> list[int]:
-    """Token ids that end generation besides EOS.
+def stop_token_ids(tokenizer: Any, variant: str, form: str = "json") -> list[int]:
+    """Token ids that end generation besides EOS: in the direct variant, every token holding the answer
+    form's stop (json: a double quote; raw: ``</``).
 
-    Direct variant: the answer is pre-filled up to the query's opening quote, so the first token holding a
-    closing quote ends the query (a stop sequence, as `stop=['"']` would be for an endpoint). Without it a
-    small model sampling at temperature 1 rambles past the answer and every completion fails the format.
+    Direct variant: the answer is pre-filled up to where the query starts, so the first token holding its stop
+    ends the query (a stop sequence, as `stop=['"']` would be for an endpoint). Without it a small model
+    sampling at temperature 1 rambles past the answer and every completion fails the format.
     """
     if variant != "direct":
         return []
-    cached = getattr(tokenizer, "_deepretrieval_quote_ids", None)
-    if cached is None:
-        vocab = tokenizer.get_vocab()
-        cached = sorted(i for i in vocab.values() if '"' in tokenizer.decode([i]))
-        tokenizer._deepretrieval_quote_ids = cached
-    return cached
+    stop = ANSWER_FORMS[form].stop
+    cache = getattr(tokenizer, "_deepretrieval_stop_ids", None)
+    if cache is None:
+        cache = tokenizer._deepretrieval_stop_ids = {}
+    if stop not in cache:
+        cache[stop] = sorted(i for i in tokenizer.get_vocab().values() if stop in tokenizer.decode([i]))
+    return cache[stop]
 
 
-def close_answer(completion: str, variant: str) -> str:
-    """Give a completion stopped at its closing quote the answer's canonical end (``"}</answer>``)."""
-    if variant != "direct" or "</answer>" in completion or '"' not in completion:
+def close_answer(completion: str, variant: str, form: str = "json") -> str:
+    """Give a completion stopped at its answer form's stop the answer's canonical end (json: ``"}</answer>``;
+    raw: ``</answer>``)."""
+    spec = ANSWER_FORMS[form]
+    if variant != "direct" or "</answer>" in completion or spec.stop not in completion:
         return completion
-    return completion[: completion.index('"')] + '"}</answer>'
+    return completion[: completion.index(spec.stop)] + spec.end

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeepRetrievalError, SearchFailure
-from ..parsing import Parsed, extract_query_lenient, parse_completion
+from ..parsing import Parsed, extract_query_lenient, parse_completion, read_json_query
 from ..prompts import (
     Context,
     PromptSettings,
@@ -83,6 +83,7 @@ class Task:
     measures: tuple[str, ...] = ()  # evaluation measures (pytrec_eval names such as "ndcg@10")
     modes: tuple[str, ...] = ("rewrite",)
     answer_key: str = "query"
+    answer_form: str = "json"  # a key of prompts.ANSWER_FORMS: the answer prefix, stop and end of the direct variant
     fallback_name: str = "fallback"  # what ``fallback`` runs, for the log's gain_over_<name>
     # Backend settings the command line may give as flags of their own (``--k1``); others go in ``--backend``.
     backend_flags: tuple[str, ...] = ()
@@ -143,15 +144,15 @@ class Task:
 
     def answer_prefix(self, variant: str) -> str:
         """Text the prompt puts at the start of the assistant's turn (the parser is told the same)."""
-        return assistant_prefix(variant)
+        return assistant_prefix(variant, self.answer_form)
 
     def stop_token_ids(self, tokenizer: Any, variant: str) -> list[int]:
         """Token ids that end sampling besides EOS."""
-        return stop_token_ids(tokenizer, variant)
+        return stop_token_ids(tokenizer, variant, self.answer_form)
 
     def close(self, completion: str, variant: str) -> str:
         """A completion stopped by the stop rule, given its answer's canonical end."""
-        return close_answer(completion, variant)
+        return close_answer(completion, variant, self.answer_form)
 
     def demonstration(self, example: Example, settings: PromptSettings) -> str | None:
         """The answer ``example``'s judgments call right under ``settings`` (what a warm start teaches before
@@ -175,7 +176,12 @@ class Task:
         prefix = self.answer_prefix(settings.variant) if prefilled else ""
         if prefilled:
             completion = self.close(completion, settings.variant)
-        return parse_completion(completion, variant=settings.variant, answer_key=self.answer_key, prefilled=prefix)
+        return parse_completion(completion, variant=settings.variant, prefilled=prefix, read=self.read_answer)
+
+    def read_answer(self, body: str) -> tuple[str | None, str]:
+        """The family's answer reader: its query in one ``<answer>`` block's body and a verdict ("ok" or a
+        format fault); the parser judges the structure around it. Default: ``{"<answer_key>": "..."}``."""
+        return read_json_query(body, key=self.answer_key)
 
     def lenient_query(self, text: str) -> str:
         """Best-effort query text of an out-of-format completion (``text`` starts with the answer prefix), as

@@ -6,10 +6,12 @@ results (DeepRetrieval: K = 3,000 on PubMed, with a step table and a +1 / -4 for
 Answers are the Boolean query itself, ``<answer>QUERY</answer>`` (DeepRetrieval's JSON form
 ``<answer>{"query": "…"}</answer>`` is read too): Boolean queries are full of double quotes, which JSON
 would make a small model escape. The direct variant pre-fills ``<answer>`` and stops at the first token
-that opens a closing tag. A query the engine cannot run for what it says (its parser rejects it, or its
-truncations expand past ``search.pubmed_syntax.MAX_EXPANSIONS`` words) is the model's fault: that sample's
-format error, never an infrastructure failure, and the rest of its batch is scored as usual. Backend:
-``backend: {kind: boolean, schema: publications | trials}``, the offline tantivy engine of ``search.boolean``
+that opens a closing tag (``prompts.ANSWER_FORMS["raw"]``). The one format-verdict parser (``parsing``)
+judges the structure, this family's reader (:meth:`LiteratureTask.read_answer`) the answer. A query the
+engine cannot run for what it says (its parser rejects it, or its truncations expand past
+``search.pubmed_syntax.MAX_EXPANSIONS`` words) is the model's fault: that sample's format error, never an
+infrastructure failure, and the rest of its batch is scored as usual. Backend: ``backend: {kind: boolean,
+schema: publications | trials}``, the offline tantivy engine of ``search.boolean``
 (cached on disk like the BM25 index).
 """
 
@@ -23,24 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeepRetrievalError
-from ..parsing import Parsed, blocks
-from ..prompts import PromptSettings
+from ..parsing import Parsed, blocks, parse_completion
+from ..prompts import PromptSettings, answer_format
 from ..rewards import DEEPRETRIEVAL_TIERS, RewardConfig
 from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
 
 MAX_QUERY_CHARS = 4000
-_PREFIX = {"direct": "<answer>", "reasoning": "<think>"}
 _SYSTEM = (
     "You are a medical librarian who builds literature searches for systematic reviews. From the review's "
     "PICO (Population, Intervention, Comparison, Outcome) write a PubMed Boolean query that finds the "
     "studies the review would include: synonyms joined with OR inside parentheses, concepts joined with AND, "
     "quoted phrases, field tags such as [tiab] or [mh], truncation such as random*. "
 )
-_FORMAT = {
-    "direct": "Reply with the query only, in this format: <answer>QUERY</answer>",
-    "reasoning": "First think briefly inside <think> </think>, then reply in this format: <answer>QUERY</answer>",
-}
 # One worked example, as a previous chat turn (a 135M model copies a turn's form far better than it follows a
 # description): lay PICO words become the technical terms and synonyms the studies use. Its topic is in no
 # table of the generated collection, so it teaches the form, not the answers.
@@ -87,6 +84,7 @@ class LiteratureTask(Task):
     presets = PRESETS
     measures = ("recall@100", "recall@1000", "recall@3000", "ndcg@10")
     modes = ("rewrite",)
+    answer_form = "raw"  # <answer>QUERY</answer>: prompts.ANSWER_FORMS
 
     # -- backend ------------------------------------------------------------------------------------
     def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
@@ -133,59 +131,32 @@ class LiteratureTask(Task):
             if settings.variant == "reasoning"
             else ""
         )
+        answer = answer_format(settings.variant, what="query", example="QUERY", form="raw")
         return [
-            {"role": "system", "content": _SYSTEM + _FORMAT[settings.variant]},
+            {"role": "system", "content": _SYSTEM + answer},
             {"role": "user", "content": f"Systematic review:\n{_EXAMPLE_PICO}"},
             {"role": "assistant", "content": f"{shown}<answer>{_EXAMPLE_QUERY}</answer>"},
             {"role": "user", "content": f"Systematic review:\n{example.question.strip()}"},
         ]
-
-    def answer_prefix(self, variant: str) -> str:
-        return _PREFIX[variant]
-
-    def stop_token_ids(self, tokenizer: Any, variant: str) -> list[int]:
-        """Direct variant: the first token that opens a closing tag (``</``) ends the answer."""
-        if variant != "direct":
-            return []
-        cached = getattr(tokenizer, "_deepretrieval_close_tag_ids", None)
-        if cached is None:
-            cached = sorted(i for i in tokenizer.get_vocab().values() if "</" in tokenizer.decode([i]))
-            tokenizer._deepretrieval_close_tag_ids = cached
-        return cached
-
-    def close(self, completion: str, variant: str) -> str:
-        if variant != "direct" or "</answer>" in completion or "</" not in completion:
-            return completion
-        return completion[: completion.index("</")] + "</answer>"
 
     # -- completion -> action -----------------------------------------------------------------------
     def parse(self, completion: str, settings: PromptSettings, *, prefilled: bool = True) -> Parsed:
         """The Boolean query in the one ``<answer>`` block (raw, or DeepRetrieval's ``{"query": …}``)."""
         if prefilled:
             completion = self.answer_prefix(settings.variant) + self.close(completion, settings.variant)
-        text = str(completion).strip()
-        if len(text) > 8 * MAX_QUERY_CHARS:
-            return Parsed(None, None, False, "completion_too_long")
-        answers, thinks = blocks(text, "answer"), blocks(text, "think")
-        think = thinks[0][0].strip() if thinks else None
-        if len(answers) != 1:
-            reason = "missing_answer_tag" if not answers else "multiple_answers"
-            return Parsed(None, think, False, reason)
-        body, start, end = answers[0]
+        return parse_completion(
+            completion, variant=settings.variant, read=self.read_answer, query_of_many=False, end_at_last_tag=False
+        )
+
+    def read_answer(self, body: str) -> tuple[str | None, str]:
+        """The query as written (or DeepRetrieval's JSON form unwrapped), whitespace collapsed, at most
+        ``MAX_QUERY_CHARS`` characters (longer: cut, ``too_long``)."""
         query = " ".join(_unwrap(body).split())
         if not query:
-            return Parsed(None, think, False, "empty_query")
+            return None, "empty_query"
         if len(query) > MAX_QUERY_CHARS:
-            return Parsed(query[:MAX_QUERY_CHARS], think, False, "too_long")
-        if text[end:].strip():
-            return Parsed(query, think, False, "text_after_answer")
-        before = text[:start].strip()
-        if settings.variant == "reasoning":
-            if len(thinks) != 1 or not before.startswith("<think>") or not before.endswith("</think>"):
-                return Parsed(query, think, False, "missing_think")
-        elif before:
-            return Parsed(query, think, False, "text_before_answer")
-        return Parsed(query, think, True, "ok")
+            return query[:MAX_QUERY_CHARS], "too_long"
+        return query, "ok"
 
     def lenient_query(self, text: str) -> str:
         """An out-of-format completion's Boolean query as written (quotes, field tags, parentheses kept: a

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..prompts import PromptSettings
+from ..prompts import PromptSettings, answer_format
 from ..rewards import RewardConfig
 from ..types import Example
 from .retrieval import RetrievalTask
@@ -74,16 +74,6 @@ _SHORT_TASK = {
     "rewrite": "Write a keyword query that finds a {domain}passage answering the question.",
     "expand": "Add keywords a {domain}passage answering the question contains.",
 }
-_FORMAT = {
-    "direct": 'Reply with the query only, in this format: <answer>{"query": "..."}</answer>',
-    "reasoning": (
-        'First think briefly inside <think> </think>, then reply in this format: <answer>{"query": "..."}</answer>'
-    ),
-}
-_SHORT_FORMAT = {
-    "direct": 'Answer: <answer>{"query": "..."}</answer>',
-    "reasoning": 'Think in <think> </think>, then answer: <answer>{"query": "..."}</answer>',
-}
 
 
 class QATask(RetrievalTask):
@@ -97,11 +87,11 @@ class QATask(RetrievalTask):
         short = settings.style == "short"
         domain = str(example.meta.get("domain", "")).strip()
         task = (_SHORT_TASK if short else _TASK)[settings.mode].format(domain=f"{domain} " if domain else "")
-        system = task + " " + (_SHORT_FORMAT if short else _FORMAT)[settings.variant]
+        system = task + " " + answer_format(settings.variant, settings.style, what="query")
         user = f"Question: {example.question.strip()}"
-        context = example.meta.get("context")
-        if context:
+        titles = example.meta.get("titles")
+        if titles:
             user += ("\nTop results:\n" if short else "\nTop search results for it:\n") + "\n".join(
-                f"- {c}" for c in context
+                f"- {t}" for t in titles
             )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]

@@ -1,8 +1,10 @@
 """The retrieval family: bag-of-words queries on a BM25 index (BEIR-style collections, classic test
 collections, the generated demo), rewarded and evaluated by recall and nDCG of the judged documents.
 
-Actions: a query string (what bm25s analyses), or a :class:`WeightedQuery` (term weights, as RM3
-pseudo-relevance feedback writes them). Modes: ``rewrite`` (the model's query replaces the user's) and
+Actions: a query string (what bm25s analyses); a :class:`WeightedQuery` (analysed terms with weights, as
+RM3 writes them: the ``feedback`` and ``select-rm3`` modes' edited RM3 query, the ``prf`` baseline's); or an
+:class:`RM3Query` (a text RM3 still has to expand: the ``expand-rm3`` mode's, executed as RM3's first pass
+and then as the weighted query it gives). Modes: ``rewrite`` (the model's query replaces the user's) and
 ``expand`` (appended to it, as Query2doc does). Backend: ``backend: {kind: bm25, k1, b, method, stemmer,
 stopwords}``. Baseline: ``prf``, RM3 pseudo-relevance feedback (:class:`PRFPolicy`).
 """
@@ -44,9 +46,10 @@ class WeightedQuery:
 
 
 @dataclass(frozen=True)
-class FeedbackQuery:
-    """RM3 on ``text``: its first pass picks the feedback documents; the relevance model's original query is
-    ``text`` itself (mode ``expand-rm3``: the user's query with the model's expansion)."""
+class RM3Query:
+    """RM3 on ``text``, still to run: its first pass picks the feedback documents; the relevance model's
+    original query is ``text`` itself (mode ``expand-rm3``: the user's query with the model's expansion).
+    Executing it gives a :class:`WeightedQuery`, then its ranking."""
 
     text: str
 
@@ -236,15 +239,15 @@ class RetrievalTask(Task):
 
     def context(self, backend: Any, collection: Collection, settings: PromptSettings):
         """Titles of the top first-pass hits (``context_docs``); in feedback mode, the RM3 query and menu; in
-        select-rm3 mode, the numbered feedback documents (which replace the context titles)."""
-        from ..context import ContextProvider
+        select-rm3 mode, the numbered feedback documents (which replace the titles)."""
         from ..feedback import FeedbackProvider, SelectionProvider
+        from ..titles import TitleProvider
 
         providers: list[Any] = []
         if settings.mode == "select-rm3":
             providers.append(SelectionProvider(backend, collection.documents))
         elif settings.context_docs:
-            providers.append(ContextProvider(backend, collection.documents, settings.context_docs))
+            providers.append(TitleProvider(backend, collection.documents, settings.context_docs))
         if settings.mode == "feedback":
             providers.append(FeedbackProvider(backend, collection.documents))
         if not providers:
@@ -268,7 +271,7 @@ class RetrievalTask(Task):
             # Numbers outside the list (or none) leave RM3 unedited, as an answer outside the menu does.
             return WeightedQuery.of(selection.weights(selection.choice(text)))
         if settings.mode == "expand-rm3":
-            return FeedbackQuery(compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats))
+            return RM3Query(compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats))
         return compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats)
 
     def demonstration(self, example: Example, settings: PromptSettings) -> str | None:
@@ -288,7 +291,7 @@ class RetrievalTask(Task):
         expand). Training scores such an answer as empty in every mode (measured in expand-rm3: with RM3's
         reward for it, a policy collapsed to empty answers, i.e. to plain RM3, within ten steps)."""
         if settings.mode == "expand-rm3":
-            return FeedbackQuery(example.question)
+            return RM3Query(example.question)
         if settings.mode == "select-rm3":
             return WeightedQuery.of(_selection(example).weights())
         return WeightedQuery.of(_feedback(example).weights()) if settings.mode == "feedback" else None
@@ -311,7 +314,7 @@ class RetrievalTask(Task):
         from ..feedback import rm3_queries
 
         actions = list(actions)
-        rm3 = [i for i, a in enumerate(actions) if isinstance(a, FeedbackQuery)]
+        rm3 = [i for i, a in enumerate(actions) if isinstance(a, RM3Query)]
         if rm3:
             texts = [actions[i].text for i in rm3]  # type: ignore[union-attr]
             for i, weights in zip(rm3, rm3_queries(backend, texts), strict=True):
@@ -320,7 +323,7 @@ class RetrievalTask(Task):
         text = [i for i, a in enumerate(actions) if isinstance(a, str)]
         weighted = [i for i, a in enumerate(actions) if isinstance(a, WeightedQuery)]
         if len(text) + len(weighted) != len(actions):
-            raise TypeError("retrieval actions are query strings, WeightedQuery or FeedbackQuery objects")
+            raise TypeError("retrieval actions are query strings, WeightedQuery or RM3Query objects")
         if text:
             for i, ranking in zip(text, backend.search([actions[i] for i in text], k), strict=True):
                 rankings[i] = ranking

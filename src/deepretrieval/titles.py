@@ -1,9 +1,11 @@
-"""Retrieved context for prompts: the top first-pass results of the user's query, shown to the policy.
+"""The titles part of a prompt's context: the top first-pass results of the user's query, shown to the policy.
 
+(*Context* is everything a prompt shows beside the information need, drawn from a first pass of the user's
+query: these titles, the feedback mode's RM3 menu, select-rm3's numbered results; see ``prompts.Context``.)
 With ``context_docs = n`` the prompt lists the titles (or opening words) of the n best BM25 hits for the
 original query, so the policy can pick vocabulary the collection really uses — pseudo-relevance feedback
 with a language model choosing the terms (cf. corpus-steered query expansion) — instead of having to
-know it. Training and evaluation attach the same context, so a trained run is evaluated as it was trained.
+know it. Training and evaluation attach the same titles, so a trained run is evaluated as it was trained.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from .types import Document, Example
 MAX_CHARS = 160
 
 
-class ContextProvider:
+class TitleProvider:
+    """Adds ``meta['titles']`` (the top ``n_docs`` first-pass titles) to examples: one batched search per call."""
+
     def __init__(self, searcher: BM25Searcher, documents: Sequence[Document], n_docs: int) -> None:
         self.searcher = searcher
         self.n_docs = n_docs
@@ -28,7 +32,7 @@ class ContextProvider:
             return list(examples)
         hits = self.searcher.search([e.question for e in examples], self.n_docs)
         return [
-            replace(e, meta={**e.meta, "context": [self._text[h.doc_id] for h in hs]})
+            replace(e, meta={**e.meta, "titles": [self._text[h.doc_id] for h in hs]})
             for e, hs in zip(examples, hits, strict=True)
         ]
 
