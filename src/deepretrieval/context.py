@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .search.bm25 import BM25Searcher
+from .search.base import TextSearcher
 from .types import Document, Example
 
 MAX_CHARS = 160
 
 
 class ContextProvider:
-    def __init__(self, searcher: BM25Searcher, documents: Sequence[Document], n_docs: int) -> None:
+    def __init__(self, searcher: TextSearcher, documents: Sequence[Document], n_docs: int) -> None:
         self.searcher = searcher
         self.n_docs = n_docs
         self._text = {d.id: snippet(d) for d in documents}
