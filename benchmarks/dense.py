@@ -29,8 +29,9 @@ import numpy as np
 
 from deepretrieval.data import load_collection
 from deepretrieval.metrics import aggregate, evaluate_run
-from deepretrieval.search.bm25 import BM25Searcher, BM25Settings, corpus_hash
+from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
 from deepretrieval.search.dense import DenseSearcher, DenseSettings, Encoder, encode_corpus, make_index
+from deepretrieval.search.folders import corpus_hash
 from deepretrieval.search.hybrid import HybridSearcher, HybridSettings
 
 ROOT = Path(__file__).resolve().parents[1]

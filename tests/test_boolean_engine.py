@@ -19,7 +19,7 @@ import Stemmer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepretrieval.errors import DeepRetrievalError, SearchFailure, StaleIndexError
+from deepretrieval.errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from deepretrieval.search.boolean import (
     MAX_K,
     ORDER,
@@ -29,8 +29,8 @@ from deepretrieval.search.boolean import (
     BooleanRequest,
     FieldSchema,
     _through_tie,
-    corpus_hash,
 )
+from deepretrieval.search.folders import corpus_hash as _corpus_hash
 from deepretrieval.search.pubmed_syntax import (
     MAX_EXPANSIONS,
     And,
@@ -44,6 +44,12 @@ from deepretrieval.search.pubmed_syntax import (
     render,
 )
 from deepretrieval.types import Document, Ranking
+
+
+def corpus_hash(documents):
+    """The Boolean engine's corpus identity: dates and list fields count (``fielded``)."""
+    return _corpus_hash(documents, fielded=True)
+
 
 # -- the generated corpus ---------------------------------------------------------------------------------
 
@@ -625,22 +631,32 @@ def test_refuses_to_replace_a_folder_that_is_not_an_index(engine, tmp_path):
     assert (empty / "manifest.json").is_file()
 
 
-def test_missing_or_damaged_indexes_are_search_failures(engine, tmp_path):
+def test_a_missing_index_is_a_search_failure_a_damaged_one_a_corrupt_index(engine, tmp_path):
+    """As for every index kind: no folder is a SearchFailure; a damaged one a CorruptIndexError (a kind of
+    StaleIndexError: rebuild it), never a SearchFailure that training would retry."""
     with pytest.raises(SearchFailure, match="no index"):
         BooleanIndex.load(tmp_path / "nowhere")
     folder = engine.save(tmp_path / "index")
     (folder / "manifest.json").write_text("{not json")
-    with pytest.raises(SearchFailure, match="unreadable manifest"):
+    with pytest.raises(CorruptIndexError, match="manifest.json cannot be read"):
         BooleanIndex.load(folder)
     (folder / "manifest.json").write_text(json.dumps({"kind": "bm25"}))
-    with pytest.raises(SearchFailure, match="no Boolean index"):
+    with pytest.raises(StaleIndexError, match="not a boolean index"):
         BooleanIndex.load(folder)
     folder = engine.save(tmp_path / "index")
     segment = max((folder / "tantivy").glob("*.idx"), key=lambda p: p.stat().st_size)
     segment.write_bytes(segment.read_bytes()[:-10])
-    with pytest.raises(SearchFailure, match="missing or damaged"):
+    with pytest.raises(CorruptIndexError, match="missing or damaged"):
         BooleanIndex.load(folder)
     folder = engine.save(tmp_path / "index")
     (folder / "doc_ids.json").write_text("[")
-    with pytest.raises(SearchFailure):
+    with pytest.raises(CorruptIndexError, match="cannot be opened"):
+        BooleanIndex.load(folder)
+    folder = engine.save(tmp_path / "index")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "documents": manifest["documents"] + 1}))
+    with pytest.raises(CorruptIndexError, match="documents indexed"):
+        BooleanIndex.load(folder)
+    (folder / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "files"}))
+    with pytest.raises(CorruptIndexError, match="lacks one of"):
         BooleanIndex.load(folder)

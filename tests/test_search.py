@@ -13,7 +13,8 @@ import Stemmer
 
 from deepretrieval.data.retrievaldemo import build_demo_collection
 from deepretrieval.errors import SearchFailure, StaleIndexError
-from deepretrieval.search.bm25 import BM25Searcher, BM25Settings, corpus_hash
+from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
+from deepretrieval.search.folders import corpus_hash
 from deepretrieval.types import Collection, Document, Hit, Ranking
 
 DEPTHS = (10, 100, 1000)

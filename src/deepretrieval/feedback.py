@@ -26,7 +26,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from .types import Document, Example
+from .search.base import TextSearcher
+from .types import Document, Example, Hit
 
 WORD = re.compile(r"-?[^\W_][\w'-]*")
 
@@ -80,7 +81,7 @@ class Feedback:
         return frozenset(added - dropped), frozenset(dropped)
 
 
-def relevance_model(searcher, hits: Sequence) -> Counter[str]:
+def relevance_model(searcher: TextSearcher, hits: Sequence[Hit]) -> Counter[str]:
     """Term weights of the feedback documents' relevance model (unnormalised)."""
     return mixed_model([(h.score, searcher.doc_term_counts(h.doc_id)) for h in hits])
 
@@ -103,12 +104,14 @@ def l1(weights: Mapping[str, float]) -> dict[str, float]:
     return {t: w / total for t, w in weights.items()} if total else {}
 
 
-def feedback_for(searcher, question: str, hits: Sequence, settings: FeedbackSettings, words=None) -> Feedback:
+def feedback_for(
+    searcher: TextSearcher, question: str, hits: Sequence[Hit], settings: FeedbackSettings, words=None
+) -> Feedback:
     """The RM3 starting point and menu for one need. ``words``: stem -> surface word (else the stems)."""
     return _feedback(original_terms(searcher, question), relevance_model(searcher, hits), settings, words)
 
 
-def original_terms(searcher, question: str) -> tuple[tuple[str, float], ...]:
+def original_terms(searcher: TextSearcher, question: str) -> tuple[tuple[str, float], ...]:
     """The user's analysed terms, L1-normalised: the original part of an RM3 query."""
     return tuple(sorted(l1(Counter(searcher.analyze(question))).items()))
 
@@ -120,7 +123,9 @@ def _feedback(original, model: Counter[str], settings: FeedbackSettings, words=N
     return Feedback(original, menu, settings.fb_terms, settings.original_weight)
 
 
-def rm3_queries(searcher, texts: Sequence[str], settings: FeedbackSettings | None = None) -> list[dict[str, float]]:
+def rm3_queries(
+    searcher: TextSearcher, texts: Sequence[str], settings: FeedbackSettings | None = None
+) -> list[dict[str, float]]:
     """RM3's weighted query for each text: one batched first pass, then the relevance model of its top
     ``fb_docs`` documents mixed with the text's own terms (no menu beyond RM3's ``fb_terms``)."""
     settings = replace(settings or FeedbackSettings(), menu_terms=(settings or FeedbackSettings()).fb_terms)
@@ -128,14 +133,14 @@ def rm3_queries(searcher, texts: Sequence[str], settings: FeedbackSettings | Non
     return [feedback_for(searcher, t, hits, settings).weights() for t, hits in zip(texts, first_pass, strict=True)]
 
 
-def surface_words(searcher, documents: Sequence[Document]) -> dict[str, str]:
+def surface_words(searcher: TextSearcher, documents: Sequence[Document]) -> dict[str, str]:
     """stem -> the commonest word in ``documents`` that the index analyses to it."""
     counts: Counter[str] = Counter()
     for document in documents:
         counts.update(w.lower() for w in WORD.findall(document.contents) if not w.startswith("-"))
     words = list(counts)
     best: dict[str, tuple[int, str]] = {}
-    for word, stems in zip(words, searcher._analyze_many(words), strict=True):
+    for word, stems in zip(words, searcher.analyze_many(words), strict=True):
         for stem in stems:
             if stem not in best or counts[word] > best[stem][0]:
                 best[stem] = (counts[word], word)
@@ -145,7 +150,9 @@ def surface_words(searcher, documents: Sequence[Document]) -> dict[str, str]:
 class FeedbackProvider:
     """Adds ``meta['feedback']`` (a :class:`Feedback`) to examples: one batched first pass per call."""
 
-    def __init__(self, searcher, documents: Sequence[Document], settings: FeedbackSettings | None = None) -> None:
+    def __init__(
+        self, searcher: TextSearcher, documents: Sequence[Document], settings: FeedbackSettings | None = None
+    ) -> None:
         self.searcher = searcher
         self.settings = settings or FeedbackSettings()
         self._documents = {d.id: d for d in documents}
@@ -208,7 +215,9 @@ class Selection:
 class SelectionProvider:
     """Adds ``meta['selection']`` (a :class:`Selection`) to examples: one batched first pass per call."""
 
-    def __init__(self, searcher, documents: Sequence[Document], settings: FeedbackSettings | None = None) -> None:
+    def __init__(
+        self, searcher: TextSearcher, documents: Sequence[Document], settings: FeedbackSettings | None = None
+    ) -> None:
         from .titles import snippet
 
         self.searcher = searcher

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .search.bm25 import BM25Searcher
+from .search.base import TextSearcher
 from .types import Document, Example
 
 MAX_CHARS = 160
@@ -22,7 +22,7 @@ MAX_CHARS = 160
 class TitleProvider:
     """Adds ``meta['titles']`` (the top ``n_docs`` first-pass titles) to examples: one batched search per call."""
 
-    def __init__(self, searcher: BM25Searcher, documents: Sequence[Document], n_docs: int) -> None:
+    def __init__(self, searcher: TextSearcher, documents: Sequence[Document], n_docs: int) -> None:
         self.searcher = searcher
         self.n_docs = n_docs
         self._text = {d.id: snippet(d) for d in documents}

@@ -10,24 +10,23 @@ batched and weighted searches alike; a document scoring 0 (no query term) is not
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
+from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure
 from ..types import Document, Ranking
-from .base import top_rows
-from .folders import MANIFEST, check_corpus, read_part, staged_index
+from .base import TextSearcher, top_rows
+from .folders import MANIFEST, IndexFolder, corpus_hash, read_part
 
-T = TypeVar("T")
 METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 FORMAT_VERSION = 1
+FOLDER = IndexFolder("bm25", FORMAT_VERSION, hint=" with `deepretrieval index`")
 
 
 @dataclass(frozen=True)
@@ -62,19 +61,8 @@ class BM25Settings:
                 ) from None
 
 
-def corpus_hash(documents: Sequence[Document]) -> str:
-    """Identity of a corpus: ids, titles and texts, in order."""
-    digest = hashlib.sha256()
-    for d in documents:
-        for part in (d.id, d.title, d.text):
-            digest.update(part.encode("utf-8"))
-            digest.update(b"\x1f")
-        digest.update(b"\x1e")
-    return digest.hexdigest()
-
-
-class BM25Searcher:
-    """Implements the ``Searcher`` protocol over a bm25s index."""
+class BM25Searcher(TextSearcher):
+    """A :class:`~.base.TextSearcher` over a bm25s index."""
 
     def __init__(
         self,
@@ -130,19 +118,15 @@ class BM25Searcher:
         return cls(retriever, [d.id for d in documents], settings, tokens, offsets, corpus_hash(documents))
 
     def save(self, directory: str | Path) -> Path:
-        """Write the index atomically: a crash never leaves a half-written folder in place.
+        """Write the index atomically (see :class:`~.folders.IndexFolder`: never over a folder that is not an index)."""
 
-        An existing folder is replaced only when it is recognisably an index of ours (it has a manifest) or
-        empty: pointing ``--index`` at a folder of the user's own files must never delete them.
-        """
-        directory = Path(directory)
-        with staged_index(directory) as staging:
+        def write_parts(staging: Path) -> None:
             self.retriever.save(str(staging), show_progress=False)
             np.save(staging / "doc_tokens.npy", self.doc_tokens)
             np.save(staging / "doc_offsets.npy", self.doc_offsets)
             (staging / "doc_ids.json").write_text(json.dumps(list(self.doc_ids)))
-            (staging / MANIFEST).write_text(json.dumps(self._manifest(), indent=2))
-        return directory
+
+        return FOLDER.save(directory, self._manifest(), write_parts)
 
     @classmethod
     def load(
@@ -157,17 +141,11 @@ class BM25Searcher:
         import bm25s
 
         directory = Path(directory)
-        manifest_path = directory / MANIFEST
-        if not manifest_path.exists():
-            raise SearchFailure(f"no index at {directory}; build it with `deepretrieval index`")
-        manifest = read_part(directory, MANIFEST, lambda: json.loads(manifest_path.read_text(encoding="utf-8")))
-        saved = _saved_settings(directory, manifest)
-        check_corpus(directory, manifest, expected_corpus_hash, " with `deepretrieval index`")
-        if settings is not None and settings != saved:
-            changed = [k for k, v in asdict(settings).items() if asdict(saved)[k] != v]
-            raise StaleIndexError(
-                f"index at {directory} was built with other settings ({', '.join(changed)} differ); rebuild it"
-            )
+        manifest = FOLDER.manifest(directory)
+        saved = FOLDER.settings(directory, manifest, BM25Settings, {f.name for f in fields(BM25Settings)})
+        FOLDER.check_fresh(
+            directory, manifest, expected_corpus_hash, asdict(saved), None if settings is None else asdict(settings)
+        )
         retriever = read_part(
             directory,
             "bm25s's files",
@@ -201,9 +179,10 @@ class BM25Searcher:
     # -- analysis ------------------------------------------------------------------------------
     def analyze(self, text: str) -> list[str]:
         """The index's analysis of ``text`` (lower-casing, stopwords, stemming); in-vocabulary terms only."""
-        return [t for t in self._analyze_many([text])[0] if t in self.retriever.vocab_dict]
+        return [t for t in self.analyze_many([text])[0] if t in self.retriever.vocab_dict]
 
-    def _analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+    def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """The index's analysis of each text, in-vocabulary or not."""
         import bm25s
 
         return bm25s.tokenize(
@@ -238,7 +217,7 @@ class BM25Searcher:
         k = min(k, len(self.doc_ids))
         vocab = self.retriever.vocab_dict
         results = []
-        for terms in self._analyze_many(queries):
+        for terms in self.analyze_many(queries):
             ids = [vocab[t] for t in terms if t in vocab]
             if not ids:
                 results.append(Ranking())
@@ -280,24 +259,6 @@ class BM25Searcher:
         top = top_rows(scores, k)
         top = top[scores[top] > 0]
         return Ranking(self.doc_ids[top].tolist(), scores[top].tolist())
-
-
-# What reading a damaged file raises: missing or unreadable (OSError), bad JSON / npy header / array shape
-# (ValueError, incl. JSONDecodeError and UnicodeDecodeError), a cut-short npy (EOFError), bad bm25s params
-# (TypeError).
-def _saved_settings(directory: Path, manifest: object) -> BM25Settings:
-    """The manifest's settings; every field must be there (a default filled in would be a silent guess)."""
-    keys = ("corpus_sha256", "documents", "settings")
-    if not isinstance(manifest, dict) or any(k not in manifest for k in keys):
-        raise CorruptIndexError(directory, f"{MANIFEST} lacks one of {', '.join(keys)}")
-    names = {f.name for f in fields(BM25Settings)}
-    saved = manifest["settings"]
-    if not isinstance(saved, dict) or set(saved) != names:
-        raise CorruptIndexError(directory, f"{MANIFEST} 'settings' must name exactly {', '.join(sorted(names))}")
-    try:
-        return BM25Settings(**saved)
-    except (TypeError, ValueError, DeepRetrievalError) as exc:
-        raise CorruptIndexError(directory, f"{MANIFEST} has unusable settings ({exc})") from None
 
 
 def _check_sizes(

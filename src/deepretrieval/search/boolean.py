@@ -25,8 +25,9 @@ A window with ``mindate > maxdate`` matches nothing.
 
 Errors: a query the engine cannot run for what it says (its syntax, a tag this index lacks, truncations that
 expand past :data:`~.pubmed_syntax.MAX_EXPANSIONS` words of this index) is a :class:`QuerySyntaxError` in its
-own slot of a batch; only a failure of the index itself (missing or damaged files, I/O) is a
-:class:`SearchFailure`, and fails the batch.
+own slot of a batch; only a failure of the index itself is an exception, and fails the batch: a missing
+index or an engine failure while searching is a :class:`SearchFailure`, a damaged folder (manifest, file
+list, tantivy's files, ``doc_ids.json``) a :class:`CorruptIndexError`, as for every index kind.
 
 Order: see :data:`ORDER`.
 """
@@ -34,7 +35,6 @@ Order: see :data:`ORDER`.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import shutil
 import tempfile
@@ -45,13 +45,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeepRetrievalError, SearchFailure, StaleIndexError
+from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
-from .folders import MANIFEST, check_corpus, staged_index
+from . import folders
+from .base import BooleanRequest as BooleanRequest  # its home is the protocol's module; imported from here too
+from .base import BooleanSearcher
+from .folders import IndexFolder
 from .pubmed_syntax import Expansions, QuerySyntaxError, TargetField, Translator, parse
 
 FORMAT_VERSION = 1
 KIND = "boolean"
+FOLDER = IndexFolder(KIND, FORMAT_VERSION, keys=("corpus_sha256", "documents", "schema", "tantivy", "files"))
 MAX_K = 10_000  # what esearch can page to
 ORDER = (
     "tantivy BM25 score descending (k1 1.2, b 0.75, summed over the matching words and phrases and the fields "
@@ -124,33 +128,9 @@ PUBLICATIONS = FieldSchema()
 TRIALS = FieldSchema("trials", (("conditions", "cond"), ("interventions", "intr")))
 
 
-@dataclass(frozen=True)
-class BooleanRequest:
-    """One search: PubMed-syntax ``query`` and an optional inclusive publication-date window."""
-
-    query: str
-    mindate: datetime.date | None = None
-    maxdate: datetime.date | None = None
-
-
-def corpus_hash(documents: Sequence[Document]) -> str:
-    """Identity of a fielded corpus: ids, titles, texts, list fields and dates, in order."""
-    digest = hashlib.sha256()
-    for d in documents:
-        parts = [d.id, d.title, d.text, d.date.isoformat() if d.date else ""]
-        for key in sorted(d.fields):
-            parts.append(key)
-            parts.extend(d.fields[key])
-            parts.append("\x1d")  # ends one field's values: ("a", "b") and ("a b",) must differ
-        for part in parts:
-            digest.update(part.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x1f")
-        digest.update(b"\x1e")
-    return digest.hexdigest()
-
-
-class BooleanIndex:
-    """A tantivy index of a fielded corpus, searched with PubMed-syntax queries in batches."""
+class BooleanIndex(BooleanSearcher):
+    """A :class:`~.base.BooleanSearcher`: a tantivy index of a fielded corpus, searched with PubMed-syntax
+    queries in batches."""
 
     def __init__(self, index: Any, doc_ids: Sequence[str], schema: FieldSchema, corpus_sha: str, folder: Path):
         self._index = index
@@ -184,7 +164,7 @@ class BooleanIndex:
         folder = Path(tempfile.mkdtemp(prefix="deepretrieval-boolean-"))
         try:
             index = _write_index(documents, schema, folder, progress, heap_bytes)
-            built = cls(index, [d.id for d in documents], schema, corpus_hash(documents), folder)
+            built = cls(index, [d.id for d in documents], schema, folders.corpus_hash(documents, fielded=True), folder)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -192,18 +172,14 @@ class BooleanIndex:
         return built
 
     def save(self, directory: str | Path) -> Path:
-        """Write the index to ``directory`` atomically (staged beside it, then renamed into place).
+        """Write the index to ``directory`` atomically (see :class:`~.folders.IndexFolder`: staged beside it,
+        then renamed into place; never over a folder that is not an index)."""
 
-        An existing folder is replaced only when it is recognisably an index (it has a manifest) or empty:
-        pointing at a folder of the user's own files must never delete them.
-        """
-        directory = Path(directory)
-        with staged_index(directory) as staging:
+        def write_parts(staging: Path) -> None:
             shutil.copytree(self._folder, staging / _TANTIVY_DIR, ignore=shutil.ignore_patterns("*.lock"))
             (staging / "doc_ids.json").write_text(json.dumps(self.doc_ids))
-            manifest = self._manifest(_file_sizes(staging / _TANTIVY_DIR))
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))  # last: its presence marks completion
-        return directory
+
+        return FOLDER.save(directory, lambda staging: self._manifest(_file_sizes(staging / _TANTIVY_DIR)), write_parts)
 
     @classmethod
     def load(
@@ -213,28 +189,37 @@ class BooleanIndex:
         expected_corpus_hash: str | None = None,
         schema: FieldSchema | None = None,
     ) -> BooleanIndex:
-        """Open a saved index; refuse one built from another corpus or with another field schema
-        (:class:`StaleIndexError`), and a missing or damaged one (:class:`SearchFailure`)."""
+        """Open a saved index; refuse one built from another corpus, with another field schema or tantivy
+        (:class:`StaleIndexError`), a missing one (:class:`SearchFailure`) and a damaged one
+        (:class:`CorruptIndexError`)."""
         import tantivy
 
         directory = Path(directory)
-        manifest = _read_manifest(directory)
+        manifest = FOLDER.manifest(directory)
         try:
             saved = FieldSchema.from_json(manifest["schema"])
             documents, sha, files = int(manifest["documents"]), str(manifest["corpus_sha256"]), manifest["files"]
         except (KeyError, TypeError, ValueError, DeepRetrievalError) as e:
-            raise SearchFailure(f"damaged manifest in {directory}: {e}") from None
-        _check_fresh(directory, manifest, saved, schema, expected_corpus_hash)
-        _check_files(directory / _TANTIVY_DIR, files)
-        with _engine_errors(f"to open {directory}"):
-            doc_ids = json.loads((directory / "doc_ids.json").read_text())
+            raise CorruptIndexError(directory, f"its manifest.json has an unusable schema or count ({e})") from None
+        if manifest["tantivy"] != _tantivy_version():
+            # Analysis (tokenizer, stemmer) is part of an index's identity: another tantivy may analyse otherwise.
+            raise StaleIndexError(
+                f"index at {directory} was built with tantivy {manifest['tantivy']}, "
+                f"this is {_tantivy_version()}; rebuild it"
+            )
+        wanted = None if schema is None else asdict(schema)
+        FOLDER.check_fresh(directory, manifest, expected_corpus_hash, asdict(saved), wanted, "another field schema")
+        _check_files(directory, files)
+        with _opening(directory):
+            doc_ids = json.loads((directory / "doc_ids.json").read_text(encoding="utf-8"))
+            if not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids):
+                raise ValueError("doc_ids.json is not a list of document ids")
             index = tantivy.Index.open(str(directory / _TANTIVY_DIR))
             loaded = cls(index, doc_ids, saved, sha, directory / _TANTIVY_DIR)
             found = index.searcher().num_docs
         if not (len(doc_ids) == documents == found):
-            raise SearchFailure(
-                f"index at {directory} is damaged: {found} documents indexed, {len(doc_ids)} ids, "
-                f"{documents} in its manifest; rebuild it"
+            raise CorruptIndexError(
+                directory, f"{found} documents indexed, {len(doc_ids)} ids, {documents} in its manifest.json"
             )
         return loaded
 
@@ -457,50 +442,31 @@ def _file_sizes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def _read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise SearchFailure(f"no index at {directory}; build one and save it there")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise SearchFailure(f"unreadable manifest {path}: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
-        raise SearchFailure(f"{directory} holds no Boolean index (its manifest is of another kind)")
-    return manifest
-
-
-def _check_fresh(
-    directory: Path,
-    manifest: dict[str, Any],
-    saved: FieldSchema,
-    schema: FieldSchema | None,
-    expected_corpus_hash: str | None,
-) -> None:
-    if manifest.get("format") != FORMAT_VERSION:
-        raise StaleIndexError(
-            f"index at {directory} has format {manifest.get('format')} "
-            f"(this version reads {FORMAT_VERSION}); rebuild it"
-        )
-    if manifest.get("tantivy") != _tantivy_version():
-        # Analysis (tokenizer, stemmer) is part of an index's identity: another tantivy may analyse otherwise.
-        raise StaleIndexError(
-            f"index at {directory} was built with tantivy {manifest.get('tantivy')}, "
-            f"this is {_tantivy_version()}; rebuild it"
-        )
-    if schema is not None and schema != saved:
-        changed = [k for k, v in asdict(schema).items() if asdict(saved)[k] != v]
-        raise StaleIndexError(f"index at {directory} was built with another field schema ({', '.join(changed)} differ)")
-    check_corpus(directory, manifest, expected_corpus_hash)
-
-
-def _check_files(folder: Path, files: Any) -> None:
+def _check_files(directory: Path, files: Any) -> None:
     if not isinstance(files, dict) or not files:
-        raise SearchFailure(f"damaged manifest: no file list for {folder}")
+        raise CorruptIndexError(directory, f"its manifest.json lists no files for {_TANTIVY_DIR}/")
+    folder = directory / _TANTIVY_DIR
     found = _file_sizes(folder) if folder.is_dir() else {}
     wrong = sorted(name for name, size in files.items() if found.get(name) != size)
     if wrong:
-        raise SearchFailure(f"index files in {folder} are missing or damaged ({', '.join(wrong[:3])}); rebuild it")
+        raise CorruptIndexError(directory, f"files in {_TANTIVY_DIR}/ are missing or damaged ({', '.join(wrong[:3])})")
+
+
+@contextmanager
+def _opening(directory: Path) -> Iterator[None]:
+    """What fails while opening a saved index (``doc_ids.json``, tantivy's files) is a damaged folder."""
+    try:
+        yield
+    except (OSError, ValueError) as e:
+        raise CorruptIndexError(directory, f"it cannot be opened ({_first_line(e)})") from None
+    except BaseException as e:
+        if type(e).__name__ == "PanicException":  # a Rust panic (see _engine_errors)
+            raise CorruptIndexError(directory, f"tantivy cannot open it ({_first_line(e)})") from None
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @contextmanager

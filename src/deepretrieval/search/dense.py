@@ -41,11 +41,12 @@ import numpy as np
 
 from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
 from ..types import Document, Ranking
-from .bm25 import corpus_hash
-from .folders import MANIFEST, check_corpus, read_part, staged_index
+from .base import TextSearcher
+from .folders import MANIFEST, IndexFolder, corpus_hash, read_part
 
 FORMAT_VERSION = 1
 KIND = "dense"
+FOLDER = IndexFolder(KIND, FORMAT_VERSION, keys=("corpus_sha256", "documents", "settings", "model"))
 INDEX_TYPES = ("flat", "ivf", "hnsw")
 EMBEDDED_MODEL = "all-minilm-l6-v2"
 # Names that mean the embedded copy (compared lower-case).
@@ -360,8 +361,9 @@ def tune(index: Any, settings: DenseSettings) -> None:
 # -- the searcher -----------------------------------------------------------------------------------
 
 
-class DenseSearcher:
-    """Implements the ``Searcher`` protocol over a faiss index of normalised embeddings."""
+class DenseSearcher(TextSearcher):
+    """A :class:`~.base.TextSearcher` over a faiss index of normalised embeddings: ``search`` and ``analyze``
+    (its words); there are no term statistics, so the weighted search and term counts RM3 needs refuse."""
 
     def __init__(
         self,
@@ -407,15 +409,14 @@ class DenseSearcher:
         return cls(encoder, make_index(vectors, settings), [d.id for d in documents], settings, sha, identity)
 
     def save(self, directory: str | Path) -> Path:
-        """Write the index atomically (see ``staged_index``: never over a folder that is not an index)."""
+        """Write the index atomically (see :class:`~.folders.IndexFolder`: never over a folder that is not an index)."""
         import faiss
 
-        directory = Path(directory)
-        with staged_index(directory) as staging:
+        def write_parts(staging: Path) -> None:
             faiss.write_index(self.index, str(staging / INDEX_FILE))
             (staging / "doc_ids.json").write_text(json.dumps(list(self.doc_ids)))
-            (staging / MANIFEST).write_text(json.dumps(self._manifest(), indent=2))
-        return directory
+
+        return FOLDER.save(directory, self._manifest(), write_parts)
 
     @classmethod
     def load(
@@ -429,18 +430,11 @@ class DenseSearcher:
         """Load an index; refuse one built from another corpus, with other build settings or by another
         model, or that is incomplete. ``settings``' search-time fields apply to the loaded index."""
         directory = Path(directory)
-        manifest_path = directory / MANIFEST
-        if not manifest_path.exists():
-            raise SearchFailure(f"no index at {directory}")
-        manifest = read_part(directory, MANIFEST, lambda: json.loads(manifest_path.read_text(encoding="utf-8")))
-        saved = _saved_settings(directory, manifest)
-        check_corpus(directory, manifest, expected_corpus_hash)
+        manifest = FOLDER.manifest(directory)
+        saved = FOLDER.settings(directory, manifest, DenseSettings, {f.name for f in fields(DenseSettings)})
+        wanted = None if settings is None else settings.build_fields()
+        FOLDER.check_fresh(directory, manifest, expected_corpus_hash, saved.build_fields(), wanted)
         if settings is not None:
-            changed = [k for k, v in settings.build_fields().items() if saved.build_fields()[k] != v]
-            if changed:
-                raise StaleIndexError(
-                    f"index at {directory} was built with other settings ({', '.join(changed)} differ); rebuild it"
-                )
             saved = replace(saved, nprobe=settings.nprobe, ef_search=settings.ef_search, batch_size=settings.batch_size)
         encoder = encoder or Encoder.load(saved)
         identity = encoder.identity()
@@ -523,7 +517,7 @@ class DenseSearcher:
     def doc_term_counts(self, doc_id: str) -> dict[str, int]:
         raise no_term_statistics()
 
-    def _analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+    def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
         raise no_term_statistics()  # feedback menus map stems to words through this
 
 
@@ -558,24 +552,6 @@ def _version(package: str) -> str:
         return version(package)
     except PackageNotFoundError:
         return "absent"
-
-
-def _saved_settings(directory: Path, manifest: object) -> DenseSettings:
-    if isinstance(manifest, dict) and manifest.get("kind") != KIND:
-        raise StaleIndexError(
-            f"index at {directory} is not a dense index (another backend built it); rebuild it or choose another folder"
-        )
-    keys = ("corpus_sha256", "documents", "settings", "model")
-    if not isinstance(manifest, dict) or any(k not in manifest for k in keys):
-        raise CorruptIndexError(directory, f"{MANIFEST} lacks one of {', '.join(keys)}")
-    names = {f.name for f in fields(DenseSettings)}
-    saved = manifest["settings"]
-    if not isinstance(saved, dict) or set(saved) != names:
-        raise CorruptIndexError(directory, f"{MANIFEST} 'settings' must name exactly {', '.join(sorted(names))}")
-    try:
-        return DenseSettings(**saved)
-    except (TypeError, DeepRetrievalError) as exc:
-        raise CorruptIndexError(directory, f"{MANIFEST} has unusable settings ({exc})") from None
 
 
 def _check_model(directory: Path, saved: object, current: Mapping[str, object]) -> None:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from ..errors import DeepRetrievalError
 from ..types import Ranking
+from .base import TextSearcher
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,10 @@ class HybridSettings:
                 raise DeepRetrievalError(f"backend.{name}: must be a positive integer, got {value!r}")
 
 
-class HybridSearcher:
-    """Implements the ``Searcher`` protocol: RRF of a lexical (BM25) and a dense searcher."""
+class HybridSearcher(TextSearcher):
+    """A :class:`~.base.TextSearcher`: RRF of a lexical (BM25) and a dense searcher; term statistics are BM25's."""
 
-    def __init__(self, lexical: Any, dense: Any, settings: HybridSettings | None = None) -> None:
+    def __init__(self, lexical: TextSearcher, dense: TextSearcher, settings: HybridSettings | None = None) -> None:
         self.lexical, self.dense = lexical, dense
         self.settings = settings or HybridSettings()
         ids = getattr(lexical, "doc_ids", None)  # both parts index one corpus, in one order
@@ -78,8 +78,8 @@ class HybridSearcher:
     def analyze(self, text: str) -> list[str]:
         return self.lexical.analyze(text)
 
-    def _analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
-        return self.lexical._analyze_many(texts)
+    def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+        return self.lexical.analyze_many(texts)
 
     def doc_term_counts(self, doc_id: str) -> dict[str, int]:
         return self.lexical.doc_term_counts(doc_id)

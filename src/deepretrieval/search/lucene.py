@@ -36,11 +36,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, StaleIndexError
+from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure
 from ..types import Collection, Document, Ranking
 from . import folders
-from .bm25 import corpus_hash
-from .folders import MANIFEST, check_corpus, read_part, staged_index
+from .base import TextSearcher
+from .folders import MANIFEST, IndexFolder, corpus_hash, read_part
 
 INSTALL_HINT = "pip install 'deepretrieval[lucene]'"
 FORMAT_VERSION = 2  # 2: doc_ids.json, for ties by corpus row
@@ -56,6 +56,12 @@ SYNTAX = re.compile(r'[+\-&|!(){}\[\]^"~*?:\\/]')
 # An analysed query becomes one Boolean clause per distinct term; Lucene refuses more than 1,024 by default,
 # and one refused query fails Anserini's whole batch.
 MAX_CLAUSES = 2**31 - 1
+FOLDER = IndexFolder(
+    "lucene",
+    FORMAT_VERSION,
+    keys=("corpus_sha256", "documents", "indexed", "settings"),
+    hint=" with `deepretrieval index`",
+)
 NO_FEEDBACK = "the lucene backend has no pseudo-relevance feedback (RM3 modes, prf); use backend kind bm25 for those"
 
 
@@ -107,8 +113,9 @@ def bag_of_words(query: str) -> str:
     return SYNTAX.sub(" ", query.encode("utf-8", "replace").decode("utf-8"))
 
 
-class LuceneSearcher:
-    """Implements the ``Searcher`` protocol over an Anserini (Lucene) index folder.
+class LuceneSearcher(TextSearcher):
+    """A :class:`~.base.TextSearcher` over an Anserini (Lucene) index folder: ``search`` and the analysis of
+    queries; no pseudo-relevance feedback (the weighted search and term counts RM3 needs refuse).
 
     ``threads``: Anserini's indexing threads (1 by default: cores here are shared). Queries are searched
     one after another.
@@ -169,21 +176,25 @@ class LuceneSearcher:
             owned = tempfile.TemporaryDirectory(prefix="deepretrieval-lucene-")
             directory = Path(owned.name) / "index"
         directory = Path(directory)
-        with staged_index(directory) as staging:
-            indexed = _index(java, documents, staging / LUCENE_DIR, threads)
-            manifest = {
-                "format": FORMAT_VERSION,
-                "backend": "lucene",
-                "corpus_sha256": corpus_hash(documents),
-                "documents": len(documents),
-                "indexed": indexed,
-                "settings": asdict(settings),
-                "analyzer": "anserini DefaultEnglishAnalyzer (porter, lucene english stopwords)",
-                **versions(),
-            }
-            doc_ids = [d.id for d in documents]
+        doc_ids = [d.id for d in documents]
+        manifest: dict[str, Any] = {}
+
+        def write_parts(staging: Path) -> None:
+            manifest.update(
+                {
+                    "format": FORMAT_VERSION,
+                    "backend": "lucene",
+                    "corpus_sha256": corpus_hash(documents),
+                    "documents": len(documents),
+                    "indexed": _index(java, documents, staging / LUCENE_DIR, threads),
+                    "settings": asdict(settings),
+                    "analyzer": "anserini DefaultEnglishAnalyzer (porter, lucene english stopwords)",
+                    **versions(),
+                }
+            )
             (staging / DOC_IDS).write_text(json.dumps(doc_ids))
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+        FOLDER.save(directory, lambda _: manifest, write_parts)
         return cls(directory, settings, manifest, doc_ids, threads=threads, _owned=owned)
 
     def save(self, directory: str | Path) -> Path:
@@ -191,11 +202,12 @@ class LuceneSearcher:
         directory = Path(directory)
         if directory.resolve() == self.directory.resolve():
             return directory
-        with staged_index(directory) as staging:
+
+        def write_parts(staging: Path) -> None:
             shutil.copytree(self.directory / LUCENE_DIR, staging / LUCENE_DIR)
             (staging / DOC_IDS).write_text(json.dumps(self.doc_ids))
-            (staging / MANIFEST).write_text(json.dumps(self.manifest, indent=2))
-        return directory
+
+        return FOLDER.save(directory, self.manifest, write_parts)
 
     @classmethod
     def load(
@@ -210,15 +222,9 @@ class LuceneSearcher:
 
         ``settings`` (k1, b) apply at search time; None: those the index was built with."""
         directory = Path(directory)
-        manifest_path = directory / MANIFEST
-        if not manifest_path.exists():
-            raise SearchFailure(f"no index at {directory}; build it with `deepretrieval index`")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CorruptIndexError(directory, f"{MANIFEST} cannot be read ({_first_line(exc)})") from None
-        saved = _check_manifest(directory, manifest)
-        check_corpus(directory, manifest, expected_corpus_hash, " with `deepretrieval index`")
+        manifest = FOLDER.manifest(directory)
+        saved = FOLDER.settings(directory, manifest, LuceneSettings, set(LuceneSettings.__dataclass_fields__))
+        FOLDER.check_fresh(directory, manifest, expected_corpus_hash)
         doc_ids = read_part(directory, DOC_IDS, lambda: json.loads((directory / DOC_IDS).read_text(encoding="utf-8")))
         if not isinstance(doc_ids, list) or len(doc_ids) != manifest["documents"]:
             raise CorruptIndexError(directory, f"{DOC_IDS} is not the list of the {manifest['documents']} document ids")
@@ -244,6 +250,11 @@ class LuceneSearcher:
         java = jvm()
         terms = java.AnalyzerUtils.analyze(self._analyzer, bag_of_words(text)).toArray()
         return [t for t in terms if self._reader.docFreq(java.Term(FIELD, t)) > 0]
+
+    def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """The index's analysis of each text as a query (stopwords, stemming), in-vocabulary or not."""
+        java = jvm()
+        return [list(java.AnalyzerUtils.analyze(self._analyzer, bag_of_words(t)).toArray()) for t in texts]
 
     # Pseudo-relevance feedback (RM3 modes, the prf baseline) works on bm25s's analysis and term weights.
     def search_weighted(self, weights: Sequence[Mapping[str, float]], k: int) -> list[Ranking]:
@@ -309,27 +320,6 @@ def _index(java: Any, documents: Sequence[Document], folder: Path, threads: int)
         return int(reader.numDocs())
     finally:
         reader.close()
-
-
-def _check_manifest(directory: Path, manifest: object) -> LuceneSettings:
-    if not isinstance(manifest, dict):
-        raise CorruptIndexError(directory, f"{MANIFEST} is not a JSON object")
-    if manifest.get("backend") != "lucene":
-        # bm25s indexes name no backend; their manifest carries bm25s's version.
-        other = manifest.get("backend") or ("bm25s" if "bm25s" in manifest else "unknown")
-        raise StaleIndexError(f"index at {directory} is a {other} index, not a Lucene one; choose another folder")
-    keys = ("format", "corpus_sha256", "documents", "indexed", "settings")
-    if any(k not in manifest for k in keys):
-        raise CorruptIndexError(directory, f"{MANIFEST} lacks one of {', '.join(keys)}")
-    if manifest["format"] != FORMAT_VERSION:
-        raise StaleIndexError(
-            f"index at {directory} has format {manifest['format']} (this version reads "
-            f"{FORMAT_VERSION}); rebuild it with `deepretrieval index`"
-        )
-    try:
-        return LuceneSettings(**manifest["settings"])
-    except (TypeError, DeepRetrievalError) as exc:
-        raise CorruptIndexError(directory, f"{MANIFEST} has unusable settings ({exc})") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DeepRetrievalError
 from ..parsing import Parsed, blocks, parse_completion
@@ -30,6 +30,9 @@ from ..prompts import PromptSettings, answer_format
 from ..rewards import DEEPRETRIEVAL_TIERS, RewardConfig
 from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
+
+if TYPE_CHECKING:
+    from ..search.base import BooleanSearcher
 
 MAX_QUERY_CHARS = 4000
 _SYSTEM = (
@@ -95,8 +98,8 @@ class LiteratureTask(Task):
         (``cache: true`` keeps results in ``http-cache.sqlite`` beside the indexes); the fields are those
         of ``search.pubmed.PubMedSettings`` / ``search.ctgov.CTGovSettings``, errors name
         ``backend.<field>``."""
-        from ..search.boolean import MANIFEST, BooleanIndex, corpus_hash
-        from ..search.folders import index_cache_dir
+        from ..search.boolean import BooleanIndex
+        from ..search.folders import MANIFEST, corpus_hash, index_cache_dir
 
         kind = spec.get("kind", "boolean")
         if kind in ("pubmed", "ctgov"):
@@ -112,7 +115,7 @@ class LiteratureTask(Task):
             known = "boolean, pubmed, ctgov"
             raise DeepRetrievalError(f"recipe field backend.kind: the literature task has no {kind!r} (known: {known})")
         schema = _schema(collection, spec)
-        sha = corpus_hash(collection.documents)
+        sha = corpus_hash(collection.documents, fielded=True)
         index = index or index_cache_dir() / f"boolean-{schema.name}-{sha[:24]}"
         if (index / MANIFEST).exists():
             return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
@@ -171,7 +174,7 @@ class LiteratureTask(Task):
             body = re.sub(r'^\{\s*"query"\s*:\s*"?|(?<!\\)"?\s*\}?$', "", body).replace('\\"', '"')
         return " ".join(body.split())[:MAX_QUERY_CHARS]
 
-    def searchable(self, text: str, backend: Any, settings: PromptSettings | None = None) -> bool:
+    def searchable(self, text: str, backend: BooleanSearcher, settings: PromptSettings | None = None) -> bool:
         return any(ch.isalnum() for ch in text)
 
     def action(self, text: str, example: Example, settings: PromptSettings) -> Action:
@@ -194,7 +197,7 @@ class LiteratureTask(Task):
         return f"{getattr(action, 'query', action)}{window}"
 
     # -- execution and scoring ----------------------------------------------------------------------
-    def execute(self, actions: Sequence[Action], backend: Any, k: int) -> list[Outcome]:
+    def execute(self, actions: Sequence[Action], backend: BooleanSearcher, k: int) -> list[Outcome]:
         from ..search.boolean import BooleanRequest
         from ..search.pubmed_syntax import QuerySyntaxError
 

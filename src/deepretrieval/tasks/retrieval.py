@@ -16,19 +16,16 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import DeepRetrievalError
 from ..modes import compose_query
 from ..prompts import PromptSettings
 from ..rewards import PRESETS
 from ..search import folders
-from ..search.base import has_terms
+from ..search.base import TextSearcher, has_terms
 from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
-
-if TYPE_CHECKING:
-    from ..search.bm25 import BM25Searcher
 
 
 @dataclass(frozen=True)
@@ -130,7 +127,8 @@ def bm25_backend(collection: Collection, spec: Mapping[str, Any], index: Path | 
     Without ``index`` the index is cached under ``search.folders.index_cache_dir()``, keyed by the corpus
     and the settings, so that repeated commands and runs on one collection index it once.
     """
-    from ..search.bm25 import MANIFEST, BM25Searcher, corpus_hash
+    from ..search.bm25 import BM25Searcher
+    from ..search.folders import MANIFEST, corpus_hash
 
     settings = bm25_settings(spec) if spec else None
     sha = corpus_hash(collection.documents)
@@ -152,8 +150,8 @@ def dense_backend(collection: Collection, spec: Mapping[str, Any], index: Path |
     (search-time settings such as ``nprobe`` reuse it). Encoding progress is kept in shards beside the
     folder, so an interrupted build resumes; they are removed once the index is saved."""
     from ..errors import StaleIndexError
-    from ..search.bm25 import corpus_hash
-    from ..search.dense import MANIFEST, DenseSearcher, DenseSettings, clear_shards
+    from ..search.dense import DenseSearcher, DenseSettings, clear_shards
+    from ..search.folders import MANIFEST, corpus_hash
 
     settings = dense_settings(spec) if set(spec) - {"kind"} else None
     sha = corpus_hash(collection.documents)
@@ -237,7 +235,7 @@ class RetrievalTask(Task):
     def needs_context(self, settings: PromptSettings) -> bool:
         return settings.context_docs > 0 or settings.mode in ("feedback", "select-rm3")
 
-    def context(self, backend: Any, collection: Collection, settings: PromptSettings):
+    def context(self, backend: TextSearcher, collection: Collection, settings: PromptSettings):
         """Titles of the top first-pass hits (``context_docs``); in feedback mode, the RM3 query and menu; in
         select-rm3 mode, the numbered feedback documents (which replace the titles)."""
         from ..feedback import FeedbackProvider, SelectionProvider
@@ -296,7 +294,7 @@ class RetrievalTask(Task):
             return WeightedQuery.of(_selection(example).weights())
         return WeightedQuery.of(_feedback(example).weights()) if settings.mode == "feedback" else None
 
-    def searchable(self, text: str, backend: Any, settings: PromptSettings | None = None) -> bool:
+    def searchable(self, text: str, backend: TextSearcher, settings: PromptSettings | None = None) -> bool:
         """Whether the backend can search ``text``; in select-rm3 mode, whether it names a result by number
         (one outside the list still runs RM3 unedited) or answers ``none`` (no result is relevant: plain RM3)."""
         if settings is not None and settings.mode == "select-rm3":
@@ -308,7 +306,7 @@ class RetrievalTask(Task):
     def query_action(self, text: str, example: Example) -> Action:
         return text
 
-    def execute(self, actions: Sequence[Action], backend: Any, k: int) -> list[Outcome]:
+    def execute(self, actions: Sequence[Action], backend: TextSearcher, k: int) -> list[Outcome]:
         """One batched search for the text queries and one for the weighted ones (RM3 queries first become
         weighted ones after one batched first pass), outcomes in input order."""
         from ..feedback import rm3_queries
@@ -365,7 +363,7 @@ class PRFPolicy:
 
     name = "prf"
 
-    def __init__(self, searcher: BM25Searcher, settings: PRFSettings | None = None) -> None:
+    def __init__(self, searcher: TextSearcher, settings: PRFSettings | None = None) -> None:
         self.searcher = searcher
         self.settings = settings or PRFSettings()
 
