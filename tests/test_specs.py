@@ -225,3 +225,18 @@ def test_the_prf_baseline_and_the_feedback_modes_share_one_settings_class():
         FeedbackSettings(fb_docs=0)
     with pytest.raises(DeepRetrievalError, match=r"weight must be in \[0, 1\]"):
         FeedbackSettings(original_weight=1.5)
+
+
+def test_every_shipped_recipe_keeps_its_backend_section_as_written():
+    """The recipes in recipes/ read as before: their backend: section is the spec's dump unchanged, so a run's
+    policy.json records what it recorded before the specs."""
+    from pathlib import Path
+
+    import yaml
+
+    folder = Path(__file__).resolve().parents[1] / "recipes"
+    recipes = sorted(folder.glob("*.yaml"))
+    assert len(recipes) >= 8
+    for path in recipes:
+        written = (yaml.safe_load(path.read_text()) or {}).get("backend", {})
+        assert load_recipe(path, {}).backend == written, path.name
