@@ -22,7 +22,7 @@ from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
 from deepretrieval.search.dense import DenseSearcher, DenseSettings, Encoder, encode_corpus
 from deepretrieval.search.hybrid import HybridSearcher, HybridSettings
 from deepretrieval.tasks import get_task
-from deepretrieval.tasks.retrieval import RM3Query, hybrid_specs
+from deepretrieval.tasks.retrieval import RM3Query
 from deepretrieval.types import Collection, Document, Ranking
 
 from .conftest import retrieval_reward
@@ -317,16 +317,16 @@ def test_the_task_builds_caches_and_checks_a_dense_index(tmp_path, small_collect
     [
         ({"kind": "splade"}, r"backend\.kind.*known: bm25, dense, hybrid"),
         ({"kind": "dense", "nprobes": 3}, r"backend\.nprobes: unknown"),
-        ({"kind": "dense", "index_type": "pq"}, r"backend\.index_type: unknown 'pq'"),
-        ({"kind": "dense", "nprobe": 0}, r"backend\.nprobe: must be a positive integer"),
-        ({"kind": "dense", "hnsw_m": "many"}, r"backend\.hnsw_m: must be a positive integer"),
+        ({"kind": "dense", "index_type": "pq"}, r"backend\.index_type: input should be 'flat', 'ivf' or 'hnsw', got"),
+        ({"kind": "dense", "nprobe": 0}, r"backend\.nprobe: input should be greater than or equal to 1, got 0"),
+        ({"kind": "dense", "hnsw_m": "many"}, r"recipe field backend\.hnsw_m: input should be a valid integer"),
         (
             {"kind": "dense", "model": "no-such/model-here"},
             r"model 'no-such/model-here'.*nothing is downloaded",
         ),
         ({"kind": "hybrid", "k2": 1}, r"backend\.k2: unknown"),
-        ({"kind": "hybrid", "rrf_k": 0}, r"backend\.rrf_k: must be a positive integer"),
-        ({"kind": "hybrid", "b": 3}, "0 <= b <= 1"),
+        ({"kind": "hybrid", "rrf_k": 0}, r"backend\.rrf_k: input should be greater than or equal to 1, got 0"),
+        ({"kind": "hybrid", "b": 3}, r"backend\.b: input should be less than or equal to 1, got 3"),
     ],
 )
 def test_bad_backend_specs_are_one_line_naming_the_field(small_collection, spec, message):
@@ -417,10 +417,8 @@ def test_hybrid_through_the_task_keeps_rm3_modes_working(tmp_path, small_collect
     (tmp_path / "theirs" / "notes.txt").write_text("keep")
     with pytest.raises(DeepRetrievalError, match="not a hybrid index"):
         task.backend(small_collection, spec, index=tmp_path / "theirs")
-    assert hybrid_specs({"kind": "hybrid", "bm25_method": "bm25+", "nprobe": 4})[:2] == (
-        {"bm25_method": "bm25+"},
-        {"nprobe": 4},
-    )
+    lexical, dense, fusion = task.backend_spec({"kind": "hybrid", "bm25_method": "bm25+", "nprobe": 4}).parts()
+    assert (lexical.given(), dense.given(), fusion) == ({"method": "bm25+"}, {"nprobe": 4}, {"rrf_k": 60, "depth": 100})
 
 
 # -- recipes and a short GRPO run ---------------------------------------------------------------------
@@ -429,15 +427,14 @@ def test_hybrid_through_the_task_keeps_rm3_modes_working(tmp_path, small_collect
 @pytest.mark.parametrize("name", ["dense-cranfield", "dense-med", "hybrid-cranfield"])
 def test_the_dense_recipes_load(name):
     from deepretrieval.recipe import load_recipe
-    from deepretrieval.tasks.retrieval import backend_kind, dense_settings
 
     recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml", {})
-    kind = backend_kind(recipe.backend)
-    assert kind == name.split("-")[0]
-    if kind == "dense":
-        assert dense_settings(recipe.backend).model == "all-minilm-l6-v2"
-    else:
-        hybrid_specs(recipe.backend)
+    spec = recipe.backend_spec()
+    assert spec.kind == name.split("-")[0]
+    assert spec.model == "all-minilm-l6-v2"
+    if spec.kind == "hybrid":
+        written = {"k1": 0.9, "b": 0.4, "method": "lucene", "stemmer": "english", "stopwords": "en"}
+        assert spec.parts()[0].given() == written
     assert recipe.data.endswith(name.split("-")[1])
 
 

@@ -8,7 +8,7 @@ import pytest
 from deepretrieval import metrics as M
 from deepretrieval.errors import DeepRetrievalError
 from deepretrieval.evaluate import EvalSettings, evaluate, load_policy_metrics
-from deepretrieval.policies import OriginalPolicy, PRFPolicy, PRFSettings
+from deepretrieval.policies import FeedbackSettings, OriginalPolicy, PRFPolicy
 from deepretrieval.policies.base import PolicyOutput
 from deepretrieval.search.bm25 import BM25Searcher, BM25Settings
 from deepretrieval.types import Example
@@ -113,7 +113,7 @@ def test_unknown_split_is_a_clear_error(small_collection, searcher, tmp_path):
 
 
 def test_prf_adds_feedback_terms_and_keeps_the_original(small_collection, searcher):
-    policy = PRFPolicy(searcher, PRFSettings(fb_docs=2, fb_terms=5, original_weight=0.5))
+    policy = PRFPolicy(searcher, FeedbackSettings(fb_docs=2, fb_terms=5, original_weight=0.5))
     out = policy.generate([small_collection.examples[0]])[0]
     weights = dict(out.action.terms)
     assert sum(weights.values()) == pytest.approx(1.0)
@@ -124,7 +124,7 @@ def test_prf_adds_feedback_terms_and_keeps_the_original(small_collection, search
 
 
 def test_prf_with_zero_feedback_weight_equals_original(small_collection, searcher):
-    policy = PRFPolicy(searcher, PRFSettings(fb_docs=3, fb_terms=5, original_weight=1.0))
+    policy = PRFPolicy(searcher, FeedbackSettings(fb_docs=3, fb_terms=5, original_weight=1.0))
     examples = small_collection.examples
     outputs = policy.generate(examples)
     weighted = searcher.search_weighted([dict(o.action.terms) for o in outputs], 5)

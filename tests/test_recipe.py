@@ -109,20 +109,42 @@ def test_stop_tokens_reach_vllm_through_generation_kwargs(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("task: sql\n", "r.yaml: field 'task': unknown task 'sql'"),
-        ("backend:\n  kind: faiss\n", "backend.kind"),
-        ("backend:\n  k2: 1\n", "backend.k2"),
-        ("backend:\n  b: 7\n", "0 <= b <= 1"),
+        ("task: sql\n", "r.yaml:1: field 'task': unknown task 'sql'"),
+        ("backend:\n  kind: faiss\n", "r.yaml:2: recipe field backend.kind: the retrieval task has no backend 'faiss'"),
+        ("backend:\n  k2: 1\n", "r.yaml:2: recipe field backend.k2: unknown for kind bm25 .known: kind, b, k1,"),
+        ("seed: 1\nbackend:\n  k1: 1\n  b: 7\n", "r.yaml:4: recipe field backend.b: input should be less than or"),
+        ("task: literature\nbackend: {kind: pubmed, rate: 0}\n", "r.yaml:2: recipe field backend.rate: input"),
+        ("task: literature\nbackend:\n  kind: boolean\n  schema: trial\n", "r.yaml:4: recipe field backend.schema"),
+        ("task: qa\nbackend:\n  kind: boolean\n", "r.yaml:3: recipe field backend.kind: the qa task has no backend"),
     ],
 )
-def test_task_and_backend_sections_are_checked(tmp_path, text, message):
-    from deepretrieval.data import load_collection
-
+def test_task_and_backend_sections_are_checked_when_the_recipe_is_read(tmp_path, text, message):
+    """An unknown task, backend kind, backend field or a bad value: refused naming the recipe's line."""
     path = tmp_path / "r.yaml"
     path.write_text(text)
-    with pytest.raises(DeepRetrievalError, match=message):  # an unknown task: when the recipe is read
-        recipe = load_recipe(path, {})
-        recipe.task_family().backend(load_collection("demo"), recipe.backend)
+    with pytest.raises(DeepRetrievalError, match=message) as info:
+        load_recipe(path, {})
+    assert "\n" not in str(info.value)
+
+
+def test_a_backend_error_from_a_flag_names_no_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("seed: 1\n")
+    with pytest.raises(DeepRetrievalError, match=r"r.yaml: recipe field backend.b: "):
+        load_recipe(path, {"backend": {"b": 7}})
+
+
+def test_the_recipe_keeps_the_backend_as_its_spec_dump(tmp_path):
+    """What policy.json records: the fields written (the flat spellings normalised), kind only when given."""
+    from deepretrieval.search.specs import BM25Spec
+
+    path = tmp_path / "r.yaml"
+    path.write_text("backend:\n  bm25_method: bm25+\n  k1: 1\n  stemmer: none\n")
+    recipe = load_recipe(path, {})
+    assert recipe.backend == {"method": "bm25+", "k1": 1, "stemmer": None}
+    assert recipe.backend_spec() == BM25Spec(method="bm25+", k1=1, stemmer=None)
+    assert load_recipe(None, {}).backend == {}
+    assert load_recipe(None, {"backend": {"kind": "bm25"}}).backend == {"kind": "bm25"}
 
 
 def test_activation_checkpointing_is_a_recipe_choice(tmp_path):

@@ -17,6 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import DeepRetrievalError
+from .feedback import FeedbackSettings
+from .search.specs import BM25_METHODS, BM25Spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train language models to search.")
 console = Console(stderr=True)
@@ -136,9 +138,19 @@ def backend_spec(family, saved: dict, backend: str | None, flags: dict) -> dict:
     return {**saved, **yaml_mapping("--backend", backend), **flags}
 
 
-K1Opt = Annotated[float | None, typer.Option(help="BM25 k1 (tasks with a BM25 backend) [default: 0.9, or the index's]")]
-BOpt = Annotated[float | None, typer.Option(help="BM25 b (tasks with a BM25 backend) [default: 0.4, or the index's]")]
-MethodOpt = Annotated[str | None, typer.Option(help="BM25 variant: lucene, robertson, atire, bm25l, bm25+")]
+# BM25's flags: their defaults are the spec's (search.specs.BM25Spec), an existing index's when it is opened.
+K1Opt = Annotated[
+    float | None,
+    typer.Option(help=f"BM25 k1 (tasks with a BM25 backend) [default: {BM25Spec.default('k1')}, or the index's]"),
+]
+BOpt = Annotated[
+    float | None,
+    typer.Option(help=f"BM25 b (tasks with a BM25 backend) [default: {BM25Spec.default('b')}, or the index's]"),
+]
+MethodOpt = Annotated[
+    str | None,
+    typer.Option(help=f"BM25 variant: {', '.join(BM25_METHODS)} [default: {BM25Spec.default('method')}]"),
+]
 VariantOpt = Annotated[str | None, typer.Option(help="Model policies: direct | reasoning (default: as trained)")]
 ModeOpt = Annotated[
     str | None,
@@ -150,8 +162,12 @@ MaxNewOpt = Annotated[int | None, typer.Option(help="Model policies: max new tok
 ContextOpt = Annotated[int | None, typer.Option(help="Model policies: top first-pass titles shown in the prompt")]
 # One spelling everywhere, both forms accepted.
 KOpt = Annotated[int, typer.Option("-k", "--k", min=1, help="How many hits")]
-StemOpt = Annotated[str | None, typer.Option(help="Snowball stemmer language, or 'none' [default: english]")]
-StopOpt = Annotated[str | None, typer.Option(help="Stopword list ('en'), or 'none' [default: en]")]
+StemOpt = Annotated[
+    str | None, typer.Option(help=f"Snowball stemmer language, or 'none' [default: {BM25Spec.default('stemmer')}]")
+]
+StopOpt = Annotated[
+    str | None, typer.Option(help=f"Stopword list, or 'none' [default: {BM25Spec.default('stopwords')}]")
+]
 
 
 def per_task(value: Callable[[Any], object]) -> str:
@@ -233,11 +249,11 @@ def index(
     out_dir: Annotated[Path, typer.Option("--out", help="Index folder to write")],
     seed: SeedOpt = 0,
     corpus: CorpusOpt = None,
-    k1: K1Opt = 0.9,
-    b: BOpt = 0.4,
-    method: MethodOpt = "lucene",
-    stemmer: StemOpt = "english",
-    stopwords: StopOpt = "en",
+    k1: K1Opt = None,
+    b: BOpt = None,
+    method: MethodOpt = None,
+    stemmer: StemOpt = None,
+    stopwords: StopOpt = None,
 ) -> None:
     """Build a BM25 index of a collection's documents and save it (memory-mappable)."""
     from .search.bm25 import BM25Searcher
@@ -312,9 +328,11 @@ def eval_command(
     max_new_tokens: MaxNewOpt = None,
     context_docs: ContextOpt = None,
     prompt_style: StyleOpt = None,
-    prf_docs: Annotated[int, typer.Option(help="PRF: feedback documents")] = 10,
-    prf_terms: Annotated[int, typer.Option(help="PRF: expansion terms")] = 10,
-    prf_weight: Annotated[float, typer.Option(help="PRF: weight of the original query")] = 0.5,
+    prf_docs: Annotated[int, typer.Option(help="PRF: feedback documents")] = FeedbackSettings.fb_docs,
+    prf_terms: Annotated[int, typer.Option(help="PRF: expansion terms")] = FeedbackSettings.fb_terms,
+    prf_weight: Annotated[
+        float, typer.Option(help="PRF: weight of the original query")
+    ] = FeedbackSettings.original_weight,
     k1: K1Opt = None,
     b: BOpt = None,
     method: MethodOpt = None,
@@ -324,7 +342,7 @@ def eval_command(
 ) -> None:
     """Evaluate policies on a split: runs.jsonl, metrics.json, report.md and comparison.png in --out."""
     from .evaluate import EvalSettings, evaluate
-    from .policies import PRFSettings, make_policy
+    from .policies import make_policy
     from .report import markdown_table
 
     collection = load(data, seed, corpus)
@@ -332,7 +350,7 @@ def eval_command(
     spec = backend_spec(family, saved, backend, _bm25_spec(k1, b, method, stemmer, stopwords))
     with console.status(f"opening the {family.name} backend for {len(collection.documents):,} documents"):
         searcher = family.backend(collection, spec, index=index)
-    prf = PRFSettings(fb_docs=prf_docs, fb_terms=prf_terms, original_weight=prf_weight)
+    prf = FeedbackSettings(fb_docs=prf_docs, fb_terms=prf_terms, original_weight=prf_weight)
     prompt = prompt_flags(variant, mode, expand_repeats, max_new_tokens, context_docs, prompt_style)
     policies = [
         make_policy(name, task=family, backend=searcher, prf=prf, prompt=prompt, collection=collection)

@@ -34,10 +34,23 @@ WORD = re.compile(r"-?[^\W_][\w'-]*")
 
 @dataclass(frozen=True)
 class FeedbackSettings:
+    """RM3 pseudo-relevance feedback (Lavrenko & Croft's relevance model, interpolated as in Anserini): the
+    ``prf`` baseline's settings, and the feedback modes' (``menu_terms``: the terms a menu offers)."""
+
     fb_docs: int = 10
     fb_terms: int = 10
     original_weight: float = 0.5
     menu_terms: int = 30
+
+    def __post_init__(self) -> None:
+        from .errors import DeepRetrievalError
+
+        if self.fb_docs < 1 or self.fb_terms < 1:
+            raise DeepRetrievalError(
+                f"PRF needs at least 1 feedback document and term, got {self.fb_docs}, {self.fb_terms}"
+            )
+        if not 0 <= self.original_weight <= 1:
+            raise DeepRetrievalError(f"PRF's original-query weight must be in [0, 1], got {self.original_weight}")
 
 
 @dataclass(frozen=True)

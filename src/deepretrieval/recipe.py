@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import DeepRetrievalError
 from .prompts import PromptSettings
+from .search.specs import SpecError
 
 if TYPE_CHECKING:
     from .tasks import Task
@@ -50,7 +51,9 @@ class TrainRecipe(BaseModel):
     task: str = Field("retrieval", description="task family (deepretrieval.tasks.TASKS)")
     backend: dict[str, Any] = Field(
         default_factory=dict,
-        description="the task's backend, e.g. {kind: bm25, k1: 0.9, b: 0.4, method: lucene, stemmer: english}",
+        description="the task's backend, e.g. {kind: bm25, k1: 0.9, b: 0.4, method: lucene, stemmer: english}: "
+        "checked against its kind's spec (search.specs; the task's default kind when absent) and kept as the "
+        "spec's dump",
     )
     # prompt and query
     variant: Literal["direct", "reasoning"] = Field("direct", description="direct | reasoning (think first)")
@@ -125,7 +128,12 @@ class TrainRecipe(BaseModel):
             raise DeepRetrievalError(
                 f"field 'reward': the {task.name} task has no preset {self.reward!r} (it has {', '.join(task.presets)})"
             )
+        self.backend = task.backend_spec(self.backend).dump()  # refused here: an unknown field or bad value
         return self
+
+    def backend_spec(self):
+        """The typed spec of the ``backend:`` section (``search.specs``)."""
+        return self.task_family().backend_spec(self.backend)
 
     def prompt_settings(self) -> PromptSettings:
         """How the policy is prompted: the same settings in training, evaluation and rewrite."""
@@ -174,12 +182,42 @@ def load_recipe(path: Path | None, overrides: dict[str, object]) -> TrainRecipe:
             raise DeepRetrievalError(f"{path}: a recipe is a mapping of settings, got {type(loaded).__name__}")
         values.update(loaded or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
-    source = f"{path}: " if path else ""
+    from_file = set(loaded or {}) - set(overrides) if path is not None else set()
+
+    def source(*loc: object) -> str:
+        """``path:line: `` of the key at ``loc`` when the file wrote it, ``path: `` otherwise."""
+        if not path:
+            return ""
+        line = _line_of(path, loc) if loc and loc[0] in from_file else None
+        return f"{path}:{line}: " if line else f"{path}: "
+
     try:
         return TrainRecipe(**values)
+    except SpecError as exc:  # a backend: field (the task's spec of its kind)
+        raise DeepRetrievalError(f"{source('backend', exc.field)}{exc}") from None
     except DeepRetrievalError as exc:  # the task's defaults and checks (``TrainRecipe._task_defaults``)
-        raise DeepRetrievalError(f"{source}{exc}") from None
+        field = str(exc).split("'")[1] if str(exc).startswith("field '") else None
+        raise DeepRetrievalError(f"{source(field) if field else source()}{exc}") from None
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"]) or "recipe"
-        raise DeepRetrievalError(f"{source}field {field!r}: {error['msg']}") from None
+        raise DeepRetrievalError(f"{source(*error['loc'])}field {field!r}: {error['msg']}") from None
+
+
+def _line_of(path: Path, loc: tuple[object, ...]) -> int | None:
+    """The line (1-based) of the deepest key of ``loc`` found in the YAML file at ``path``."""
+    import yaml
+
+    try:
+        node = yaml.compose(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for key in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next(((k, v) for k, v in node.value if k.value == str(key)), None)
+        if match is None:
+            break
+        line, node = match[0].start_mark.line + 1, match[1]
+    return line

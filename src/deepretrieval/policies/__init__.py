@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeepRetrievalError
+from ..feedback import FeedbackSettings
 from ..tasks.base import Task
-from ..tasks.retrieval import PRFPolicy, PRFSettings
+from ..tasks.retrieval import PRFPolicy
 from ..types import Collection
 from .base import Policy, PolicyOutput
 from .baselines import OraclePolicy, OriginalPolicy
@@ -17,7 +18,7 @@ __all__ = [
     "PolicyOutput",
     "OriginalPolicy",
     "PRFPolicy",
-    "PRFSettings",
+    "FeedbackSettings",
     "OraclePolicy",
     "make_policy",
 ]
@@ -34,7 +35,7 @@ def make_policy(
     task: Task,
     backend: Any,
     collection: Collection | None = None,
-    prf: PRFSettings | None = None,
+    prf: FeedbackSettings | None = None,
     prompt: dict | None = None,
     batch_size: int = 16,
 ) -> Policy:

@@ -23,19 +23,22 @@ from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure
 from ..types import Document, Ranking
 from .base import TextSearcher, top_rows
 from .folders import MANIFEST, IndexFolder, corpus_hash, read_part
+from .specs import BM25_METHODS, BM25Spec
 
-METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+METHODS = BM25_METHODS
 FORMAT_VERSION = 1
 FOLDER = IndexFolder("bm25", FORMAT_VERSION, hint=" with `deepretrieval index`")
 
 
 @dataclass(frozen=True)
 class BM25Settings:
-    k1: float = 0.9
-    b: float = 0.4
-    method: str = "lucene"  # bm25s variants: robertson, atire, bm25l, bm25+, lucene
-    stemmer: str | None = "english"
-    stopwords: str | None = "en"
+    """BM25's settings, built from a ``BM25Spec`` (its defaults: ``search.specs``)."""
+
+    k1: float = BM25Spec.default("k1")
+    b: float = BM25Spec.default("b")
+    method: str = BM25Spec.default("method")  # bm25s variants: robertson, atire, bm25l, bm25+, lucene
+    stemmer: str | None = BM25Spec.default("stemmer")
+    stopwords: str | None = BM25Spec.default("stopwords")
 
     def __post_init__(self) -> None:
         """Reject what bm25s / PyStemmer would fail on deep inside indexing (or silently accept)."""

@@ -29,43 +29,34 @@ from typing import Any, ClassVar
 from ..types import Ranking
 from .boolean import BooleanRequest
 from .http import (
-    COMMON_FIELDS,
     HttpSearcher,
     HttpSettings,
     RefusedQuery,
-    check_fields,
     http_settings,
     json_body,
-    spec_error,
-    spec_number,
     unexpected_status,
 )
 from .resilience import ServiceFault
+from .specs import CTGOV, CTGOV_MAX_PAGE, CTGovSpec, validate
 
-CTGOV = "https://clinicaltrials.gov/api/v2"
 # ClinicalTrials.gov asks for no key and throttles at about 50 requests a minute per IP address.
-DEFAULT_RATE = 0.8
-MAX_PAGE = 1_000
-FIELDS = (*COMMON_FIELDS, "page_size", "date_filter")
+DEFAULT_RATE = CTGovSpec.default("rate")
+MAX_PAGE = CTGOV_MAX_PAGE
 
 
 @dataclass(frozen=True)
 class CTGovSettings:
     http: HttpSettings
-    page_size: int = MAX_PAGE
-    date_filter: bool = False
+    page_size: int = CTGovSpec.default("page_size")
+    date_filter: bool = CTGovSpec.default("date_filter")
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], *, default_cache: Path | None = None) -> CTGovSettings:
-        check_fields(spec, FIELDS)
-        http = http_settings(spec, base_url=CTGOV, rate=DEFAULT_RATE, concurrency=2, default_cache=default_cache)
-        page_size = int(spec_number(spec, "page_size", MAX_PAGE, minimum=1, integer=True))
-        if page_size > MAX_PAGE:
-            raise spec_error("page_size", f"a page holds at most {MAX_PAGE:,} studies, got {page_size}")
-        date_filter = spec.get("date_filter", False)
-        if not isinstance(date_filter, bool):
-            raise spec_error("date_filter", f"must be true or false, got {date_filter!r}")
-        return cls(http=http, page_size=page_size, date_filter=date_filter)
+    def from_spec(cls, spec: Mapping[str, Any] | CTGovSpec, *, default_cache: Path | None = None) -> CTGovSettings:
+        """Settings from a recipe's ``backend:`` section (``kind: ctgov``) or its typed spec."""
+        if not isinstance(spec, CTGovSpec):
+            spec = validate(CTGovSpec, spec)
+        http = http_settings(spec, default_url=CTGOV, default_cache=default_cache)
+        return cls(http=http, page_size=spec.page_size, date_filter=spec.date_filter)
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,13 @@ from ..errors import CorruptIndexError, DeepRetrievalError, SearchFailure, Stale
 from ..types import Document, Ranking
 from .base import TextSearcher
 from .folders import MANIFEST, IndexFolder, corpus_hash, read_part
+from .specs import DenseSpec
 
 FORMAT_VERSION = 1
 KIND = "dense"
 FOLDER = IndexFolder(KIND, FORMAT_VERSION, keys=("corpus_sha256", "documents", "settings", "model"))
 INDEX_TYPES = ("flat", "ivf", "hnsw")
-EMBEDDED_MODEL = "all-minilm-l6-v2"
+EMBEDDED_MODEL = DenseSpec.default("model")  # the one shipped in the package
 # Names that mean the embedded copy (compared lower-case).
 EMBEDDED_ALIASES = (EMBEDDED_MODEL, "sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2-embedded")
 PROBE = "deepretrieval dense index fingerprint: the quick brown fox jumps over the lazy dog."
@@ -62,26 +63,21 @@ WORD = re.compile(r"[^\W_]+")
 
 @dataclass(frozen=True)
 class DenseSettings:
-    """A dense backend's settings (a recipe's ``backend: {kind: dense, ...}``).
+    """A dense backend's settings, built from a ``DenseSpec`` (its fields, defaults and which of them decide
+    the index: ``search.specs``)."""
 
-    Build settings decide the index: ``model``, ``query_prompt``, ``document_prompt``, ``max_seq_length``,
-    ``index_type``, ``nlist``, ``hnsw_m``, ``ef_construction``. Search settings may change on a built index:
-    ``nprobe`` (IVF lists visited), ``ef_search`` (HNSW candidate list), ``batch_size`` (encoder batch).
-    ``shard_size`` only sets how often a corpus build saves its progress.
-    """
-
-    model: str = EMBEDDED_MODEL  # the embedded MiniLM, a local sentence-transformers folder, or a cached hub id
-    index_type: str = "flat"  # flat (exact), ivf (inverted lists), hnsw (graph)
-    nlist: int = 0  # IVF lists; 0: about 4 x sqrt(documents), at least 39 training points per list
-    nprobe: int = 8  # IVF lists searched per query
-    hnsw_m: int = 32  # HNSW neighbours per node
-    ef_construction: int = 80  # HNSW candidate list while building
-    ef_search: int = 64  # HNSW candidate list while searching (at least k is used)
-    query_prompt: str | None = None  # text put before each query; None: the model's own "query" prompt
-    document_prompt: str | None = None  # before each document; None: the model's "document" prompt
-    max_seq_length: int | None = None  # tokens per text; None: the model's own limit
-    batch_size: int = 16  # length-sorted batches of 16 pad least: fastest on 2 CPU cores (BENCHMARKS §11)
-    shard_size: int = 2048  # documents per saved shard of a corpus build
+    model: str = DenseSpec.default("model")
+    index_type: str = DenseSpec.default("index_type")
+    nlist: int = DenseSpec.default("nlist")
+    nprobe: int = DenseSpec.default("nprobe")
+    hnsw_m: int = DenseSpec.default("hnsw_m")
+    ef_construction: int = DenseSpec.default("ef_construction")
+    ef_search: int = DenseSpec.default("ef_search")
+    query_prompt: str | None = DenseSpec.default("query_prompt")
+    document_prompt: str | None = DenseSpec.default("document_prompt")
+    max_seq_length: int | None = DenseSpec.default("max_seq_length")
+    batch_size: int = DenseSpec.default("batch_size")
+    shard_size: int = DenseSpec.default("shard_size")
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -113,21 +109,6 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise DeepRetrievalError(f"backend.{name}: must be {what}, got {value!r}")
-
-
-def dense_settings(values: Mapping[str, Any]) -> DenseSettings:
-    """DenseSettings from a recipe's ``backend:`` fields (``kind`` already removed); errors name the field."""
-    known = {f.name for f in fields(DenseSettings)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise DeepRetrievalError(
-            f"recipe field backend.{unknown[0]}: unknown (known: kind, {', '.join(sorted(known))})"
-        )
-    values = dict(values)
-    for key in ("query_prompt", "document_prompt", "max_seq_length"):
-        if isinstance(values.get(key), str) and values[key].strip().lower() == "none":
-            values[key] = None
-    return DenseSettings(**values)
 
 
 # -- the encoder ------------------------------------------------------------------------------------

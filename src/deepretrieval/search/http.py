@@ -62,6 +62,7 @@ from .resilience import (
     retry_after_seconds,
     service_fault,
 )
+from .specs import HttpSpec, PubMedSpec, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -109,24 +110,23 @@ class RefusedQuery(QuerySyntaxError):
 
 @dataclass(frozen=True)
 class HttpSettings:
-    """How an HTTP backend talks to its service. Defaults live in the backends' ``from_spec``."""
+    """How an HTTP backend talks to its service, built from an ``HttpSpec`` (its fields, meanings and
+    defaults: ``search.specs``; ``http_settings`` below)."""
 
     base_url: str
     rate: float  # requests per second, at most, for the whole process
-    burst: int = 1  # tokens the bucket holds; above 1 a one-second window may exceed ``rate``
-    # Share of ``rate`` left unused: ``rate`` + 1 requests then span headroom / (1 - headroom) seconds more than
-    # one second (87 ms at 0.08), so a request that many ms late on its way cannot put ``rate`` + 1 in a window.
-    headroom: float = 0.08
-    concurrency: int = 4  # worker threads (and connections) per batch
-    timeout: float = 30.0  # seconds, for connecting, sending, waiting and reading
-    retries: int = 5  # attempts after the first
-    backoff: float = 1.0  # seconds before the first retry; doubles each time
-    max_backoff: float = 30.0
-    max_wait: float = 120.0  # a longer Retry-After is not waited for: SearchFailure at once
+    burst: int = HttpSpec.default("burst")
+    headroom: float = HttpSpec.default("headroom")
+    concurrency: int = PubMedSpec.default("concurrency")
+    timeout: float = HttpSpec.default("timeout")
+    retries: int = HttpSpec.default("retries")
+    backoff: float = HttpSpec.default("backoff")
+    max_backoff: float = HttpSpec.default("max_backoff")
+    max_wait: float = HttpSpec.default("max_wait")
     cache: Path | None = None  # SQLite file; None: no cache
-    cache_max_bytes: int = 1 << 30
+    cache_max_bytes: int = int(HttpSpec.default("cache_max_mb") * 1024 * 1024)
     cache_max_age: float | None = None  # seconds; None: entries never expire
-    max_query_bytes: int = 4_000
+    max_query_bytes: int = HttpSpec.default("max_query_bytes")
 
     def __post_init__(self) -> None:
         if not self.rate > 0 or not math.isfinite(self.rate):
@@ -426,101 +426,31 @@ class HttpSearcher:
         return f"{type(self).__name__}({self.settings.base_url!r})"
 
 
-# -- settings from a recipe's backend: section ----------------------------------------------------------
-
-COMMON_FIELDS = (
-    "kind",
-    "base_url",
-    "rate",
-    "burst",
-    "headroom",
-    "concurrency",
-    "timeout",
-    "retries",
-    "backoff",
-    "max_backoff",
-    "max_wait",
-    "cache",
-    "cache_max_mb",
-    "cache_max_age_days",
-    "max_query_bytes",
-)
+# -- settings from a recipe's backend: section (its typed spec, ``search.specs``) ----------------------------
 
 
 def spec_error(name: str, message: str) -> Exception:
-    return DeepRetrievalError(f"recipe field backend.{name}: {message}")
-
-
-def spec_number(
-    spec: Mapping[str, Any], name: str, default: float, *, minimum: float, integer: bool = False, strict: bool = False
-) -> float:
-    """A numeric field (``default`` when absent), at least ``minimum`` (above it when ``strict``)."""
-    value = spec.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise spec_error(name, f"must be a number, got {value!r}")
-    if integer and value != int(value):
-        raise spec_error(name, f"must be a whole number, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        raise spec_error(name, f"must be {'above' if strict else 'at least'} {minimum:g}, got {value!r}")
-    return int(value) if integer else float(value)
-
-
-def spec_text(spec: Mapping[str, Any], name: str, default: str | None) -> str | None:
-    value = spec.get(name, default)
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise spec_error(name, f"must be non-blank text, got {value!r}")
-    return value.strip() if isinstance(value, str) else None
-
-
-def spec_base_url(spec: Mapping[str, Any], default: str) -> str:
-    url = spec_text(spec, "base_url", default) or default
-    scheme, _, rest = url.partition("://")
-    if scheme not in ("http", "https") or not rest.split("/")[0]:
-        raise spec_error("base_url", f"must be an http:// or https:// URL, got {url!r}")
-    if "?" in url or "#" in url:
-        raise spec_error("base_url", f"must have no query or fragment, got {url!r}")
-    return url.rstrip("/")
-
-
-def spec_cache(spec: Mapping[str, Any], default: Path | None) -> Path | None:
-    """``cache``: true (the default file), false (no cache) or a file path."""
-    value = spec.get("cache", True)
-    if value is True:
-        return default
-    if value is False or value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
-        return None
-    if isinstance(value, str):
-        return Path(value).expanduser()
-    raise spec_error("cache", f"must be true, false or a file path, got {value!r}")
-
-
-def check_fields(spec: Mapping[str, Any], known: Sequence[str]) -> None:
-    unknown = sorted(set(spec) - set(known))
-    if unknown:
-        raise spec_error(unknown[0], f"unknown (known: {', '.join(sorted(known))})")
+    return SpecError(name, message)
 
 
 def http_settings(
-    spec: Mapping[str, Any], *, base_url: str, rate: float, concurrency: int, default_cache: Path | None
+    spec: HttpSpec, *, rate: float | None = None, default_url: str, default_cache: Path | None
 ) -> HttpSettings:
-    """The HTTP settings of a ``backend:`` section; every error names its ``backend.<field>``."""
-    max_age = spec.get("cache_max_age_days")
-    headroom = spec_number(spec, "headroom", 0.08, minimum=0)
-    if headroom >= 1:
-        raise spec_error("headroom", f"must be below 1 (a share of the rate left unused), got {headroom!r}")
+    """The HTTP settings of a typed ``backend:`` spec (``rate`` the kind's when the spec leaves it out)."""
+    cache = default_cache if spec.cache is True else None if spec.cache is False else Path(spec.cache).expanduser()
     return HttpSettings(
-        base_url=spec_base_url(spec, base_url),
-        rate=spec_number(spec, "rate", rate, minimum=0, strict=True),
-        burst=int(spec_number(spec, "burst", 1, minimum=1, integer=True)),
-        headroom=headroom,
-        concurrency=int(spec_number(spec, "concurrency", concurrency, minimum=1, integer=True)),
-        timeout=spec_number(spec, "timeout", 30.0, minimum=0, strict=True),
-        retries=int(spec_number(spec, "retries", 5, minimum=0, integer=True)),
-        backoff=spec_number(spec, "backoff", 1.0, minimum=0),
-        max_backoff=spec_number(spec, "max_backoff", 30.0, minimum=0),
-        max_wait=spec_number(spec, "max_wait", 120.0, minimum=0),
-        cache=spec_cache(spec, default_cache),
-        cache_max_bytes=int(spec_number(spec, "cache_max_mb", 1024, minimum=1) * 1024 * 1024),
-        cache_max_age=None if max_age is None else spec_number(spec, "cache_max_age_days", 0, minimum=0) * 86_400,
-        max_query_bytes=int(spec_number(spec, "max_query_bytes", 4_000, minimum=1, integer=True)),
+        base_url=spec.base_url or default_url,
+        rate=float(spec.rate if spec.rate is not None else rate),
+        burst=spec.burst,
+        headroom=float(spec.headroom),
+        concurrency=spec.concurrency,
+        timeout=float(spec.timeout),
+        retries=spec.retries,
+        backoff=float(spec.backoff),
+        max_backoff=float(spec.max_backoff),
+        max_wait=float(spec.max_wait),
+        cache=cache,
+        cache_max_bytes=int(spec.cache_max_mb * 1024 * 1024),
+        cache_max_age=None if spec.cache_max_age_days is None else float(spec.cache_max_age_days) * 86_400,
+        max_query_bytes=spec.max_query_bytes,
     )

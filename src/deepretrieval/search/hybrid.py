@@ -26,12 +26,15 @@ from dataclasses import asdict, dataclass
 from ..errors import DeepRetrievalError
 from ..types import Ranking
 from .base import TextSearcher
+from .specs import FusionSpec
 
 
 @dataclass(frozen=True)
 class HybridSettings:
-    rrf_k: int = 60  # RRF's constant: larger flattens the gap between ranks
-    depth: int = 100  # each part's documents that are fused (deeper ones only fill places below them)
+    """RRF's settings (defaults: ``search.specs.FusionSpec``)."""
+
+    rrf_k: int = FusionSpec.model_fields["rrf_k"].default  # RRF's constant: larger flattens the gap between ranks
+    depth: int = FusionSpec.model_fields["depth"].default  # each part's documents that are fused
 
     def __post_init__(self) -> None:
         for name in ("rrf_k", "depth"):

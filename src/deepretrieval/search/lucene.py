@@ -41,6 +41,7 @@ from ..types import Collection, Document, Ranking
 from . import folders
 from .base import TextSearcher
 from .folders import MANIFEST, IndexFolder, corpus_hash, read_part
+from .specs import LuceneSpec, validate
 
 INSTALL_HINT = "pip install 'deepretrieval[lucene]'"
 FORMAT_VERSION = 2  # 2: doc_ids.json, for ties by corpus row
@@ -67,32 +68,23 @@ NO_FEEDBACK = "the lucene backend has no pseudo-relevance feedback (RM3 modes, p
 
 @dataclass(frozen=True)
 class LuceneSettings:
-    k1: float = 0.9
-    b: float = 0.4
+    k1: float = LuceneSpec.default("k1")
+    b: float = LuceneSpec.default("b")
 
     def __post_init__(self) -> None:
         if not (self.k1 >= 0 and 0 <= self.b <= 1):
             raise DeepRetrievalError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
 
 
-def lucene_settings(spec: Mapping[str, Any]) -> LuceneSettings:
-    """LuceneSettings from a recipe's ``backend:`` section (``kind: lucene``); errors name the field."""
-    values = {k: v for k, v in spec.items() if k != "kind"}
-    if spec.get("kind", "lucene") != "lucene":
-        raise DeepRetrievalError(f"recipe field backend.kind: expected lucene, got {spec['kind']!r}")
-    known = set(LuceneSettings.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise DeepRetrievalError(
-            f"recipe field backend.{unknown[0]}: unknown for kind lucene (known: kind, {', '.join(sorted(known))})"
-        )
-    try:
-        return LuceneSettings(**{k: float(v) for k, v in values.items()})
-    except (TypeError, ValueError):
-        raise DeepRetrievalError(f"recipe field backend: k1 and b must be numbers, got {values}") from None
+def lucene_settings(spec: Mapping[str, Any] | LuceneSpec) -> LuceneSettings:
+    """LuceneSettings from a recipe's ``backend:`` section (``kind: lucene``) or its typed spec; errors name
+    the field."""
+    if not isinstance(spec, LuceneSpec):
+        spec = validate(LuceneSpec, spec)
+    return LuceneSettings(**{k: float(v) for k, v in spec.fields().items()})
 
 
-def lucene_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None = None) -> LuceneSearcher:
+def lucene_backend(collection: Collection, spec: LuceneSpec, index: Path | None = None) -> LuceneSearcher:
     """The Lucene index at ``index`` (checked against the corpus), or built and saved there.
 
     Without ``index`` the index is cached under ``folders.index_cache_dir()``, keyed by the corpus only:

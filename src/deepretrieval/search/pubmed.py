@@ -50,34 +50,28 @@ from ..errors import SearchFailure
 from ..types import Ranking
 from .boolean import BooleanRequest
 from .http import (
-    COMMON_FIELDS,
     MAX_RESULTS,
     HttpSearcher,
     HttpSettings,
     RefusedQuery,
     Secret,
-    check_fields,
     http_settings,
     json_body,
     spec_error,
-    spec_number,
-    spec_text,
     unexpected_status,
 )
 from .resilience import ServiceFault
+from .specs import EUTILS, PubMedSpec, validate
 
 log = logging.getLogger(__name__)
 
-EUTILS = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
 OPEN_MINDATE = "1700/01/01"
 OPEN_MAXDATE = "3000/12/31"
 RATE_WITHOUT_KEY, RATE_WITH_KEY = 3.0, 10.0  # NCBI's limits, requests per second per client
 ENV_KEY, ENV_EMAIL, ENV_TOOL = "NCBI_API_KEY", "NCBI_EMAIL", "NCBI_TOOL"
-SORTS = ("relevance", "none")
 # ERROR texts that blame the query (lower case, matched as substrings), checked after SERVICE_ERRORS.
 MODEL_ERRORS = ("empty term", "syntax error", "unbalanced", "unmatched", "too long", "invalid query")
 SERVICE_ERRORS = ("backend failed", "unavailable", "rate limit", "timeout", "timed out", "try again")
-FIELDS = (*COMMON_FIELDS, "api_key_file", "email", "tool", "sort", "page_size")
 
 
 @dataclass(frozen=True)
@@ -86,39 +80,33 @@ class PubMedSettings:
     api_key: Secret | None = field(default=None, repr=False)
     email: str | None = None
     tool: str = "deepretrieval"
-    sort: str = "relevance"
-    page_size: int = MAX_RESULTS
+    sort: str = PubMedSpec.default("sort")
+    page_size: int = PubMedSpec.default("page_size")
     db: str = "pubmed"
 
     @classmethod
     def from_spec(
-        cls, spec: Mapping[str, Any], *, default_cache: Path | None = None, environ: Mapping[str, str] | None = None
+        cls,
+        spec: Mapping[str, Any] | PubMedSpec,
+        *,
+        default_cache: Path | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> PubMedSettings:
-        """Settings from a recipe's ``backend:`` section (``kind: pubmed``); the key from the file named by
-        ``api_key_file``, else ``$NCBI_API_KEY``; ``email`` / ``tool`` from the recipe, else the environment."""
+        """Settings from a recipe's ``backend:`` section (``kind: pubmed``) or its typed spec; the key from the
+        file named by ``api_key_file``, else ``$NCBI_API_KEY``; ``email`` / ``tool`` from the recipe, else the
+        environment."""
         environ = os.environ if environ is None else environ
-        if "api_key" in spec:
-            raise spec_error(
-                "api_key",
-                f"a key is never written in a recipe: name a file holding it in backend.api_key_file, or set {ENV_KEY}",
-            )
-        check_fields(spec, FIELDS)
-        key = read_key(spec.get("api_key_file"), environ)
+        if not isinstance(spec, PubMedSpec):
+            spec = validate(PubMedSpec, spec)
+        key = read_key(spec.api_key_file, environ)
         rate = RATE_WITH_KEY if key else RATE_WITHOUT_KEY
-        http = http_settings(spec, base_url=EUTILS, rate=rate, concurrency=4, default_cache=default_cache)
-        sort = spec_text(spec, "sort", "relevance")
-        if sort not in SORTS:
-            raise spec_error("sort", f"must be one of {', '.join(SORTS)}, got {sort!r}")
-        page_size = int(spec_number(spec, "page_size", MAX_RESULTS, minimum=1, integer=True))
-        if page_size > MAX_RESULTS:
-            raise spec_error("page_size", f"esearch returns at most {MAX_RESULTS:,} ids a request, got {page_size}")
         settings = cls(
-            http=http,
+            http=http_settings(spec, rate=rate, default_url=EUTILS, default_cache=default_cache),
             api_key=key,
-            email=spec_text(spec, "email", environ.get(ENV_EMAIL) or None),
-            tool=spec_text(spec, "tool", environ.get(ENV_TOOL) or "deepretrieval") or "deepretrieval",
-            sort=sort or "relevance",
-            page_size=page_size,
+            email=spec.email or environ.get(ENV_EMAIL, "").strip() or None,
+            tool=spec.tool or environ.get(ENV_TOOL, "").strip() or "deepretrieval",
+            sort=spec.sort,
+            page_size=spec.page_size,
         )
         settings.warn_if_over_ncbi_limits()
         return settings

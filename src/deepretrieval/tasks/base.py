@@ -36,6 +36,7 @@ from ..prompts import (
 )
 from ..rewards import RewardConfig, RewardResult, metric_value, score
 from ..search.resilience import Fault, Retrier, RetryPolicy, retries_itself
+from ..search.specs import BackendSpec, backend_of, parse_backend
 from ..types import Collection, Example, PolicyOutput, Ranking
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Task:
     fallback_name: str = "fallback"  # what ``fallback`` runs, for the log's gain_over_<name>
     # Backend settings the command line may give as flags of their own (``--k1``); others go in ``--backend``.
     backend_flags: tuple[str, ...] = ()
+    default_backend: str = ""  # the kind of an empty ``backend:`` section (``search.specs``' registry)
 
     @property
     def depth(self) -> int:
@@ -100,10 +102,17 @@ class Task:
         return next(iter(self.presets))
 
     # -- backend ------------------------------------------------------------------------------------
-    def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None) -> Any:
+    def backend_spec(self, spec: Mapping[str, Any] | BackendSpec | None) -> BackendSpec:
+        """A ``backend:`` section as its typed spec: one of the kinds registered for this family (or a family
+        it extends: qa uses retrieval's), ``default_backend`` when it names none; errors name the field."""
+        families = [c.name for c in type(self).__mro__ if getattr(c, "name", "")]
+        return parse_backend(spec, families=families, task=self.name, default=self.default_backend)
+
+    def backend(self, collection: Collection, spec: Mapping[str, Any] | BackendSpec, *, index: Path | None = None):
         """The backend a recipe's ``backend:`` section describes, for this collection (``index``: a folder
-        to load it from or save it to, where the backend has one)."""
-        raise NotImplementedError
+        to load it from or save it to, where the backend has one): built by its kind's registered factory."""
+        typed = self.backend_spec(spec)
+        return backend_of(typed).factory(collection, typed, index)
 
     def open_backend(self, index: Path, spec: Mapping[str, Any]) -> Any:
         """The backend saved in ``index``, opened without its collection (``rewrite --index``)."""

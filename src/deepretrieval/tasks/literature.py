@@ -28,6 +28,7 @@ from ..errors import DeepRetrievalError
 from ..parsing import Parsed, blocks, parse_completion
 from ..prompts import PromptSettings, answer_format
 from ..rewards import DEEPRETRIEVAL_TIERS, RewardConfig
+from ..search.specs import BooleanSpec, CTGovSpec, PubMedSpec, register
 from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
 
@@ -70,16 +71,50 @@ PRESETS: dict[str, RewardConfig] = {
 }
 
 
-def _schema(collection: Collection, spec: Mapping[str, Any]):
+def _schema(collection: Collection, spec: BooleanSpec):
     from ..search.boolean import PUBLICATIONS, TRIALS
 
-    name = spec.get("schema")
+    name = spec.schema_
     if name is None:
         name = "trials" if any("conditions" in d.fields for d in collection.documents[:50]) else "publications"
-    schemas = {"publications": PUBLICATIONS, "trials": TRIALS}
-    if name not in schemas:
-        raise DeepRetrievalError(f"recipe field backend.schema: {name!r} is not one of {', '.join(schemas)}")
-    return schemas[name]
+    return {"publications": PUBLICATIONS, "trials": TRIALS}[name]
+
+
+def boolean_backend(collection: Collection, spec: BooleanSpec, index: Path | None):
+    """The Boolean index at ``index`` (checked against the corpus), or built and saved there; without
+    ``index``, cached beside the model cache, keyed by the corpus and the schema."""
+    from ..search.boolean import BooleanIndex
+    from ..search.folders import MANIFEST, corpus_hash, index_cache_dir
+
+    schema = _schema(collection, spec)
+    sha = corpus_hash(collection.documents, fielded=True)
+    index = index or index_cache_dir() / f"boolean-{schema.name}-{sha[:24]}"
+    if (index / MANIFEST).exists():
+        return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
+    built = BooleanIndex.build(collection.documents, schema)
+    built.save(index)
+    return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
+
+
+def pubmed_backend(collection: Collection | None, spec: PubMedSpec, index: Path | None):
+    """PubMed E-utilities over HTTP (``search.pubmed``), its results cached in ``http-cache.sqlite``."""
+    from ..search.folders import index_cache_dir
+    from ..search.pubmed import PubMedSearcher
+
+    return PubMedSearcher.from_spec(spec, default_cache=index_cache_dir() / "http-cache.sqlite")
+
+
+def ctgov_backend(collection: Collection | None, spec: CTGovSpec, index: Path | None):
+    """ClinicalTrials.gov API v2 over HTTP (``search.ctgov``), its results cached like PubMed's."""
+    from ..search.ctgov import CTGovSearcher
+    from ..search.folders import index_cache_dir
+
+    return CTGovSearcher.from_spec(spec, default_cache=index_cache_dir() / "http-cache.sqlite")
+
+
+register(BooleanSpec, boolean_backend, family="literature")
+register(PubMedSpec, pubmed_backend, family="literature")
+register(CTGovSpec, ctgov_backend, family="literature")
 
 
 class LiteratureTask(Task):
@@ -89,39 +124,10 @@ class LiteratureTask(Task):
     modes = ("rewrite",)
     answer_form = "raw"  # <answer>QUERY</answer>: prompts.ANSWER_FORMS
 
-    # -- backend ------------------------------------------------------------------------------------
-    def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
-        """``kind: boolean`` (the default): the Boolean index at ``index`` (checked against the corpus), or
-        built and saved there; without ``index``, cached beside the model cache, keyed by the corpus and the
-        schema. ``kind: pubmed`` / ``kind: ctgov``: PubMed E-utilities or ClinicalTrials.gov v2 over HTTP
-        (``base_url`` a real service or ``deepretrieval serve emulator``), rate-limited, retried and cached
-        (``cache: true`` keeps results in ``http-cache.sqlite`` beside the indexes); the fields are those
-        of ``search.pubmed.PubMedSettings`` / ``search.ctgov.CTGovSettings``, errors name
-        ``backend.<field>``."""
-        from ..search.boolean import BooleanIndex
-        from ..search.folders import MANIFEST, corpus_hash, index_cache_dir
-
-        kind = spec.get("kind", "boolean")
-        if kind in ("pubmed", "ctgov"):
-            from ..search.ctgov import CTGovSearcher
-            from ..search.pubmed import PubMedSearcher
-
-            searcher = PubMedSearcher if kind == "pubmed" else CTGovSearcher
-            return searcher.from_spec(spec, default_cache=index_cache_dir() / "http-cache.sqlite")
-        unknown = sorted(set(spec) - {"kind", "schema"})
-        if unknown:
-            raise DeepRetrievalError(f"recipe field backend.{unknown[0]}: unknown (known: kind, schema)")
-        if kind != "boolean":
-            known = "boolean, pubmed, ctgov"
-            raise DeepRetrievalError(f"recipe field backend.kind: the literature task has no {kind!r} (known: {known})")
-        schema = _schema(collection, spec)
-        sha = corpus_hash(collection.documents, fielded=True)
-        index = index or index_cache_dir() / f"boolean-{schema.name}-{sha[:24]}"
-        if (index / MANIFEST).exists():
-            return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
-        built = BooleanIndex.build(collection.documents, schema)
-        built.save(index)
-        return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
+    # -- backend: kind boolean (the default), the offline tantivy engine; pubmed / ctgov over HTTP
+    # (``base_url`` a real service or ``deepretrieval serve emulator``), rate-limited, retried and cached
+    # (``cache: true`` keeps results in ``http-cache.sqlite`` beside the indexes): ``search.specs``.
+    default_backend = "boolean"
 
     # -- prompts ------------------------------------------------------------------------------------
     def default_prompt(self) -> PromptSettings:

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeepRetrievalError
+from ..feedback import FeedbackSettings
 from ..modes import compose_query
 from ..prompts import PromptSettings
 from ..rewards import PRESETS
 from ..search import folders
 from ..search.base import TextSearcher, has_terms
+from ..search.specs import BM25Spec, DenseSpec, HybridSpec, LuceneSpec, register, validate
 from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
 
@@ -54,75 +56,19 @@ class RM3Query:
         return f"rm3({self.text})"
 
 
-BACKEND_KINDS = ("bm25", "dense", "hybrid", "lucene")
-HYBRID_FIELDS = ("rrf_k", "depth")
-
-
-def backend_kind(spec: Mapping[str, Any]) -> str:
-    """The ``kind`` of a recipe's ``backend:`` section (bm25 when absent)."""
-    kind = spec.get("kind", "bm25")
-    if kind not in BACKEND_KINDS:
-        raise DeepRetrievalError(
-            f"recipe field backend.kind: the retrieval task has no backend {kind!r} (known: {', '.join(BACKEND_KINDS)})"
-        )
-    return kind
-
-
-def bm25_settings(spec: Mapping[str, Any]):
-    """BM25Settings from a recipe's ``backend:`` section (``kind: bm25``, the default); errors name the field."""
+def bm25_settings(spec: Mapping[str, Any] | BM25Spec):
+    """BM25Settings from a recipe's ``backend:`` section (``kind: bm25``, the default) or its typed spec;
+    errors name the field."""
     from ..search.bm25 import BM25Settings
 
-    values = {k: v for k, v in spec.items() if k != "kind"}
-    kind = spec.get("kind", "bm25")
-    if kind != "bm25":
-        backend_kind(spec)  # an unknown kind is named as such
-        raise DeepRetrievalError(f"recipe field backend.kind: {kind!r} has no BM25 settings (kind: bm25 has)")
-    if "bm25_method" in values:  # the flat recipes' spelling
-        values["method"] = values.pop("bm25_method")
-    for key in ("stemmer", "stopwords"):
-        if isinstance(values.get(key), str) and values[key].strip().lower() in ("none", ""):
-            values[key] = None
-    known = set(BM25Settings.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise DeepRetrievalError(
-            f"recipe field backend.{unknown[0]}: unknown (known: kind, {', '.join(sorted(known))})"
-        )
-    return BM25Settings(**values)
+    if not isinstance(spec, BM25Spec):
+        spec = validate(BM25Spec, spec)
+    return BM25Settings(**spec.fields())
 
 
-def dense_settings(spec: Mapping[str, Any]):
-    """DenseSettings from a ``backend: {kind: dense, ...}`` section; errors name the field."""
-    from ..search import dense
-
-    return dense.dense_settings({k: v for k, v in spec.items() if k != "kind"})
-
-
-def hybrid_specs(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
-    """A ``backend: {kind: hybrid, ...}`` section split into its BM25 fields, its dense fields and the fusion
-    settings (one flat namespace: the BM25 and dense field names do not overlap); errors name the field."""
-    from ..search.bm25 import BM25Settings
-    from ..search.dense import DenseSettings
-    from ..search.hybrid import HybridSettings
-
-    lexical_names = {*BM25Settings.__dataclass_fields__, "bm25_method"}
-    dense_names = set(DenseSettings.__dataclass_fields__)
-    values = {k: v for k, v in spec.items() if k != "kind"}
-    unknown = sorted(set(values) - lexical_names - dense_names - set(HYBRID_FIELDS))
-    if unknown:
-        known = sorted({*BM25Settings.__dataclass_fields__, *dense_names, *HYBRID_FIELDS})
-        raise DeepRetrievalError(f"recipe field backend.{unknown[0]}: unknown (known: kind, {', '.join(known)})")
-    lexical = {k: v for k, v in values.items() if k in lexical_names}
-    dense = {k: v for k, v in values.items() if k in dense_names}
-    fusion = HybridSettings(**{k: v for k, v in values.items() if k in HYBRID_FIELDS})
-    bm25_settings(lexical)  # validated now, not after the dense part is built
-    dense_settings(dense)
-    return lexical, dense, fusion
-
-
-def bm25_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None):
+def bm25_backend(collection: Collection, spec: BM25Spec, index: Path | None):
     """The BM25 index at ``index`` (checked against the corpus and the settings given), or built and saved
-    there. ``spec`` empty: whatever an existing index was built with (the defaults for a new one).
+    there. ``spec`` given nothing: whatever an existing index was built with (the defaults for a new one).
 
     Without ``index`` the index is cached under ``search.folders.index_cache_dir()``, keyed by the corpus
     and the settings, so that repeated commands and runs on one collection index it once.
@@ -130,22 +76,22 @@ def bm25_backend(collection: Collection, spec: Mapping[str, Any], index: Path | 
     from ..search.bm25 import BM25Searcher
     from ..search.folders import MANIFEST, corpus_hash
 
-    settings = bm25_settings(spec) if spec else None
+    settings = bm25_settings(spec) if spec.model_fields_set else None
     sha = corpus_hash(collection.documents)
     if index is None:
-        settings = settings or bm25_settings({})
+        settings = settings or bm25_settings(spec)
         key = hashlib.sha256(json.dumps([sha, asdict(settings)], sort_keys=True).encode()).hexdigest()[:24]
         index = folders.index_cache_dir() / key
     if (index / MANIFEST).exists():
         return BM25Searcher.load(index, expected_corpus_hash=sha, settings=settings)
-    searcher = BM25Searcher.build(collection.documents, settings or bm25_settings({}))
+    searcher = BM25Searcher.build(collection.documents, settings or bm25_settings(spec))
     searcher.save(index)
     return searcher
 
 
-def dense_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None):
+def dense_backend(collection: Collection, spec: DenseSpec, index: Path | None):
     """The dense index at ``index`` (checked against the corpus, the build settings given and the model), or
-    encoded and saved there; ``spec`` without fields: whatever an existing index was built with. Cached
+    encoded and saved there; ``spec`` given no field: whatever an existing index was built with. Cached
     under ``search.folders.index_cache_dir()`` like BM25's, keyed by the corpus and the build settings
     (search-time settings such as ``nprobe`` reuse it). Encoding progress is kept in shards beside the
     folder, so an interrupted build resumes; they are removed once the index is saved."""
@@ -153,11 +99,11 @@ def dense_backend(collection: Collection, spec: Mapping[str, Any], index: Path |
     from ..search.dense import DenseSearcher, DenseSettings, clear_shards
     from ..search.folders import MANIFEST, corpus_hash
 
-    settings = dense_settings(spec) if set(spec) - {"kind"} else None
+    settings = DenseSettings(**spec.fields()) if spec.given() else None
     sha = corpus_hash(collection.documents)
     cached = index is None
     if index is None:
-        settings = settings or DenseSettings()
+        settings = settings or DenseSettings(**spec.fields())
         key = hashlib.sha256(json.dumps(["dense", sha, settings.build_fields()], sort_keys=True).encode())
         index = folders.index_cache_dir() / f"dense-{key.hexdigest()[:24]}"
     if (index / MANIFEST).exists():
@@ -169,18 +115,22 @@ def dense_backend(collection: Collection, spec: Mapping[str, Any], index: Path |
             if not cached:
                 raise
     shards = index.parent / f".{index.name}.shards"
-    searcher = DenseSearcher.build(collection.documents, settings or DenseSettings(), shards=shards, show_progress=True)
+    settings = settings or DenseSettings(**spec.fields())
+    searcher = DenseSearcher.build(collection.documents, settings, shards=shards, show_progress=True)
     searcher.save(index)
     clear_shards(shards)
     return searcher
 
 
-def hybrid_backend(collection: Collection, spec: Mapping[str, Any], index: Path | None):
+def hybrid_backend(collection: Collection, spec: HybridSpec, index: Path | None):
     """RRF of the BM25 and the dense backend. Each part is the index its own kind would open (cached alike,
     so a hybrid run reuses a BM25 run's index); ``index`` holds them as ``bm25/`` and ``dense/``."""
-    from ..search.hybrid import HybridSearcher
+    from ..search.dense import DenseSettings
+    from ..search.hybrid import HybridSearcher, HybridSettings
 
-    lexical, dense, fusion = hybrid_specs(spec)
+    lexical, dense, fusion = spec.parts()
+    bm25_settings(lexical)  # both parts checked now, not after the dense one is built
+    DenseSettings(**dense.fields())
     if index is not None and index.exists():
         names = {p.name for p in index.iterdir()} if index.is_dir() else {""}
         if names and not names & {"bm25", "dense"}:
@@ -190,8 +140,15 @@ def hybrid_backend(collection: Collection, spec: Mapping[str, Any], index: Path 
     return HybridSearcher(
         bm25_backend(collection, lexical, None if index is None else index / "bm25"),
         dense_backend(collection, dense, None if index is None else index / "dense"),
-        fusion,
+        HybridSettings(**fusion),
     )
+
+
+def lucene_backend(collection: Collection, spec: LuceneSpec, index: Path | None):
+    """Anserini's Lucene index (``search.lucene``, the optional Pyserini extra)."""
+    from ..search import lucene
+
+    return lucene.lucene_backend(collection, spec, index)
 
 
 class RetrievalTask(Task):
@@ -202,35 +159,20 @@ class RetrievalTask(Task):
     fallback_name = "prf"
     default_reward = "recall-lenient"  # the best measured on 2 CPU cores (docs/BENCHMARKS.md)
     backend_flags = ("k1", "b", "method", "stemmer", "stopwords")  # BM25's, as `deepretrieval index` takes them
-
-    def backend(self, collection: Collection, spec: Mapping[str, Any], *, index: Path | None = None):
-        """The backend ``spec`` names (``kind``: bm25, the default; dense; hybrid; lucene, the optional
-        Pyserini extra), opened from ``index`` or built and saved there (without ``index``: cached under
-        ``search.folders.index_cache_dir()``, keyed by the corpus and the settings). See
-        :func:`bm25_backend`, :func:`dense_backend`, :func:`hybrid_backend`, ``search.lucene.lucene_backend``."""
-        kind = backend_kind(spec)
-        if kind == "lucene":
-            from ..search.lucene import lucene_backend
-
-            return lucene_backend(collection, {k: v for k, v in spec.items() if k != "kind"}, index)
-        if kind == "dense":
-            return dense_backend(collection, spec, index)
-        if kind == "hybrid":
-            return hybrid_backend(collection, spec, index)
-        return bm25_backend(collection, spec, index)
+    default_backend = "bm25"  # kinds: bm25, dense, hybrid, lucene (registered below)
 
     def open_backend(self, index: Path, spec: Mapping[str, Any]):
         """A BM25 or dense index folder, opened without its collection (not checked against a corpus)."""
-        kind = backend_kind(spec)
-        if kind == "bm25":
+        typed = self.backend_spec(spec)
+        if typed.kind == "bm25":
             from ..search.bm25 import BM25Searcher
 
-            return BM25Searcher.load(index, settings=bm25_settings(spec) if set(spec) - {"kind"} else None)
-        if kind == "dense":
-            from ..search.dense import DenseSearcher
+            return BM25Searcher.load(index, settings=bm25_settings(typed) if typed.given() else None)
+        if typed.kind == "dense":
+            from ..search.dense import DenseSearcher, DenseSettings
 
-            return DenseSearcher.load(index, settings=dense_settings(spec) if set(spec) - {"kind"} else None)
-        raise DeepRetrievalError(f"a {kind} backend is opened from its collection: give --data")
+            return DenseSearcher.load(index, settings=DenseSettings(**typed.fields()) if typed.given() else None)
+        raise DeepRetrievalError(f"a {typed.kind} backend is opened from its collection: give --data")
 
     def needs_context(self, settings: PromptSettings) -> bool:
         return settings.context_docs > 0 or settings.mode in ("feedback", "select-rm3")
@@ -338,23 +280,6 @@ class RetrievalTask(Task):
 # -- the family's baseline ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PRFSettings:
-    """RM3 pseudo-relevance feedback (Lavrenko & Croft's relevance model, interpolated as in Anserini)."""
-
-    fb_docs: int = 10
-    fb_terms: int = 10
-    original_weight: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.fb_docs < 1 or self.fb_terms < 1:
-            raise DeepRetrievalError(
-                f"PRF needs at least 1 feedback document and term, got {self.fb_docs}, {self.fb_terms}"
-            )
-        if not 0 <= self.original_weight <= 1:
-            raise DeepRetrievalError(f"PRF's original-query weight must be in [0, 1], got {self.original_weight}")
-
-
 class PRFPolicy:
     """RM3: a first BM25 pass, a relevance model from the top documents, an interpolated weighted query.
 
@@ -363,19 +288,18 @@ class PRFPolicy:
 
     name = "prf"
 
-    def __init__(self, searcher: TextSearcher, settings: PRFSettings | None = None) -> None:
+    def __init__(self, searcher: TextSearcher, settings: FeedbackSettings | None = None) -> None:
         self.searcher = searcher
-        self.settings = settings or PRFSettings()
+        self.settings = settings or FeedbackSettings()
 
     def describe(self) -> dict[str, object]:
-        return {"policy": self.name, **asdict(self.settings)}
+        s = self.settings  # RM3's own settings (a menu's size is no part of it)
+        return {"policy": self.name, "fb_docs": s.fb_docs, "fb_terms": s.fb_terms, "original_weight": s.original_weight}
 
     def generate(self, examples: Sequence[Example]) -> list[PolicyOutput]:
-        from ..feedback import FeedbackSettings, rm3_queries
+        from ..feedback import rm3_queries
 
-        s = self.settings
-        settings = FeedbackSettings(s.fb_docs, s.fb_terms, s.original_weight)
-        queries = rm3_queries(self.searcher, [e.question for e in examples], settings)
+        queries = rm3_queries(self.searcher, [e.question for e in examples], self.settings)
         actions = [WeightedQuery.of(weights) for weights in queries]
         return [PolicyOutput(query=str(action), action=action) for action in actions]
 
@@ -394,3 +318,9 @@ def _feedback(example: Example):
     if feedback is None:
         raise DeepRetrievalError(f"feedback mode: example {example.id!r} has no feedback menu (no context provider)")
     return feedback
+
+
+register(BM25Spec, bm25_backend, family="retrieval")
+register(DenseSpec, dense_backend, family="retrieval")
+register(HybridSpec, hybrid_backend, family="retrieval")
+register(LuceneSpec, lucene_backend, family="retrieval")
