@@ -53,22 +53,27 @@ import json
 import logging
 import random
 import re
+import secrets
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
 
+from .data.pubmed_xml import MONTHS, write_pubmed_xml, xml_safe
 from .errors import DeepRetrievalError
 from .search.boolean import MAX_K, BooleanIndex, BooleanRequest
 from .search.pubmed_syntax import QuerySyntaxError
+from .types import Document, Ranking
 
 SERVICES = ("pubmed", "ctgov")
 FAULT_KINDS = ("429", "500", "503", "slow", "drop")
 ESEARCH_PATH = "/entrez/eutils/esearch.fcgi"
+EFETCH_PATH = "/entrez/eutils/efetch.fcgi"
+ESUMMARY_PATH = "/entrez/eutils/esummary.fcgi"
 STUDIES_PATH = "/api/v2/studies"
 LOG_PATH = "/_emulator/log"
 BASE_PATHS = {"pubmed": "/entrez/eutils", "ctgov": "/api/v2"}
@@ -76,9 +81,26 @@ DOCTYPE = (
     '<!DOCTYPE eSearchResult PUBLIC "-//NLM//DTD esearch 20060628//EN" '
     '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20060628/esearch.dtd">'
 )
+ESUMMARY_DOCTYPE = (
+    '<!DOCTYPE eSummaryResult PUBLIC "-//NLM//DTD esummary v1 20041029//EN" '
+    '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20041029/esummary-v1.dtd">'
+)
 SECRET_PARAMS = frozenset({"api_key"})
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+HISTORY_SIZE = 300  # stored search results (WebEnv + query_key), least recently used dropped first
+NO_ITEMS = "No items found."
+# esearch sort values (lower case, "+" and " " read as "_") -> what orders the result; see Emulator._ordered.
+SORTS = {"relevance": "relevance", "": "relevance", "pub_date": "date", "pubdate": "date", "author": "author"}
+SORTS |= {"journalname": "journal", "journal": "journal"}
+# E-utilities field names (einfo's short names, lower case) -> the query syntax's tag; any other value of
+# ``field`` is used as written, as a tag.
+EINFO_FIELDS = {"titl": "ti", "mesh": "mh", "majr": "majr", "ptyp": "pt", "auth": "au", "jour": "ta", "lang": "la"}
+EINFO_FIELDS |= {"otrm": "ot", "subh": "sh", "pdat": "dp", "word": "tw"}
+# ClinicalTrials.gov search areas -> the trials index's tags (BasicSearch: untagged, every field).
+CTGOV_AREAS = {"condition": "cond", "conditions": "cond", "interventionname": "intr", "intervention": "intr"}
+CTGOV_AREAS |= {"brieftitle": "ti", "officialtitle": "ti", "briefsummary": "ab", "detaileddescription": "ab"}
+CTGOV_AREAS |= {"basicsearch": ""}
 _RANGE = re.compile(r"^AREA\[StartDate\]RANGE\[\s*([^,\]]+?)\s*,\s*([^,\]]+?)\s*\]$")
+_FIELD_ERROR = re.compile(r"field tag \[([^\]]*)\]")
 _DROP_MESSAGE = "ASGI callable returned without completing response."
 MAX_DIGITS = 9  # a number parameter: up to 999,999,999 (a retmax above 10,000 is then capped at 10,000)
 MAX_PAGE_TOKEN = 256  # characters; this server's tokens are about 20
@@ -158,21 +180,35 @@ class MalformedRequest(ServiceError):
     """A parameter no request could mean (not a number, not a token of ours): a 400 on both services."""
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A search result kept on the history server: its ids in order (up to MAX_K) and its count."""
+
+    ids: list[str]
+    total: int
+
+
 class Emulator:
-    """The state behind an emulator app: the engine, the fault generator, the rate window, the log."""
+    """The state behind an emulator app: the engine, the corpus's records (efetch, esummary, sorting), the
+    history server (WebEnv), the fault generator, the rate window, the log."""
 
     def __init__(
         self,
         service: str,
         index: BooleanIndex,
         *,
+        documents: Sequence[Document] = (),
         faults: Faults | None = None,
         log: RequestLog | None = None,
         rate_limit: float | None = None,
+        clock: Callable[[], datetime.date] = datetime.date.today,
+        history_size: int = HISTORY_SIZE,
     ) -> None:
         if service not in SERVICES:
             raise DeepRetrievalError(f"no emulator for {service!r} (known: {', '.join(SERVICES)})")
         self.service, self.index = service, index
+        self.documents = {d.id: d for d in documents}
+        self.clock, self.history_size = clock, history_size
         self.faults = faults or Faults()
         self.log = log or RequestLog()
         self.rate_limit = rate_limit
@@ -180,6 +216,8 @@ class Emulator:
         self._arrivals: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
         self._engine_lock = threading.Lock()  # one search at a time: tantivy objects are not shared across threads
+        self._history: collections.OrderedDict[tuple[str, int], Stored] = collections.OrderedDict()
+        self._webenvs: collections.OrderedDict[str, int] = collections.OrderedDict()  # WebEnv -> its last key
 
     def admit(self, now: float) -> str | None:
         """The fault this request meets, if any: NCBI's rate limit first, then an injected fault."""
@@ -194,9 +232,13 @@ class Emulator:
                 return self._rng.choice(self.faults.kinds)
         return None
 
-    def search(self, request: BooleanRequest, k: int):
+    def search(self, request: BooleanRequest, k: int) -> Ranking | QuerySyntaxError:
         with self._engine_lock:
             return self.index.search([request], k)[0]
+
+    def count(self, request: BooleanRequest) -> int | QuerySyntaxError:
+        with self._engine_lock:
+            return self.index.count([request])[0]
 
     # -- esearch -----------------------------------------------------------------------------------
     def esearch(self, params: Mapping[str, Sequence[str]]) -> Reply:
@@ -216,24 +258,173 @@ class Emulator:
         if db != "pubmed":
             raise ServiceError(f"Invalid db name specified: {db}")
         term = _last(params, "term", "").strip()
-        if not term:
+        key = _number(params, "query_key", 0) if _last(params, "query_key", "").strip() else None
+        if not term and key is None:
             raise ServiceError("Empty term and query_key - nothing todo")
         retstart, retmax = _number(params, "retstart", 0), min(_number(params, "retmax", 20), MAX_K)
         if retstart >= MAX_K:
             raise ServiceError(f"Search Backend failed: retstart cannot be larger than {MAX_K - 1}")
-        mindate, maxdate = _pdat_window(params)
-        result = self.search(BooleanRequest(term, mindate, maxdate), min(retstart + retmax, MAX_K))
-        if isinstance(result, QuerySyntaxError):
-            raise ServiceError(f"Query syntax error: {result}")
-        ids = result.ids[retstart : retstart + retmax]
-        return {
-            "count": str(result.total),
-            "retmax": str(len(ids)),
-            "retstart": str(retstart),
-            "idlist": ids,
-            "translationset": [],
-            "querytranslation": term,
-        }
+        mindate, maxdate = self._window(params)
+        order = self._sort(params)
+        field = _last(params, "field", "").strip()
+        if term and field:
+            term = tag_every_term(term, EINFO_FIELDS.get(field.lower(), field))
+        history = _last(params, "usehistory", "n").lower() == "y"
+        count_only = _last(params, "rettype", "").lower() == "count"
+        request = BooleanRequest(term, mindate, maxdate)
+        if count_only and key is None:  # the engine counts without ranking
+            counted = self.count(request)
+            if isinstance(counted, QuerySyntaxError):
+                return {"count": "0", **_field_not_found(counted)}
+            return {"count": str(counted), **(self._not_found(term) if counted == 0 else {})}
+        whole = history or key is not None or order != "relevance"  # the whole result, to store, cut or sort
+        ids: list[str] = []
+        total = 0
+        if term:
+            found = self.search(request, MAX_K if whole else min(retstart + retmax, MAX_K))
+            if isinstance(found, QuerySyntaxError):
+                refusal = _field_not_found(found)
+                return {"count": "0", **({} if count_only else _page([], retstart, term)), **refusal}
+            ids, total = found.ids, found.total or 0
+        if key is not None:
+            stored = self._recall(_webenv(params), key)
+            if term:  # E-utilities: the term AND the stored set
+                kept = set(stored.ids)
+                ids = [i for i in ids if i in kept]
+                total = len(ids)
+            else:
+                ids, total = stored.ids, stored.total
+        ids = self._ordered(ids, order)
+        result: dict[str, Any] = {"count": str(total)}
+        if not count_only:
+            result |= _page(ids[retstart : retstart + retmax], retstart, term)
+        if history:
+            webenv, stored_key = self._store(_webenv(params), Stored(ids, total))
+            result = {**result, "querykey": str(stored_key), "webenv": webenv}
+        if total == 0:
+            result |= self._not_found(term)
+        return result
+
+    def _window(self, params: Mapping[str, Sequence[str]]) -> tuple[datetime.date | None, datetime.date | None]:
+        """The request's date window: ``mindate`` / ``maxdate``, narrowed to the last ``reldate`` days."""
+        low, high = _pdat_window(params)
+        if not _last(params, "reldate", "").strip():
+            return low, high
+        _datetype(params)
+        today = self.clock()
+        recent = today - datetime.timedelta(days=_number(params, "reldate", 0))
+        return (max(low, recent) if low else recent), (min(high, today) if high else today)
+
+    def _sort(self, params: Mapping[str, Sequence[str]]) -> str:
+        written = _last(params, "sort", "")
+        order = SORTS.get(written.strip().lower().replace("+", "_").replace(" ", "_"))
+        if order is None:
+            raise ServiceError(
+                f"Invalid sort: {written!r} (the emulator sorts by relevance, pub_date, Author, JournalName)"
+            )
+        if order != "relevance" and not self.documents:
+            raise ServiceError(f"sort={written}: the emulator was started without the corpus's records")
+        return order
+
+    def _ordered(self, ids: list[str], order: str) -> list[str]:
+        """``ids`` (best match first) in the asked order; ties keep their relevance order (a stable sort)."""
+        if order == "relevance":
+            return ids
+        records = [self.documents.get(i) for i in ids]
+        if order == "date":  # newest print date first; records without a date last
+            keys = [(d is None or d.date is None, -(d.date.toordinal() if d and d.date else 0)) for d in records]
+        else:
+            names = ("authors",) if order == "author" else ("journal_abbreviation", "journal")
+            keys = [_first_value(d, names) for d in records]
+            keys = [(not k, k.casefold()) for k in keys]  # type: ignore[union-attr]
+        return [i for _, i in sorted(zip(keys, ids, strict=True), key=lambda pair: pair[0])]
+
+    def _not_found(self, term: str) -> dict[str, Any]:
+        """PubMed's notes on a search without hits: each word, run of words or phrase of ``term`` that finds
+        nothing on its own (in any date), then "No items found."."""
+        phrases, quoted = [], []
+        for leaf, is_quoted in query_leaves(term)[:MAX_LEAVES] if term else []:
+            counted = self.count(BooleanRequest(leaf))
+            if counted == 0:
+                (quoted if is_quoted else phrases).append(leaf)
+        errors = {"errorlist": {"phrasesnotfound": phrases, "fieldsnotfound": []}} if phrases else {}
+        warnings = {"phrasesignored": [], "quotedphrasesnotfound": quoted, "outputmessages": [NO_ITEMS]}
+        return {**errors, "warninglist": warnings}
+
+    # -- the history server ------------------------------------------------------------------------
+    def _store(self, webenv: str, stored: Stored) -> tuple[str, int]:
+        """Keep a result under ``webenv`` (a new one if it is empty or unknown); its WebEnv and query_key."""
+        with self._lock:
+            if webenv not in self._webenvs:
+                webenv = f"MCID_{secrets.token_hex(12)}"
+            key = self._webenvs.get(webenv, 0) + 1
+            self._webenvs[webenv] = key
+            self._webenvs.move_to_end(webenv)
+            self._history[(webenv, key)] = stored
+            for kept in (self._webenvs, self._history):
+                while len(kept) > self.history_size:
+                    kept.popitem(last=False)
+            return webenv, key
+
+    def _recall(self, webenv: str, key: int) -> Stored:
+        with self._lock:
+            stored = self._history.get((webenv, key))
+            if stored is None:
+                raise ServiceError(f"Unable to obtain query #{key}")
+            self._history.move_to_end((webenv, key))
+            return stored
+
+    # -- efetch and esummary -----------------------------------------------------------------------
+    def efetch(self, params: Mapping[str, Sequence[str]]) -> Reply:
+        try:
+            ids = self._records(params)
+            retmode, rettype = _last(params, "retmode", "xml").lower(), _last(params, "rettype", "").lower()
+            if retmode != "xml" or rettype not in ("", "xml", "full", "abstract"):
+                raise ServiceError(
+                    f"the emulator serves PubMed XML only (retmode=xml, rettype=abstract or none), "
+                    f"not retmode={retmode!r} rettype={rettype!r}"
+                )
+        except MalformedRequest as e:
+            return Reply(400, str(e), "text/plain; charset=utf-8")
+        except ServiceError as e:
+            return Reply(200, efetch_error_xml(str(e)), "text/xml; charset=UTF-8")
+        records = [self.documents[i] for i in ids if i in self.documents]  # unknown ids are skipped
+        return Reply(200, write_pubmed_xml(records).decode(), "text/xml; charset=UTF-8")
+
+    def esummary(self, params: Mapping[str, Sequence[str]]) -> Reply:
+        as_json = _last(params, "retmode", "xml").lower() == "json"
+        try:
+            version = _last(params, "version", "1.0")
+            if version not in ("1.0", ""):
+                raise ServiceError(f"Invalid version: {version!r} (the emulator serves esummary version 1.0)")
+            ids = self._records(params)
+        except MalformedRequest as e:
+            return Reply(400, str(e), "text/plain; charset=utf-8")
+        except ServiceError as e:
+            if as_json:
+                body = {"header": {"type": "esummary", "version": "0.3"}, "esummaryresult": [str(e)]}
+                return Reply(200, json.dumps(body), "application/json; charset=UTF-8")
+            return Reply(200, esummary_xml([], error=str(e)), "text/xml; charset=UTF-8")
+        records = [(i, self.documents.get(i)) for i in ids]
+        if as_json:
+            return Reply(200, json.dumps(esummary_json(records)), "application/json; charset=UTF-8")
+        return Reply(200, esummary_xml(records), "text/xml; charset=UTF-8")
+
+    def _records(self, params: Mapping[str, Sequence[str]]) -> list[str]:
+        """The ids an efetch or esummary asks for: ``id`` (comma-separated, repeatable) or ``WebEnv`` +
+        ``query_key``, then ``retstart`` / ``retmax`` of that set."""
+        db = _last(params, "db", "")
+        if db != "pubmed":
+            raise ServiceError(f"Invalid db name specified: {db}")
+        listed = [i.strip() for value in params.get("id", ()) for i in value.split(",") if i.strip()]
+        if listed:
+            ids = list(dict.fromkeys(listed))
+        elif _last(params, "query_key", "").strip():
+            ids = self._recall(_webenv(params), _number(params, "query_key", 0)).ids
+        else:
+            raise ServiceError("Empty id list - nothing todo")
+        retstart, retmax = _number(params, "retstart", 0), min(_number(params, "retmax", MAX_K), MAX_K)
+        return ids[retstart : retstart + retmax]
 
     # -- /studies ----------------------------------------------------------------------------------
     def studies(self, params: Mapping[str, Sequence[str]]) -> Reply:
@@ -253,7 +444,7 @@ class Emulator:
             raise ServiceError(f"pageSize: must be between 1 and 1000, got {size}")
         offset = _page_offset(_last(params, "pageToken", ""))
         mindate, maxdate = _start_date_window(_last(params, "filter.advanced", ""))
-        result = self.search(BooleanRequest(term, mindate, maxdate), min(offset + size, MAX_K))
+        result = self.search(BooleanRequest(ctgov_term(term), mindate, maxdate), min(offset + size, MAX_K))
         if isinstance(result, QuerySyntaxError):
             raise ServiceError(f"Invalid query.term: {result}")
         ids = result.ids[offset : offset + size]
@@ -278,19 +469,348 @@ class Emulator:
 
 def esearch_xml(result: Mapping[str, Any]) -> str:
     """An esearch reply as NCBI writes it (its DOCTYPE, the DTD's element order)."""
-    head = f'<?xml version="1.0" encoding="UTF-8" ?>\n{DOCTYPE}\n'
+    root = ET.Element("eSearchResult")
     if "ERROR" in result:
-        return f"{head}<eSearchResult><ERROR>{_xml_text(result['ERROR'])}</ERROR></eSearchResult>\n"
-    ids = "".join(f"<Id>{_xml_text(i)}</Id>" for i in result["idlist"])
-    return (
-        f"{head}<eSearchResult><Count>{result['count']}</Count><RetMax>{result['retmax']}</RetMax>"
-        f"<RetStart>{result['retstart']}</RetStart><IdList>{ids}</IdList><TranslationSet/>"
-        f"<QueryTranslation>{_xml_text(result['querytranslation'])}</QueryTranslation></eSearchResult>\n"
+        _element(root, "ERROR", result["ERROR"])
+    else:
+        _element(root, "Count", result["count"])
+        if "idlist" in result:  # rettype=count: the count alone
+            _element(root, "RetMax", result["retmax"])
+            _element(root, "RetStart", result["retstart"])
+            if "querykey" in result:
+                _element(root, "QueryKey", result["querykey"])
+                _element(root, "WebEnv", result["webenv"])
+            ids = _element(root, "IdList")
+            for i in result["idlist"]:
+                _element(ids, "Id", i)
+            _element(root, "TranslationSet")
+            _element(root, "QueryTranslation", result["querytranslation"])
+    notes = (("errorlist", "ErrorList", _ERROR_LIST), ("warninglist", "WarningList", _WARNING_LIST))
+    for key, tag, members in notes:
+        if key in result:
+            listed = _element(root, tag)
+            for member, child in members:
+                for value in result[key].get(member, ()):
+                    _element(listed, child, value)
+    return _xml_document(root, DOCTYPE)
+
+
+# The JSON members of esearch's ErrorList and WarningList and their XML elements, in the DTD's order.
+_ERROR_LIST = (("phrasesnotfound", "PhraseNotFound"), ("fieldsnotfound", "FieldNotFound"))
+_WARNING_LIST = (
+    ("phrasesignored", "PhraseIgnored"),
+    ("quotedphrasesnotfound", "QuotedPhraseNotFound"),
+    ("outputmessages", "OutputMessage"),
+)
+MAX_LEAVES = 50  # words or phrases of a query without hits checked one by one for PhraseNotFound
+
+
+def efetch_error_xml(message: str) -> str:
+    root = ET.Element("eFetchResult")
+    _element(root, "ERROR", message)
+    return _xml_document(root, None)
+
+
+def esummary_xml(records: Sequence[tuple[str, Document | None]], *, error: str | None = None) -> str:
+    """An esummary version 1.0 reply: a DocSum per known id, an ERROR per unknown one (NCBI's DOCTYPE)."""
+    root = ET.Element("eSummaryResult")
+    if error is not None:
+        _element(root, "ERROR", error)
+    for uid, document in records:
+        if document is None:
+            _element(root, "ERROR", f"UID={uid}: cannot get document summary")
+            continue
+        docsum = _element(root, "DocSum")
+        _element(docsum, "Id", uid)
+        for name, kind, value in summary_items(document):
+            item = _element(docsum, "Item", None if kind == "List" else value, Name=name, Type=kind)
+            if kind == "List":
+                member, values = value
+                for v in values:
+                    _element(item, "Item", v, Name=member, Type="String")
+    return _xml_document(root, ESUMMARY_DOCTYPE)
+
+
+def summary_items(document: Document) -> list[tuple[str, str, Any]]:
+    """A PubMed DocSum's items (name, type, value; a List's value is (member name, values)), in NCBI's order."""
+    values = document.fields
+    authors = list(values.get("authors", ()))
+    return [
+        ("PubDate", "Date", _summary_date(document.date)),
+        ("EPubDate", "Date", _summary_date(_iso_date(values.get("electronic_date", ("",))[0]))),
+        ("Source", "String", _first_value(document, ("journal_abbreviation", "journal"))),
+        ("AuthorList", "List", ("Author", authors)),
+        ("LastAuthor", "String", authors[-1] if authors else ""),
+        ("Title", "String", document.title),
+        ("LangList", "List", ("Lang", [_LANGUAGES.get(x, x) for x in values.get("languages", ())])),
+        ("ISSN", "String", _first_value(document, ("issn",))),
+        ("PubTypeList", "List", ("PubType", list(values.get("publication_types", ())))),
+        ("ArticleIds", "List", ("pubmed", [document.id])),
+        ("HasAbstract", "Integer", "1" if document.text.strip() else "0"),
+        ("FullJournalName", "String", _first_value(document, ("journal",))),
+    ]
+
+
+# esummary names a language in English where efetch gives its ISO 639-2 code.
+_LANGUAGES = {"eng": "English", "fre": "French", "ger": "German", "spa": "Spanish", "ita": "Italian"}
+_LANGUAGES |= {"jpn": "Japanese", "chi": "Chinese", "rus": "Russian", "por": "Portuguese", "dut": "Dutch"}
+
+
+def esummary_json(records: Sequence[tuple[str, Document | None]]) -> dict[str, Any]:
+    """An esummary reply in E-utilities' JSON: ``result`` with ``uids`` and one object per id."""
+    result: dict[str, Any] = {"uids": [uid for uid, _ in records]}
+    for uid, document in records:
+        if document is None:
+            result[uid] = {"uid": uid, "error": "cannot get document summary"}
+            continue
+        items = {name: value for name, _, value in summary_items(document)}
+        authors = items["AuthorList"][1]
+        result[uid] = {
+            "uid": uid,
+            "pubdate": items["PubDate"],
+            "epubdate": items["EPubDate"],
+            "source": items["Source"],
+            "authors": [{"name": a, "authtype": "Author", "clusterid": ""} for a in authors],
+            "lastauthor": items["LastAuthor"],
+            "title": items["Title"],
+            "lang": list(document.fields.get("languages", ())),
+            "issn": items["ISSN"],
+            "pubtype": items["PubTypeList"][1],
+            "articleids": [{"idtype": "pubmed", "idtypen": 1, "value": uid}],
+            "attributes": ["Has Abstract"] if items["HasAbstract"] == "1" else [],
+            "fulljournalname": items["FullJournalName"],
+            "sortpubdate": f"{document.date:%Y/%m/%d} 00:00" if document.date else "",
+            "sortfirstauthor": authors[0] if authors else "",
+        }
+    return {"header": {"type": "esummary", "version": "0.3"}, "result": result}
+
+
+def _summary_date(day: datetime.date | None) -> str:
+    return "" if day is None else f"{day.year} {MONTHS[day.month - 1]} {day.day}"
+
+
+def _iso_date(text: str) -> datetime.date | None:
+    try:
+        return datetime.date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _first_value(document: Document | None, names: Sequence[str]) -> str:
+    for name in names:
+        found = document.fields.get(name, ()) if document is not None else ()
+        if found:
+            return found[0]
+    return ""
+
+
+def _element(parent: ET.Element, tag: str, text: object = None, **attributes: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attributes)
+    if text is not None and str(text) != "":
+        element.text = xml_safe(text)
+    return element
+
+
+def _xml_document(root: ET.Element, doctype: str | None) -> str:
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8" ?>\n{doctype + chr(10) if doctype else ""}{body}\n'
+
+
+def _page(ids: list[str], retstart: int, term: str) -> dict[str, Any]:
+    return {
+        "retmax": str(len(ids)),
+        "retstart": str(retstart),
+        "idlist": ids,
+        "translationset": [],
+        "querytranslation": term,
+    }
+
+
+def _field_not_found(error: QuerySyntaxError) -> dict[str, Any]:
+    """A query whose tag the engine does not know: E-utilities' FieldNotFound (PubMed would then search the
+    term without the tag; the engine cannot, so nothing is found). Any other syntax error: an ERROR."""
+    unknown = _FIELD_ERROR.search(error.message)
+    if unknown is None or not ("unknown" in error.message or "not indexed" in error.message):
+        raise ServiceError(f"Query syntax error: {error}")
+    warnings = {"phrasesignored": [], "quotedphrasesnotfound": [], "outputmessages": [NO_ITEMS]}
+    return {"errorlist": {"phrasesnotfound": [], "fieldsnotfound": [unknown.group(1)]}, "warninglist": warnings}
+
+
+def _webenv(params: Mapping[str, Sequence[str]]) -> str:
+    """``WebEnv`` however it is written (Biopython sends ``webenv``)."""
+    for name, values in params.items():
+        if name.lower() == "webenv" and values:
+            return values[-1].strip()
+    return ""
+
+
+# -- query text: tagging every term (esearch ``field``, ClinicalTrials.gov AREA[...]) --------------------
+
+_QUOTES = {'"': '"', "\u201c": "\u201d", "\u201d": "\u201d", "\u201e": "\u201d"}
+_OPERATORS = frozenset({"AND", "OR", "NOT"})
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "space", "(", ")", "phrase", "tag", "word", "op"
+    text: str
+
+
+def _lex(text: str) -> list[_Token]:
+    """Query text as tokens, enough to find its words, phrases and tags (the engine parses it for real)."""
+    tokens, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isspace():
+            j = i
+            while j < len(text) and text[j].isspace():
+                j += 1
+            kind = "space"
+        elif ch in "()":
+            j, kind = i + 1, ch
+        elif ch in _QUOTES:
+            close = text.find(_QUOTES[ch], i + 1)
+            j, kind = (len(text) if close == -1 else close + 1), "phrase"
+        elif ch == "[":
+            close = text.find("]", i + 1)
+            j, kind = (len(text) if close == -1 else close + 1), "tag"
+        else:
+            j = i
+            while j < len(text) and not (text[j].isspace() or text[j] in "()[]" or text[j] in _QUOTES):
+                j += 1
+            kind = "op" if text[i:j] in _OPERATORS else "word"
+        tokens.append(_Token(kind, text[i:j]))
+        i = j
+    return tokens
+
+
+def _bound(tokens: Sequence[_Token]) -> list[bool]:
+    """For each token: is it a word or phrase that a tag already applies to? A tag binds the word or phrase
+    before it, and a run of unquoted words before it (PubMed: ``randomized controlled trial[pt]`` is one
+    phrase in [pt])."""
+    bound, binding = [False] * len(tokens), False
+    for i in range(len(tokens) - 1, -1, -1):
+        kind = tokens[i].kind
+        if kind == "tag":
+            binding = True
+        elif kind == "word":
+            bound[i] = binding
+        elif kind == "phrase":
+            bound[i], binding = binding, False
+        elif kind != "space":
+            binding = False
+    return bound
+
+
+def tag_every_term(text: str, tag: str) -> str:
+    """``text`` with ``[tag]`` after each word and phrase that has no tag (esearch's ``field``: the term
+    searched as if every term were tagged); an empty tag leaves it as it is."""
+    if not tag:
+        return text
+    tokens = _lex(text)
+    bound = _bound(tokens)
+    return "".join(
+        t.text + (f"[{tag}]" if t.kind in ("word", "phrase") and not bound[i] else "") for i, t in enumerate(tokens)
     )
 
 
-def _xml_text(value: object) -> str:
-    return escape(_NOT_XML.sub("\ufffd", str(value)))
+def query_leaves(text: str) -> list[tuple[str, bool]]:
+    """The searchable pieces of a query as written (a word, a run of words a tag binds, a phrase, each with
+    its tag) and whether each is quoted: what PubMed reports as not found."""
+    tokens = _lex(text)
+    bound = _bound(tokens)
+    leaves: list[tuple[str, bool]] = []
+    current: list[str] = []
+    quoted = False
+
+    def close() -> None:
+        nonlocal current
+        if current:
+            leaves.append(("".join(current).strip(), quoted))
+        current = []
+
+    for i, token in enumerate(tokens):
+        if token.kind == "word":
+            if not (bound[i] and current and not quoted):
+                close()
+            current.append(token.text)
+            quoted = False
+        elif token.kind == "phrase":
+            close()
+            current, quoted = [token.text], True
+        elif token.kind == "tag" and current:
+            current.append(token.text)
+            close()
+        elif token.kind == "space":
+            if current:
+                current.append(token.text)
+        else:
+            close()
+    close()
+    return leaves
+
+
+_AREA = re.compile(r"AREA\[([^\]]*)\]\s*")
+
+
+def ctgov_term(text: str) -> str:
+    """A ClinicalTrials.gov ``query.term`` in the engine's syntax: ``AREA[Condition]x`` -> ``x[cond]`` (a
+    word, a quoted phrase or a parenthesised group, every term of which is tagged); a refusal names
+    ``query.term``."""
+    out, at = [], 0
+    for match in _AREA.finditer(text):
+        if match.start() < at:  # inside a group already rewritten
+            continue
+        name = match.group(1).strip()
+        tag = CTGOV_AREAS.get(name.lower())
+        if name.lower() == "startdate" or text.startswith("RANGE[", match.end()):
+            raise ServiceError(
+                "query.term: RANGE[...] is not supported in query.term "
+                "(the emulator reads AREA[StartDate]RANGE[from,to] from filter.advanced)"
+            )
+        if tag is None:
+            known = ", ".join(sorted({"Condition", "InterventionName", "BriefTitle", "OfficialTitle"} | _MORE_AREAS))
+            raise ServiceError(f"query.term: AREA[{name}] is not searchable in the emulator (searchable: {known})")
+        end = _operand_end(text, match.end())
+        if end == match.end():
+            raise ServiceError(f"query.term: AREA[{name}] needs a term after it")
+        operand = text[match.end() : end]
+        if operand.startswith("("):
+            operand = "(" + tag_every_term(ctgov_term(operand[1:-1]), tag) + ")"
+        else:
+            operand = tag_every_term(operand, tag)
+        out.append(text[at : match.start()] + operand)
+        at = end
+    return "".join(out) + text[at:]
+
+
+_MORE_AREAS = {"BriefSummary", "DetailedDescription", "BasicSearch"}
+
+
+def _operand_end(text: str, start: int) -> int:
+    """Where the term after ``AREA[...]`` ends: a parenthesised group, a quoted phrase or a word."""
+    if start >= len(text):
+        return start
+    if text[start] == "(":
+        depth, i = 0, start
+        while i < len(text):
+            ch = text[i]
+            if ch in _QUOTES:
+                close = text.find(_QUOTES[ch], i + 1)
+                i = len(text) if close == -1 else close + 1
+                continue
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            i += 1
+            if depth == 0:
+                return i
+        return len(text)
+    if text[start] in _QUOTES:
+        close = text.find(_QUOTES[text[start]], start + 1)
+        return len(text) if close == -1 else close + 1
+    i = start
+    while i < len(text) and not (text[i].isspace() or text[i] in "()"):
+        i += 1
+    return i
 
 
 def _last(params: Mapping[str, Sequence[str]], name: str, default: str) -> str:
@@ -325,10 +845,14 @@ def _pdat_window(params: Mapping[str, Sequence[str]]) -> tuple[datetime.date | N
     low, high = _last(params, "mindate", ""), _last(params, "maxdate", "")
     if not low and not high:
         return None, None
+    _datetype(params)
+    return (_ncbi_date(low, end=False) if low else None), (_ncbi_date(high, end=True) if high else None)
+
+
+def _datetype(params: Mapping[str, Sequence[str]]) -> None:
     datetype = _last(params, "datetype", "pdat")
     if datetype != "pdat":
         raise ServiceError(f"Invalid datetype: {datetype!r} (the emulator filters on pdat)")
-    return (_ncbi_date(low, end=False) if low else None), (_ncbi_date(high, end=True) if high else None)
 
 
 def _start_date_window(expression: str) -> tuple[datetime.date | None, datetime.date | None]:
@@ -409,11 +933,19 @@ def create_app(emulator: Emulator, *, body_timeout: float = BODY_TIMEOUT) -> Any
     async def esearch(request: Request) -> Response:
         return await handle(request, emulator.esearch)
 
+    async def efetch(request: Request) -> Response:
+        return await handle(request, emulator.efetch)
+
+    async def esummary(request: Request) -> Response:
+        return await handle(request, emulator.esummary)
+
     async def studies(request: Request) -> Response:
         return await handle(request, emulator.studies)
 
     if emulator.service == "pubmed":
         app.add_route(ESEARCH_PATH, esearch, methods=["GET", "POST"])
+        app.add_route(EFETCH_PATH, efetch, methods=["GET", "POST"])
+        app.add_route(ESUMMARY_PATH, esummary, methods=["GET", "POST"])
     else:
         app.add_route(STUDIES_PATH, studies, methods=["GET"])
 
@@ -613,7 +1145,8 @@ def build_emulator(
     collection = load_collection(data, corpus=corpus, seed=seed)
     spec = {"kind": "boolean", **({"schema": schema} if schema else {})}
     engine = get_task("literature").backend(collection, spec, index=index)
-    return Emulator(service, engine, faults=faults, log=RequestLog(log_path), rate_limit=rate_limit)
+    log = RequestLog(log_path)
+    return Emulator(service, engine, documents=collection.documents, faults=faults, log=log, rate_limit=rate_limit)
 
 
 def run(emulator: Emulator, host: str = "127.0.0.1", port: int = 8765, *, body_timeout: float = BODY_TIMEOUT) -> None:

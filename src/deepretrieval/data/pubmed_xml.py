@@ -74,7 +74,9 @@ def pubmed_article(document: Document) -> ET.Element:
     article = ET.Element("PubmedArticle")
     headings = values.get("mesh_headings") or ()
     descriptors = () if headings else values.get("mesh", ())
-    citation = _sub(article, "MedlineCitation", Status="MEDLINE" if headings or descriptors else "PubMed-not-MEDLINE", Owner="NLM")
+    citation = _sub(
+        article, "MedlineCitation", Status="MEDLINE" if headings or descriptors else "PubMed-not-MEDLINE", Owner="NLM"
+    )
     _sub(citation, "PMID", document.id, Version="1")
     electronic = values.get("electronic_date", ())
     body = _sub(citation, "Article", PubModel="Print-Electronic" if electronic else "Print")
