@@ -20,11 +20,14 @@ DeepRetrieval used without saying).
 Whose fault is a reply (the decision table; each row is tested in tests/test_http_backends.py):
 
 - **Neither: a result.** 200 with ``esearchresult.count`` and ``idlist``. Its ``errorlist`` /
-  ``warninglist`` (phrases or fields not found and ignored) are PubMed's notes on a query it ran.
+  ``warninglist`` (``PhraseNotFound``, ``QuotedPhraseNotFound``, ``OutputMessage`` "No items found.", and
+  ``FieldNotFound`` when PubMed still found records: it searched the term without the tag) are PubMed's
+  notes on a query it ran, whatever the count.
 - **The model's: a format error** (:class:`RefusedQuery` in the query's slot). 200 with an ``ERROR``
   that names the query: an empty term, a syntax error, unbalanced or unmatched parentheses or quotes, a
-  query too long. Also, never sent: a query empty, over ``max_query_bytes`` or holding control characters
-  once whitespace is normalised.
+  query too long; 200 with ``count`` 0 and ``errorlist.fieldsnotfound`` (a field tag that does not exist:
+  the emulator's engine cannot search past it, so it finds nothing). Also, never sent: a query empty, over
+  ``max_query_bytes`` or holding control characters once whitespace is normalised.
 - **The service's: retried, then SearchFailure.** 408, 429 (``Retry-After`` honoured), 500, 502, 503,
   504; timeouts, refused and dropped connections; 200 whose body is not JSON, lacks ``esearchresult`` or
   a readable ``count``, or holds a page shorter or longer than asked; 200 with an ``ERROR`` naming the
@@ -224,10 +227,22 @@ def read_esearch(response: Any, retstart: int, retmax: int) -> Page | RefusedQue
     if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
         raise ServiceFault("esearch reply whose idlist is not a list of ids")
     ids = [str(i) for i in ids]
+    unknown_fields = _fields_not_found(result)
+    if total == 0 and unknown_fields:
+        return RefusedQuery(f"PubMed found no field {', '.join(unknown_fields)[:300]}: no records")
     expected = min(retmax, max(0, min(total, MAX_RESULTS) - retstart))
     if len(ids) != expected:
         raise ServiceFault(f"esearch page of {len(ids)} ids where {expected} were due (count {total})")
     return Page(ids, total)
+
+
+def _fields_not_found(result: Mapping[str, Any]) -> list[str]:
+    """``errorlist.fieldsnotfound`` of an esearch reply, as tags ("[xx]"); [] when absent or unreadable."""
+    errors = result.get("errorlist")
+    found = errors.get("fieldsnotfound") if isinstance(errors, dict) else None
+    if isinstance(found, str):  # a lone member may come as a bare string
+        found = [found]
+    return [f"[{f}]" for f in found if isinstance(f, str) and f] if isinstance(found, list) else []
 
 
 def classify_error(message: str) -> RefusedQuery:
