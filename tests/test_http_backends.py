@@ -179,12 +179,23 @@ def test_a_retry_after_longer_than_max_wait_fails_at_once():
 # -- whose fault is a reply: the decision table ---------------------------------------------------------
 
 RESULT, MODEL, SERVICE, CONFIG = "result", "model", "service", "config"
+NO_ITEMS = {"phrasesignored": [], "quotedphrasesnotfound": [], "outputmessages": ["No items found."]}
 CASES: list[tuple[str, list, str]] = [
     ("a result", [esearch()], RESULT),
     (
         "PubMed's notes on a query it ran",
-        [esearch(0, (), errorlist={"phrasesnotfound": ["zzz"], "fieldsnotfound": []})],
+        [esearch(0, (), errorlist={"phrasesnotfound": ["zzz"], "fieldsnotfound": []}, warninglist=NO_ITEMS)],
         RESULT,
+    ),
+    (
+        "a tag PubMed ignored and still found records",
+        [esearch(2, ("11", "12"), errorlist={"phrasesnotfound": [], "fieldsnotfound": ["zz"]})],
+        RESULT,
+    ),
+    (
+        "a tag that does not exist and nothing found",
+        [esearch(0, (), errorlist={"phrasesnotfound": [], "fieldsnotfound": ["zz"]}, warninglist=NO_ITEMS)],
+        MODEL,
     ),
     ("empty term", [esearch_error("Empty term and query_key - nothing todo")], MODEL),
     ("syntax error", [esearch_error("Query syntax error: '(' is never closed (at character 0)")], MODEL),
