@@ -574,7 +574,9 @@ app.add_typer(serve_app, name="serve")
 @serve_app.command("emulator")
 @clean_errors
 def serve_emulator(
-    service: Annotated[str, typer.Argument(help="pubmed (E-utilities esearch) | ctgov (ClinicalTrials.gov v2)")],
+    service: Annotated[
+        str, typer.Argument(help="pubmed (E-utilities esearch, efetch, esummary) | ctgov (ClinicalTrials.gov /studies)")
+    ],
     data: DataOpt,
     host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean otherwise)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port")] = 8765,
@@ -595,7 +597,8 @@ def serve_emulator(
         float, typer.Option(min=0.001, help="Answer 408 to a request whose body has not arrived in full by then (s)")
     ] = 10.0,
 ) -> None:
-    """Serve an emulator of PubMed esearch or ClinicalTrials.gov /studies, answering from a local collection."""
+    """Serve an emulator of PubMed E-utilities (esearch, efetch, esummary) or ClinicalTrials.gov /studies, answering
+    from a local collection."""
     from .serve import BASE_PATHS, Faults, build_emulator, run
 
     kinds = tuple(k.strip() for k in faults.split(",") if k.strip())

@@ -1,44 +1,104 @@
-"""Local HTTP services: emulators of PubMed E-utilities ``esearch`` and ClinicalTrials.gov v2 ``/studies``
-that answer from the offline Boolean engine, for offline runs and for testing the HTTP backends.
+"""Local HTTP services: emulators of PubMed E-utilities (``esearch``, ``efetch``, ``esummary``) and
+ClinicalTrials.gov v2 ``/studies`` that answer from the offline Boolean engine, for offline runs and for
+testing the HTTP backends and tools written for the real services (Biopython's ``Bio.Entrez``, EDirect).
 
 ``deepretrieval serve emulator pubmed --data literature-demo --port 8765`` serves
-``http://127.0.0.1:8765/entrez/eutils/esearch.fcgi`` (set ``backend.base_url`` to
+``http://127.0.0.1:8765/entrez/eutils/{esearch,efetch,esummary}.fcgi`` (set ``backend.base_url`` to
 ``http://127.0.0.1:8765/entrez/eutils``); ``... serve emulator ctgov --data TRIALS`` serves
 ``/api/v2/studies`` (``backend.base_url: http://127.0.0.1:8765/api/v2``). Both bind 127.0.0.1 unless told.
+Every E-utility takes GET or a POST form, as NCBI's (E-utilities Help, NCBI Bookshelf NBK25499);
+``tool``, ``email`` and ``api_key`` are accepted and change nothing.
 
-**esearch** (GET or POST form, as NCBI): ``db=pubmed``, ``term``, ``retmode`` (``xml``, the default, or
-``json``), ``retstart``, ``retmax`` (default 20, at most 10,000), ``datetype=pdat`` with ``mindate`` /
-``maxdate`` (``YYYY/MM/DD``, ``YYYY/MM`` or ``YYYY``; inclusive); ``sort``, ``tool``, ``email`` and
-``api_key`` are accepted and do not change the answer (the order is always the engine's, by relevance).
-Replies in NCBI's shapes: JSON ``{"header": …, "esearchresult": {"count", "retmax", "retstart", "idlist",
-"translationset", "querytranslation"}}``; XML ``<eSearchResult>`` with NCBI's DOCTYPE, so that Biopython's
-``Entrez.read`` validates it against the DTD it ships. A query the engine cannot parse is answered as
-PubMed answers errors, **200 with an** ``ERROR`` field: ``Query syntax error: …`` (the model's fault for
-our client); so are an empty term (``Empty term and query_key - nothing todo``, NCBI's words) and
-values the emulator does not serve (another db or datetype, a date it cannot read, ``retstart`` past
-9,999: not the model's). A malformed number is a 400 (below).
+**esearch**: ``db=pubmed``, ``term``, ``retmode`` (``xml``, the default, or ``json``), ``retstart``,
+``retmax`` (default 20, at most 10,000), and:
+
+- ``field``: the term searched as if every word and phrase without a tag carried ``[field]`` (einfo's
+  short names ``TITL``, ``MESH``, ``MAJR``, ``PTYP``, ``AUTH``, ``JOUR``, ``LANG``, ``OTRM``, ``SUBH``,
+  ``PDAT``, ``WORD`` are read as their tags; any other value is used as a tag as written). A run of words
+  that a tag already binds (``randomized controlled trial[pt]``) keeps its tag.
+- ``datetype=pdat`` with ``mindate`` / ``maxdate`` (``YYYY/MM/DD``, ``YYYY/MM`` or ``YYYY``; inclusive), and
+  ``reldate=N``: the last N days up to today (the emulator's ``clock``, injectable), narrowing a
+  ``mindate`` / ``maxdate`` window when both are given. Which dates of a record fall in the window is the
+  engine's business (:mod:`.search.boolean`). Another ``datetype`` is an ``ERROR``.
+- ``rettype=count``: ``Count`` alone.
+- ``sort``: ``relevance`` (the default here: the engine's order), ``pub_date`` (also written ``pub+date``:
+  newest print date first, records without a date last), ``Author`` (first author, A to Z) and
+  ``JournalName`` (journal abbreviation, else title, A to Z), records without one last; ties keep their
+  relevance order. The sorts read the corpus's records and order the first 10,000 matches by relevance
+  (all of them in any corpus of fewer matches). Any other value is an ``ERROR`` (``Invalid sort: …``).
+- ``usehistory=y``: the whole result (up to 10,000 ids, in its sort order) is kept on the history server;
+  the reply carries ``WebEnv`` and ``QueryKey`` (JSON ``webenv``, ``querykey``). With ``WebEnv`` the
+  result joins that environment under the next ``query_key``. A later esearch with ``WebEnv`` +
+  ``query_key`` searches that set: alone, it is the stored result; with a ``term``, the term AND the set
+  (the term's matches among its first 10,000). The server keeps the last :data:`HISTORY_SIZE` results
+  (least recently used dropped first); a missing or dropped one is an ``ERROR``
+  ``Unable to obtain query #N``.
+
+Replies in NCBI's shapes: JSON ``{"header": …, "esearchresult": {"count", "retmax", "retstart",
+["querykey", "webenv",] "idlist", "translationset", "querytranslation"[, "errorlist", "warninglist"]}}``;
+XML ``<eSearchResult>`` with NCBI's DOCTYPE, so that Biopython's ``Entrez.read`` validates it against the
+DTD it ships. **A search without hits** carries PubMed's notes: ``ErrorList/PhraseNotFound`` for each
+unquoted word (or run of words a tag binds) that finds nothing on its own, ``WarningList`` with
+``QuotedPhraseNotFound`` for each such quoted phrase and ``OutputMessage`` "No items found." (JSON
+``errorlist`` ``{"phrasesnotfound", "fieldsnotfound"}``, ``warninglist`` ``{"phrasesignored",
+"quotedphrasesnotfound", "outputmessages"}``). **A field tag the engine does not know** (``aspirin[zz]``,
+or ``field=zz``) is ``ErrorList/FieldNotFound`` (``zz``) with count 0 and "No items found." — PubMed
+would search the term without the tag and find records; the engine refuses the tag, so our client reads
+this reply as the model's fault (see :mod:`.search.pubmed`). Any other query the engine cannot parse is
+answered as PubMed answers errors, **200 with an** ``ERROR`` field: ``Query syntax error: …``; so are an
+empty term (``Empty term and query_key - nothing todo``, NCBI's words) and values the emulator does not
+serve (another db or datetype, a date it cannot read, ``retstart`` past 9,999). A malformed number
+(``retstart``, ``retmax``, ``reldate``, ``query_key``) is a 400 (below).
+
+**efetch**: ``db=pubmed``, ``id`` (comma-separated, repeatable) or ``WebEnv`` + ``query_key``, then
+``retstart`` / ``retmax`` of that set (default: all of it, at most 10,000); ``retmode=xml`` (the default)
+with ``rettype`` ``abstract``, ``xml`` or none. The reply is PubMed XML (``PubmedArticleSet``, NCBI's
+DOCTYPE) of the records in the order asked, written by :func:`.data.pubmed_xml.write_pubmed_xml`; an
+unknown id is skipped. Anything else (``rettype=medline``, ``retmode=text``, no id) is an
+``<eFetchResult><ERROR>`` (200).
+
+**esummary**: the same ids or history, ``version`` 1.0 (the default; 2.0 is an ``ERROR``). XML: an
+``eSummaryResult`` (NCBI's ``esummary-v1.dtd``) with a ``DocSum`` per record: ``Id`` and the ``Item``\ s
+``PubDate``, ``EPubDate`` (``2020 Feb 15``), ``Source`` (journal abbreviation), ``AuthorList``,
+``LastAuthor``, ``Title``, ``LangList`` (language names), ``ISSN``, ``PubTypeList``, ``ArticleIds``,
+``HasAbstract``, ``FullJournalName``; an unknown id is an ``ERROR`` element in its place (Biopython raises
+on it). ``retmode=json``: ``{"header": …, "result": {"uids": [...], "<id>": {"uid", "pubdate", "epubdate",
+"source", "authors", "lastauthor", "title", "lang", "issn", "pubtype", "articleids", "attributes",
+"fulljournalname", "sortpubdate", "sortfirstauthor"}}}``, an unknown id ``{"uid", "error"}``.
 
 **/studies**: ``query.term``, ``pageSize`` (default 10, at most 1,000), ``pageToken`` (opaque, from
 ``nextPageToken``), ``countTotal``, ``format=json``, ``fields`` (accepted; studies carry only
 ``protocolSection.identificationModule.nctId``), ``filter.advanced`` only as
-``AREA[StartDate]RANGE[from,to]`` (``YYYY-MM-DD``, ``MIN``, ``MAX``). A query the engine cannot parse is a
-400 whose text names ``query.term``.
+``AREA[StartDate]RANGE[from,to]`` (``YYYY-MM-DD``, ``MIN``, ``MAX``): the start-date window.
+``query.term`` is ClinicalTrials.gov's search syntax as far as the engine runs it: ``AND``, ``OR``,
+``NOT`` (upper case), parentheses, ``"quoted phrases"``, and ``AREA[Area]`` before a word, a quoted phrase
+or a parenthesised group, every term of which is then searched in that area: ``Condition`` -> the
+conditions (``[cond]``), ``InterventionName`` -> the interventions (``[intr]``), ``BriefTitle`` /
+``OfficialTitle`` -> the title (``[ti]``: a corpus keeps one title), ``BriefSummary`` /
+``DetailedDescription`` -> the summary (``[ab]``), ``BasicSearch`` -> every field. The engine evaluates
+operators left to right (PubMed's rule); ClinicalTrials.gov gives them precedence, so write parentheses
+in a query meant for both. Refused, each a 400 whose text names ``query.term`` (the model's fault for
+our client): another area (``query.term: AREA[Phase] is not searchable in the emulator (searchable: …)``),
+``RANGE[...]`` in the query (``query.term: RANGE[...] is not supported in query.term (the emulator reads
+AREA[StartDate]RANGE[from,to] from filter.advanced)``), an area with no term after it, and any query the
+engine cannot parse (``Invalid query.term: …``), including Essie's other operators (``EXPANSION[…]``,
+``COVERAGE[…]``). Another ``filter.advanced`` is a 400 that does not name ``query.term``.
 
-**Malformed requests** are a 400 whose text names the parameter, on both services: a number
-(``retstart``, ``retmax``, ``pageSize``) that is not 1 to :data:`MAX_DIGITS` ASCII digits (``²`` and
-``٣`` are digits to Python, and 5,000 digits are more than ``int`` reads), a ``pageToken`` longer than
-:data:`MAX_PAGE_TOKEN` characters or not one this server gave. **A request body that does not arrive**
-in full within ``body_timeout`` seconds (:data:`BODY_TIMEOUT` by default; a client that sends less than
-its ``Content-Length`` would otherwise hold its request open for as long as it keeps the connection) is
-answered 408 and the connection closed; such a request was never received, so it is not logged.
+**Malformed requests** are a 400 whose text names the parameter, on both services: a number (``retstart``,
+``retmax``, ``reldate``, ``query_key``, ``pageSize``) that is not 1 to :data:`MAX_DIGITS` ASCII digits
+(``²`` and ``٣`` are digits to Python, and 5,000 digits are more than ``int`` reads), a ``pageToken`` longer
+than :data:`MAX_PAGE_TOKEN` characters or not one this server gave. **A request body that does not arrive**
+in full within ``body_timeout`` seconds (:data:`BODY_TIMEOUT` by default; a client that sends less than its
+``Content-Length`` would otherwise hold its request open for as long as it keeps the connection) is answered
+408 and the connection closed; such a request was never received, so it is not logged.
 
-**Faults** (:class:`Faults`), drawn per request with a seeded generator: a share ``rate`` of requests
-get one of ``429`` (NCBI's rate-limit body, ``Retry-After``), ``500``, ``503`` (``Retry-After``),
-``slow`` (the right answer, ``slow_seconds`` late) or ``drop`` (a reply started and cut: the connection
-closes mid-body). ``rate_limit``: answer 429 as NCBI does when more than that many requests arrive in one
-second. **Request log**: every request to the API (time of arrival, method, path, every parameter with all
-its values, ``api_key`` redacted, the fault, the status) in :class:`RequestLog`, at ``GET /_emulator/log``
-and, with ``--log FILE``, as JSON lines.
+**Faults** (:class:`Faults`), on every API path (esearch, efetch, esummary, /studies), drawn per request
+with a seeded generator: a share ``rate`` of requests get one of ``429`` (NCBI's rate-limit body,
+``Retry-After``), ``500``, ``503`` (``Retry-After``), ``slow`` (the right answer, ``slow_seconds`` late) or
+``drop`` (a reply started and cut: the connection closes mid-body). ``rate_limit``: answer 429 as NCBI does
+when more than that many requests arrive in one second. **Request log**: every request to the API (time of
+arrival, method, path, every parameter with all its values, ``api_key`` redacted, the fault, the status) in
+:class:`RequestLog`, at ``GET /_emulator/log`` and, with ``--log FILE``, as JSON lines.
 """
 
 from __future__ import annotations
