@@ -111,3 +111,24 @@ def test_characters_xml_cannot_carry_are_replaced_and_markup_is_escaped():
     assert body["ArticleTitle"] == "a\ufffdb </ArticleTitle><x>"
     assert body["Abstract"]["AbstractText"][0] == "c\ufffdd"
     assert read([]) == {"PubmedArticle": [], "PubmedBookArticle": []}
+
+
+def test_the_corpus_loader_reads_the_xml_back_to_the_same_documents(tmp_path):
+    """The writer is the loader's inverse: every field the loader keeps comes back as written (the title,
+    the abstract, the print date and each publication field it reads). Elements the DTD requires are
+    written empty when a field is absent; an empty value is no value. A record with descriptors alone may
+    come back with its headings too: the same names."""
+    from deepretrieval.data.literature import read_publications
+
+    unlabelled = {k: v for k, v in FULL.fields.items() if k != "abstract_labels"}
+    written = [Document(FULL.id, FULL.title, FULL.text, unlabelled, FULL.date), BARE]
+    path = tmp_path / "corpus.xml"
+    path.write_bytes(write_pubmed_xml(written))
+    loaded = read_publications(path, [])
+    assert [(d.id, d.title, d.text, d.date) for d in loaded] == [(d.id, d.title, d.text, d.date) for d in written]
+    for back, document in zip(loaded, written, strict=True):
+        kept = {k: tuple(filter(None, v)) for k, v in back.fields.items()}
+        kept = {k: v for k, v in kept.items() if v}
+        assert "mesh" in kept
+        for name, values in kept.items():
+            assert values == document.fields.get(name, document.fields["mesh"] if name == "mesh_headings" else None)
