@@ -303,3 +303,15 @@ def test_ctgov_syntax_the_emulator_cannot_run_is_a_400_naming_query_term(trials,
         and reply.text.startswith(("query.term: ", "Invalid query.term"))
         and said in reply.text
     )
+
+
+def test_hostile_values_are_answered_in_bounded_time(emulator, trials):
+    """A reldate past the calendar, AREA groups nested past Python's recursion limit and a long query
+    without hits are answered (an ERROR, a 400 or a result), never a 500."""
+    assert found(emulator, term="aspirin", reldate="999999999") == {"101", "102", "103", "106"}  # dated ones
+    assert nct(trials, "AREA[Condition](" * 200 + "heart" + ")" * 200) == {"1"}  # within 4,000 characters
+    deep = httpx.get(trials, params={"query.term": "AREA[Condition](" * 1200 + "heart" + ")" * 1200})
+    assert deep.status_code == 400 and "query.term" in deep.text  # past them: the engine refuses its length
+    many = " AND ".join(f"zz{i}q" for i in range(300))
+    result = esearch(emulator, term=many)
+    assert result["count"] == "0" and len(result["errorlist"]["phrasesnotfound"]) == 20

@@ -58,7 +58,7 @@ unknown id is skipped. Anything else (``rettype=medline``, ``retmode=text``, no 
 ``<eFetchResult><ERROR>`` (200).
 
 **esummary**: the same ids or history, ``version`` 1.0 (the default; 2.0 is an ``ERROR``). XML: an
-``eSummaryResult`` (NCBI's ``esummary-v1.dtd``) with a ``DocSum`` per record: ``Id`` and the ``Item``\ s
+``eSummaryResult`` (NCBI's ``esummary-v1.dtd``) with a ``DocSum`` per record: ``Id`` and the ``Item`` elements
 ``PubDate``, ``EPubDate`` (``2020 Feb 15``), ``Source`` (journal abbreviation), ``AuthorList``,
 ``LastAuthor``, ``Title``, ``LangList`` (language names), ``ISSN``, ``PubTypeList``, ``ArticleIds``,
 ``HasAbstract``, ``FullJournalName``; an unknown id is an ``ERROR`` element in its place (Biopython raises
@@ -126,7 +126,7 @@ from urllib.parse import parse_qsl
 from .data.pubmed_xml import MONTHS, write_pubmed_xml, xml_safe
 from .errors import DeepRetrievalError
 from .search.boolean import MAX_K, BooleanIndex, BooleanRequest
-from .search.pubmed_syntax import QuerySyntaxError
+from .search.pubmed_syntax import MAX_QUERY_CHARS, QuerySyntaxError
 from .types import Document, Ranking
 
 SERVICES = ("pubmed", "ctgov")
@@ -372,7 +372,8 @@ class Emulator:
             return low, high
         _datetype(params)
         today = self.clock()
-        recent = today - datetime.timedelta(days=_number(params, "reldate", 0))
+        days = min(_number(params, "reldate", 0), today.toordinal() - 1)  # at most back to 0001-01-01
+        recent = today - datetime.timedelta(days=days)
         return (max(low, recent) if low else recent), (min(high, today) if high else today)
 
     def _sort(self, params: Mapping[str, Sequence[str]]) -> str:
@@ -562,7 +563,7 @@ _WARNING_LIST = (
     ("quotedphrasesnotfound", "QuotedPhraseNotFound"),
     ("outputmessages", "OutputMessage"),
 )
-MAX_LEAVES = 50  # words or phrases of a query without hits checked one by one for PhraseNotFound
+MAX_LEAVES = 20  # words or phrases of a query without hits checked one by one for PhraseNotFound
 
 
 def efetch_error_xml(message: str) -> str:
@@ -816,7 +817,9 @@ _AREA = re.compile(r"AREA\[([^\]]*)\]\s*")
 def ctgov_term(text: str) -> str:
     """A ClinicalTrials.gov ``query.term`` in the engine's syntax: ``AREA[Condition]x`` -> ``x[cond]`` (a
     word, a quoted phrase or a parenthesised group, every term of which is tagged); a refusal names
-    ``query.term``."""
+    ``query.term``. A term longer than the engine reads is left for the engine to refuse."""
+    if len(text) > MAX_QUERY_CHARS:
+        return text
     out, at = [], 0
     for match in _AREA.finditer(text):
         if match.start() < at:  # inside a group already rewritten
