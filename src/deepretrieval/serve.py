@@ -24,14 +24,14 @@ Every E-utility takes GET or a POST form, as NCBI's (E-utilities Help, NCBI Book
 - ``sort``: ``relevance`` (the default here: the engine's order), ``pub_date`` (also written ``pub+date``:
   newest print date first, records without a date last), ``Author`` (first author, A to Z) and
   ``JournalName`` (journal abbreviation, else title, A to Z), records without one last; ties keep their
-  relevance order. The sorts read the corpus's records and order the first 10,000 matches by relevance
-  (all of them in any corpus of fewer matches). Any other value is an ``ERROR`` (``Invalid sort: …``).
+  relevance order. The sorts read the corpus's records; when more than 10,000 records match, they
+  order the 10,000 that match best. Any other value is an ``ERROR`` (``Invalid sort: …``).
 - ``usehistory=y``: the whole result (up to 10,000 ids, in its sort order) is kept on the history server;
-  the reply carries ``WebEnv`` and ``QueryKey`` (JSON ``webenv``, ``querykey``). With ``WebEnv`` the
-  result joins that environment under the next ``query_key``. A later esearch with ``WebEnv`` +
-  ``query_key`` searches that set: alone, it is the stored result; with a ``term``, the term AND the set
-  (the term's matches among its first 10,000). The server keeps the last :data:`HISTORY_SIZE` results
-  (least recently used dropped first); a missing or dropped one is an ``ERROR``
+  the reply carries ``WebEnv`` and ``QueryKey`` (JSON ``webenv``, ``querykey``). With a ``WebEnv`` it keeps,
+  the result joins that environment under the next ``query_key`` (an unknown one starts a new one). A later
+  esearch with ``WebEnv`` + ``query_key`` searches that set: alone, it is the stored result; with a
+  ``term``, the term AND the set (the term's matches among its first 10,000). The server keeps the last
+  :data:`HISTORY_SIZE` results (least recently used dropped first); a missing or dropped one is an ``ERROR``
   ``Unable to obtain query #N``.
 
 Replies in NCBI's shapes: JSON ``{"header": …, "esearchresult": {"count", "retmax", "retstart",
