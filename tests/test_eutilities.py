@@ -123,15 +123,19 @@ def test_rettype_count_answers_the_count_alone(emulator):
         ("pub+date", ["101", "103", "102", "106", "105"]),
         ("Author", ["102", "101", "103", "105", "106"]),  # first author A-Z: Adams, Brown, Clark; none last
         ("JournalName", ["103", "101", "102", "105", "106"]),  # Annals…, BMJ, Lancet; none last
+        ("first_author", ["102", "101", "103", "105", "106"]),
+        ("last_author", ["101", "103", "102", "105", "106"]),  # Brown, Clark, Zed
+        ("title", ["103", "101", "105", "106", "102"]),  # Aspirin and…, Aspirin for…, Aspirin in…, Knee…, Statins…
     ],
 )
 def test_sort_orders_the_whole_result_before_paging(emulator, sort, expected):
     """E-utilities Help, ESearch > ``sort`` for PubMed: ``pub_date`` (descending publication date),
-    ``Author`` (ascending first author), ``JournalName`` (ascending journal); ties keep relevance order."""
+    ``Author`` (ascending first author), ``JournalName`` (ascending journal), and the older values
+    ``first_author``, ``last_author``, ``title``; ties keep relevance order."""
     relevance = esearch(emulator, term="aspirin", retmax=100)["idlist"]
     ordered = esearch(emulator, term="aspirin", retmax=100, sort=sort)["idlist"]
     ties = [i for i in relevance if i in ("105", "106")]  # no author and no journal: tied, by relevance
-    if sort in ("Author", "JournalName"):
+    if sort not in ("pub_date", "pub+date", "title"):
         expected = expected[:3] + ties
     assert ordered == expected
     assert esearch(emulator, term="aspirin", retmax=2, retstart=1, sort=sort)["idlist"] == expected[1:3]

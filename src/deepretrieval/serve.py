@@ -22,10 +22,11 @@ Every E-utility takes GET or a POST form, as NCBI's (E-utilities Help, NCBI Book
   engine's business (:mod:`.search.boolean`). Another ``datetype`` is an ``ERROR``.
 - ``rettype=count``: ``Count`` alone.
 - ``sort``: ``relevance`` (the default here: the engine's order), ``pub_date`` (also written ``pub+date``:
-  newest print date first, records without a date last), ``Author`` (first author, A to Z) and
-  ``JournalName`` (journal abbreviation, else title, A to Z), records without one last; ties keep their
-  relevance order. The sorts read the corpus's records; when more than 10,000 records match, they
-  order the 10,000 that match best. Any other value is an ``ERROR`` (``Invalid sort: …``).
+  newest print date first, records without a date last), ``Author`` (also ``first_author``: first author, A
+  to Z), ``last_author``, ``JournalName`` (also ``journal``: journal abbreviation, else title, A to Z) and
+  ``title``, records without one last; ties keep their relevance order. The sorts read the corpus's records;
+  when more than 10,000 records match, they order the 10,000 that match best. Any other value is an
+  ``ERROR`` (``Invalid sort: …``).
 - ``usehistory=y``: the whole result (up to 10,000 ids, in its sort order) is kept on the history server;
   the reply carries ``WebEnv`` and ``QueryKey`` (JSON ``webenv``, ``querykey``). With a ``WebEnv`` it keeps,
   the result joins that environment under the next ``query_key`` (an unknown one starts a new one). A later
@@ -150,7 +151,8 @@ HISTORY_SIZE = 300  # stored search results (WebEnv + query_key), least recently
 NO_ITEMS = "No items found."
 # esearch sort values (lower case, "+" and " " read as "_") -> what orders the result; see Emulator._ordered.
 SORTS = {"relevance": "relevance", "": "relevance", "pub_date": "date", "pubdate": "date", "author": "author"}
-SORTS |= {"journalname": "journal", "journal": "journal"}
+SORTS |= {"first_author": "author", "last_author": "last_author", "journalname": "journal", "journal": "journal"}
+SORTS |= {"title": "title"}
 # E-utilities field names (einfo's short names, lower case) -> the query syntax's tag; any other value of
 # ``field`` is used as written, as a tag.
 EINFO_FIELDS = {"titl": "ti", "mesh": "mh", "majr": "majr", "ptyp": "pt", "auth": "au", "jour": "ta", "lang": "la"}
@@ -381,7 +383,8 @@ class Emulator:
         order = SORTS.get(written.strip().lower().replace("+", "_").replace(" ", "_"))
         if order is None:
             raise ServiceError(
-                f"Invalid sort: {written!r} (the emulator sorts by relevance, pub_date, Author, JournalName)"
+                f"Invalid sort: {written!r} "
+                "(the emulator sorts by relevance, pub_date, Author, last_author, JournalName, title)"
             )
         if order != "relevance" and not self.documents:
             raise ServiceError(f"sort={written}: the emulator was started without the corpus's records")
@@ -395,8 +398,7 @@ class Emulator:
         if order == "date":  # newest print date first; records without a date last
             keys = [(d is None or d.date is None, -(d.date.toordinal() if d and d.date else 0)) for d in records]
         else:
-            names = ("authors",) if order == "author" else ("journal_abbreviation", "journal")
-            keys = [_first_value(d, names) for d in records]
+            keys = [_sort_name(d, order) for d in records]
             keys = [(not k, k.casefold()) for k in keys]  # type: ignore[union-attr]
         return [i for _, i in sorted(zip(keys, ids, strict=True), key=lambda pair: pair[0])]
 
@@ -655,6 +657,17 @@ def _iso_date(text: str) -> datetime.date | None:
         return datetime.date.fromisoformat(text) if text else None
     except ValueError:
         return None
+
+
+def _sort_name(document: Document | None, order: str) -> str:
+    """What an A-to-Z sort reads of a record ("" when it has none: such records go last)."""
+    if document is None:
+        return ""
+    if order == "title":
+        return document.title
+    if order == "last_author":
+        return (document.fields.get("authors") or ("",))[-1]
+    return _first_value(document, ("authors",) if order == "author" else ("journal_abbreviation", "journal"))
 
 
 def _first_value(document: Document | None, names: Sequence[str]) -> str:
