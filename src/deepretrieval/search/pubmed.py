@@ -229,7 +229,7 @@ def read_esearch(response: Any, retstart: int, retmax: int) -> Page | RefusedQue
     ids = [str(i) for i in ids]
     unknown_fields = _fields_not_found(result)
     if total == 0 and unknown_fields:
-        return RefusedQuery(f"PubMed found no field {', '.join(unknown_fields)[:300]}: no records")
+        return RefusedQuery(f"PubMed knows no field tag {', '.join(unknown_fields)[:300]} and found nothing")
     expected = min(retmax, max(0, min(total, MAX_RESULTS) - retstart))
     if len(ids) != expected:
         raise ServiceFault(f"esearch page of {len(ids)} ids where {expected} were due (count {total})")
