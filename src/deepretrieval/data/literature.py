@@ -620,9 +620,40 @@ def _top_level(path: Path, stream: IO[bytes]) -> Iterator[ET.Element]:
         raise DataError(path, f"not PubMed XML: the root element is <{root.tag}>, not <PubmedArticleSet>")
 
 
+# A MathML formula: as PubMed writes it (the mml: namespace), or bare.
+_MATHML = frozenset({"{http://www.w3.org/1998/Math/MathML}math", "math"})
+
+
 def _text(element: ET.Element | None) -> str:
-    """All text inside, inline markup (<i>, <sub>) included, with whitespace runs collapsed."""
-    return " ".join("".join(element.itertext()).split()) if element is not None else ""
+    """All text inside, inline markup (<i>, <sub>) included, with whitespace runs collapsed; MathML whole."""
+    return " ".join("".join(_pieces(element)).split()) if element is not None else ""
+
+
+def _pieces(element: ET.Element) -> Iterator[str]:
+    """The element's text in document order, each ``<mml:math>`` inside it as one word (:func:`_math`).
+
+    Walked with a stack, not recursion: a hostile record may nest thousands of <i> deep."""
+    yield element.text or ""
+    stack: list[tuple[Iterator[ET.Element], str]] = [(iter(element), "")]  # (children left, tail after them)
+    while stack:
+        children, tail = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            yield tail
+        elif child.tag in _MATHML:
+            yield _math(child) + (child.tail or "")
+        else:
+            yield child.text or ""
+            stack.append((iter(child), child.tail or ""))
+
+
+def _math(math: ET.Element) -> str:
+    """A formula's characters run together: <mi>V</mi><mo>.</mo><mi>O</mi><mn>2</mn> is ``V.O2``.
+
+    Only the leaves (mi, mn, mo, mtext) hold a formula's characters; the rest of its text is pretty-printing
+    between elements, dropped. A space an ``<mml:mtext>`` holds is kept (``129Xe MRI``)."""
+    return "".join(re.sub(r"\s+", " ", e.text or "") for e in math.iter() if len(e) == 0)
 
 
 def _article(element: ET.Element, where: _Where) -> Document:
@@ -636,27 +667,67 @@ def _article(element: ET.Element, where: _Where) -> Document:
     article = citation.find("Article")
     if article is None:
         raise where.error("no MedlineCitation/Article")
+    text, labels = _abstract(article)
+    headings = citation.findall("MeshHeadingList/MeshHeading")
     fields = {
-        "mesh": tuple(_text(d) for d in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName")),
-        "publication_types": tuple(_text(t) for t in article.iterfind("PublicationTypeList/PublicationType")),
+        "mesh": tuple(_text(h.find("DescriptorName")) for h in headings),
+        "publication_types": _texts(article, "PublicationTypeList/PublicationType"),
+    }
+    optional = {
+        "mesh_headings": tuple(_heading(h) for h in headings),
+        "abstract_labels": labels if any(labels) else (),
+        "keywords": _texts(citation, "KeywordList/Keyword"),
+        "languages": _texts(article, "Language"),
+        "authors": tuple(filter(None, (_author(a) for a in article.iterfind("AuthorList/Author")))),
+        "journal": _texts(article, "Journal/Title"),
+        "journal_abbreviation": _texts(citation, "MedlineJournalInfo/MedlineTA")
+        or _texts(article, "Journal/ISOAbbreviation"),
+        "issn": _texts(article, "Journal/ISSN"),
+        "electronic_date": _electronic_date(article, where),
     }
     return Document(
         pmid,
         _text(article.find("ArticleTitle")),
-        _abstract(article),
-        fields,
+        text,
+        fields | {name: value for name, value in optional.items() if value},
         _pub_date(article.find("Journal/JournalIssue/PubDate"), where),
     )
 
 
-def _abstract(article: ET.Element) -> str:
-    """Structured abstracts have several labelled parts: ``BACKGROUND: … \\n METHODS: …``."""
-    parts = []
-    for part in article.iterfind("Abstract/AbstractText"):
-        text, label = _text(part), part.get("Label")
-        if text:
-            parts.append(f"{label}: {text}" if label else text)
-    return "\n".join(parts)
+def _texts(element: ET.Element, path: str) -> tuple[str, ...]:
+    """The text of each element at ``path``, in order, empty ones left out."""
+    return tuple(filter(None, (_text(e) for e in element.iterfind(path))))
+
+
+def _abstract(article: ET.Element) -> tuple[str, tuple[str, ...]]:
+    """The abstract's sections, one a line, and their labels (``""`` for an unlabelled one): a structured
+    abstract's ``BACKGROUND``, ``METHODS`` are not words of its text. Empty sections are left out."""
+    sections = [(_text(part), part.get("Label") or "") for part in article.iterfind("Abstract/AbstractText")]
+    sections = [(text, " ".join(label.split())) for text, label in sections if text]
+    return "\n".join(text for text, _ in sections), tuple(label for _, label in sections)
+
+
+def _heading(heading: ET.Element) -> str:
+    """A MeshHeading as MEDLINE shows it: ``Aspirin/*therapeutic use/adverse effects``, ``*`` on a major topic."""
+    parts = [heading.find("DescriptorName"), *heading.findall("QualifierName")]
+    return "/".join(("*" if p.get("MajorTopicYN") == "Y" else "") + _text(p) for p in parts if p is not None)
+
+
+def _author(author: ET.Element) -> str:
+    """``Smith JA`` (LastName, Initials), or a group author's CollectiveName."""
+    collective = _text(author.find("CollectiveName"))
+    return collective or " ".join(filter(None, (_text(author.find("LastName")), _text(author.find("Initials")))))
+
+
+def _electronic_date(article: ET.Element, where: _Where) -> tuple[str, ...]:
+    """``("YYYY-MM-DD",)`` from the article's electronic publication date, or ``()`` when it has none."""
+    for date in article.iterfind("ArticleDate"):
+        if date.get("DateType", "Electronic") == "Electronic" and date.findtext("Year"):
+            day = _calendar_date(
+                date.findtext("Year", ""), date.findtext("Month"), date.findtext("Day"), where, "ArticleDate"
+            )
+            return (day.isoformat(),)
+    return ()
 
 
 def _pub_date(pub_date: ET.Element | None, where: _Where) -> datetime.date | None:
@@ -664,7 +735,7 @@ def _pub_date(pub_date: ET.Element | None, where: _Where) -> datetime.date | Non
         return None
     year = pub_date.findtext("Year")
     if year is not None:
-        return _calendar_date(year, pub_date.findtext("Month"), pub_date.findtext("Day"), where)
+        return _calendar_date(year, pub_date.findtext("Month"), pub_date.findtext("Day"), where, "PubDate")
     # "1998 Dec-1999 Jan", "2000 Spring", "1975-1976": the first year, and its month where one follows.
     # No year at all ("Summer") is undated; a year no calendar has ("0000 Jan") is an error, as in <Year>.
     text = pub_date.findtext("MedlineDate") or ""
@@ -677,13 +748,13 @@ def _pub_date(pub_date: ET.Element | None, where: _Where) -> datetime.date | Non
         raise where.error(f"MedlineDate {_clip(text)!r} is not a date ({exc})") from None
 
 
-def _calendar_date(year: str, month: str | None, day: str | None, where: _Where) -> datetime.date:
+def _calendar_date(year: str, month: str | None, day: str | None, where: _Where, name: str) -> datetime.date:
     shown = "/".join(p for p in (year, month, day) if p)
     try:
         month_number = _month(month) if month else 1
         return datetime.date(_number(year, "year"), month_number, _number(day, "day") if day else 1)
     except ValueError as exc:
-        raise where.error(f"PubDate {shown!r} is not a date ({exc})") from None
+        raise where.error(f"{name} {shown!r} is not a date ({exc})") from None
 
 
 def _number(text: str, name: str) -> int:
