@@ -22,18 +22,36 @@ with none in the corpus is dropped, counted too.
 **Corpus** — beside the reviews (exactly one of the names in :data:`BESIDE`) or passed explicitly:
 
 * publications: JSONL (``pmid``, ``title``, ``abstract``, ``mesh`` and ``publication_types`` lists,
-  ``date`` ``YYYY-MM-DD`` / ``YYYY/MM/DD`` / ``YYYY-MM`` / ``YYYY``), or PubMed XML (``.xml``, ``.xml.gz``,
-  or a folder of them: NLM's annual baseline files and efetch replies). XML is streamed, so a baseline
-  file never sits in memory whole; a record of over :data:`MAX_RECORD_BYTES` is refused as it streams.
-  Dates are the journal issue's ``PubDate`` (Year, Month as ``Jan`` or ``1``, Day; or a ``MedlineDate``
-  such as ``1998 Dec-1999 Jan``, read as its first year and month; one with no year, ``Summer``, is
-  undated, one with an impossible year, ``0000 Jan``, an error, as the same ``<Year>`` is).
+  ``date`` ``YYYY-MM-DD`` / ``YYYY/MM/DD`` / ``YYYY-MM`` / ``YYYY``; optionally the lists of strings in
+  :data:`OPTIONAL_LIST_FIELDS` and an ``electronic_date``, meaning what they mean for XML below), or PubMed
+  XML (``.xml``, ``.xml.gz``, or a folder of them: NLM's annual baseline files and efetch replies). XML is
+  streamed, so a baseline file never sits in memory whole; a record of over :data:`MAX_RECORD_BYTES` is
+  refused as it streams. Dates are the journal issue's ``PubDate`` (Year, Month as ``Jan`` or ``1``, Day; or
+  a ``MedlineDate`` such as ``1998 Dec-1999 Jan``, read as its first year and month; one with no year,
+  ``Summer``, is undated, one with an impossible year, ``0000 Jan``, an error, as the same ``<Year>`` is).
 * trials: JSONL (``nct_id``, ``title``, ``summary``, ``conditions``, ``interventions``, ``start_date``),
   or ClinicalTrials.gov API v2 study objects: a ``.json`` holding ``{"studies": [...]}`` or a list, or
   one study a line in a ``.jsonl``.
 
 A partial document date stands for the start of its period (``1998`` is 1998-01-01), as PubMed files
-it. Documents carry list fields ``mesh`` / ``publication_types`` or ``conditions`` / ``interventions``.
+it. Trials carry list fields ``conditions`` / ``interventions``.
+
+A PubMed article becomes a :class:`Document` (every field a tuple of strings; a field a record lacks is
+absent, never an empty tuple, except ``mesh`` and ``publication_types``, always there):
+
+* ``title``: ArticleTitle; ``text``: the abstract's sections (AbstractText), one a line, **without** their
+  labels, so ``BACKGROUND`` is not a word of the abstract and a search engine can keep a phrase inside one
+  section; ``abstract_labels``: one label a line (``""`` for an unlabelled section), absent when none has one.
+  Inline markup is read as its text (``CO<sub>2</sub>`` is ``CO2``), white space collapsed; a MathML formula
+  (``<mml:math>``) is its characters run together (``<mi>T</mi><mn>2</mn>`` is ``T2``, not ``T 2``): the
+  pretty-printing between its elements is dropped, a space inside an ``<mml:mtext>`` kept.
+* ``mesh``: each MeshHeading's descriptor; ``mesh_headings``: each as MEDLINE shows it, qualifiers after
+  ``/`` and ``*`` before a major topic (``Semen Preservation/adverse effects/*methods``, ``*Sperm Motility``).
+* ``publication_types``; ``keywords`` (every KeywordList's Keyword, in order); ``languages`` (``eng``);
+  ``authors`` (``Smith JA``: LastName and Initials, or a group's CollectiveName); ``journal`` (Journal/Title),
+  ``journal_abbreviation`` (MedlineTA, else ISOAbbreviation), ``issn`` (Journal/ISSN).
+* ``date``: the print date (PubDate, above); ``electronic_date``: ``("YYYY-MM-DD",)`` from
+  ``ArticleDate DateType="Electronic"``, when the article has one (an impossible one is an error).
 
 Refused (a :class:`DataError` naming file and line, or for XML the article's position and PMID, for a
 ``.json`` the study's): a malformed record or date, a duplicate review or document id, a file mixing the
@@ -69,6 +87,18 @@ BESIDE = {
     TRIALS: ("trials.jsonl", "trials.json"),
 }
 ID_LABEL = {PUBLICATIONS: "PMID", TRIALS: "NCT id"}
+# A publication's optional list fields (JSONL keys and Document.fields names); a PubMed XML record fills them
+# from its elements. Kept only when non-empty: an absent field and an empty one are the same.
+OPTIONAL_LIST_FIELDS = (
+    "mesh_headings",
+    "abstract_labels",
+    "keywords",
+    "languages",
+    "authors",
+    "journal",
+    "journal_abbreviation",
+    "issn",
+)
 PICO_KEYS = ("P", "I", "C", "O")
 
 # ASCII digits only, here and below: \d, str.isdigit and int() also take '٢٠١٥' and '²'.
@@ -428,11 +458,22 @@ def _publications_jsonl(path: Path) -> Iterator[tuple[Document, _Where]]:
             raise where.error("missing field 'pmid'")
         pmid = _check_pmid(identifier(record["pmid"], "field 'pmid'", path, line), where, "field 'pmid': ")
         fields = {name: _strings(record.get(name), name, where) for name in ("mesh", "publication_types")}
+        optional = {name: _strings(record.get(name), name, where) for name in OPTIONAL_LIST_FIELDS}
+        electronic = _dated(field(record, "electronic_date", path, line, required=False), "electronic_date", where)
+        optional["electronic_date"] = (electronic.isoformat(),) if electronic else ()
+        abstract = field(record, "abstract", path, line, required=False)
+        labels, sections = optional["abstract_labels"], len(abstract.split("\n"))
+        optional["abstract_labels"] = labels if any(labels) else ()  # all "": no labels, as in XML
+        if labels and len(labels) != sections:
+            raise where.error(
+                f"field 'abstract_labels' has {len(labels)} labels for {sections} lines of 'abstract' "
+                '(one label a line, "" for an unlabelled section)'
+            )
         document = Document(
             pmid,
             field(record, "title", path, line, required=False),
-            field(record, "abstract", path, line, required=False),
-            fields,
+            abstract,
+            fields | {name: value for name, value in optional.items() if value},
             _dated(field(record, "date", path, line, required=False), "date", where),
         )
         yield document, where
