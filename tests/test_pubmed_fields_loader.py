@@ -144,6 +144,13 @@ def test_biopython_records_hand_checked() -> None:
         "function among male pesticide applicators."
     )
     assert "(0.4-<4.5 mIU/L)" in pesticides.text.splitlines()[1]  # <u>&lt;</u>: markup dropped, entity decoded
+    telomeres = documents["27797938"]
+    assert telomeres.title == (
+        "Leucocyte telomere length, genetic variants at the TERT gene region and risk of pancreatic cancer."
+    )
+    assert "(linkage disequilibrium r2<0.25)" in telomeres.text.splitlines()[2]
+    assert telomeres.fields["mesh_headings"][0] == "Adenocarcinoma/*epidemiology/*genetics"
+    assert telomeres.fields["keywords"] == ("PANCREATIC CANCER",)
 
 
 # ---------------------------------------------------------------------------------------------------
