@@ -667,7 +667,9 @@ _MATHML = frozenset({"{http://www.w3.org/1998/Math/MathML}math", "math"})
 
 def _text(element: ET.Element | None) -> str:
     """All text inside, inline markup (<i>, <sub>) included, with whitespace runs collapsed; MathML whole."""
-    return " ".join("".join(_pieces(element)).split()) if element is not None else ""
+    if element is None:
+        return ""
+    return " ".join(((element.text or "") if len(element) == 0 else "".join(_pieces(element))).split())
 
 
 def _pieces(element: ET.Element) -> Iterator[str]:
@@ -709,21 +711,21 @@ def _article(element: ET.Element, where: _Where) -> Document:
     if article is None:
         raise where.error("no MedlineCitation/Article")
     text, labels = _abstract(article)
-    headings = citation.findall("MeshHeadingList/MeshHeading")
+    journal, info = article.find("Journal"), citation.find("MedlineJournalInfo")
+    headings = [h for h in _at(citation, "MeshHeadingList", "MeshHeading") if h.find("DescriptorName") is not None]
     fields = {
         "mesh": tuple(_text(h.find("DescriptorName")) for h in headings),
-        "publication_types": _texts(article, "PublicationTypeList/PublicationType"),
+        "publication_types": _texts(article, "PublicationTypeList", "PublicationType"),
     }
     optional = {
         "mesh_headings": tuple(_heading(h) for h in headings),
         "abstract_labels": labels if any(labels) else (),
-        "keywords": _texts(citation, "KeywordList/Keyword"),
+        "keywords": _texts(citation, "KeywordList", "Keyword"),
         "languages": _texts(article, "Language"),
-        "authors": tuple(filter(None, (_author(a) for a in article.iterfind("AuthorList/Author")))),
-        "journal": _texts(article, "Journal/Title"),
-        "journal_abbreviation": _texts(citation, "MedlineJournalInfo/MedlineTA")
-        or _texts(article, "Journal/ISOAbbreviation"),
-        "issn": _texts(article, "Journal/ISSN"),
+        "authors": tuple(filter(None, map(_author, _at(article, "AuthorList", "Author")))),
+        "journal": _texts(journal, "Title"),
+        "journal_abbreviation": _texts(info, "MedlineTA") or _texts(journal, "ISOAbbreviation"),
+        "issn": _texts(journal, "ISSN"),
         "electronic_date": _electronic_date(article, where),
     }
     return Document(
@@ -731,19 +733,28 @@ def _article(element: ET.Element, where: _Where) -> Document:
         _text(article.find("ArticleTitle")),
         text,
         fields | {name: value for name, value in optional.items() if value},
-        _pub_date(article.find("Journal/JournalIssue/PubDate"), where),
+        _pub_date(next(iter(_at(journal, "JournalIssue", "PubDate")), None), where),
     )
 
 
-def _texts(element: ET.Element, path: str) -> tuple[str, ...]:
-    """The text of each element at ``path``, in order, empty ones left out."""
-    return tuple(filter(None, (_text(e) for e in element.iterfind(path))))
+def _at(element: ET.Element | None, *tags: str) -> list[ET.Element]:
+    """The elements at a path of child tags below ``element``, in order. One plain tag a step: ElementTree walks
+    those in C, an ``a/b`` path in Python (a third of a baseline file's load time)."""
+    found = [element] if element is not None else []
+    for tag in tags:
+        found = [child for parent in found for child in parent.findall(tag)]
+    return found
+
+
+def _texts(element: ET.Element | None, *tags: str) -> tuple[str, ...]:
+    """The text of each element at a path of child tags below ``element``, in order, empty ones left out."""
+    return tuple(filter(None, map(_text, _at(element, *tags))))
 
 
 def _abstract(article: ET.Element) -> tuple[str, tuple[str, ...]]:
     """The abstract's sections, one a line, and their labels (``""`` for an unlabelled one): a structured
     abstract's ``BACKGROUND``, ``METHODS`` are not words of its text. Empty sections are left out."""
-    sections = [(_text(part), part.get("Label") or "") for part in article.iterfind("Abstract/AbstractText")]
+    sections = [(_text(part), part.get("Label") or "") for part in _at(article, "Abstract", "AbstractText")]
     sections = [(text, " ".join(label.split())) for text, label in sections if text]
     return "\n".join(text for text, _ in sections), tuple(label for _, label in sections)
 
@@ -762,7 +773,7 @@ def _author(author: ET.Element) -> str:
 
 def _electronic_date(article: ET.Element, where: _Where) -> tuple[str, ...]:
     """``("YYYY-MM-DD",)`` from the article's electronic publication date, or ``()`` when it has none."""
-    for date in article.iterfind("ArticleDate"):
+    for date in article.findall("ArticleDate"):
         if date.get("DateType", "Electronic") == "Electronic" and date.findtext("Year"):
             day = _calendar_date(
                 date.findtext("Year", ""), date.findtext("Month"), date.findtext("Day"), where, "ArticleDate"
