@@ -55,9 +55,10 @@ absent, never an empty tuple, except ``mesh`` and ``publication_types``, always 
 
 Refused (a :class:`DataError` naming file and line, or for XML the article's position and PMID, for a
 ``.json`` the study's): a malformed record or date, a duplicate review or document id, a file mixing the
-two kinds of review, a PMID or date not in ASCII digits (``١٢٣`` and ``²³`` pass ``str.isdigit``), a
-string holding a lone surrogate. A ``.json`` is decoded by the JSONL inputs' rules (no NaN, no key twice,
-no integer of over 4300 digits, no nesting too deep).
+two kinds of review, a JSONL ``abstract_labels`` whose length is not the abstract's number of lines, a PMID
+or date not in ASCII digits (``١٢٣`` and ``²³`` pass ``str.isdigit``), a string holding a lone surrogate. A
+``.json`` is decoded by the JSONL inputs' rules (no NaN, no key twice, no integer of over 4300 digits, no
+nesting too deep).
 """
 
 from __future__ import annotations
@@ -457,26 +458,33 @@ def _publications_jsonl(path: Path) -> Iterator[tuple[Document, _Where]]:
         if record.get("pmid") is None:
             raise where.error("missing field 'pmid'")
         pmid = _check_pmid(identifier(record["pmid"], "field 'pmid'", path, line), where, "field 'pmid': ")
-        fields = {name: _strings(record.get(name), name, where) for name in ("mesh", "publication_types")}
-        optional = {name: _strings(record.get(name), name, where) for name in OPTIONAL_LIST_FIELDS}
-        electronic = _dated(field(record, "electronic_date", path, line, required=False), "electronic_date", where)
-        optional["electronic_date"] = (electronic.isoformat(),) if electronic else ()
         abstract = field(record, "abstract", path, line, required=False)
-        labels, sections = optional["abstract_labels"], len(abstract.split("\n"))
-        optional["abstract_labels"] = labels if any(labels) else ()  # all "": no labels, as in XML
-        if labels and len(labels) != sections:
-            raise where.error(
-                f"field 'abstract_labels' has {len(labels)} labels for {sections} lines of 'abstract' "
-                '(one label a line, "" for an unlabelled section)'
-            )
         document = Document(
             pmid,
             field(record, "title", path, line, required=False),
             abstract,
-            fields | {name: value for name, value in optional.items() if value},
+            _publication_fields(record, abstract, where),
             _dated(field(record, "date", path, line, required=False), "date", where),
         )
         yield document, where
+
+
+def _publication_fields(record: dict, abstract: str, where: _Where) -> dict[str, tuple[str, ...]]:
+    """A JSONL publication's list fields: ``mesh``, ``publication_types`` and those of the optional ones it has."""
+    assert where.line is not None
+    fields = {name: _strings(record.get(name), name, where) for name in ("mesh", "publication_types")}
+    optional = {name: _strings(record.get(name), name, where) for name in OPTIONAL_LIST_FIELDS}
+    electronic = field(record, "electronic_date", where.path, where.line, required=False)
+    day = _dated(electronic, "electronic_date", where)
+    optional["electronic_date"] = (day.isoformat(),) if day else ()
+    labels, sections = optional["abstract_labels"], len(abstract.split("\n"))
+    if labels and len(labels) != sections:
+        raise where.error(
+            f"field 'abstract_labels' has {len(labels)} labels for {sections} lines of 'abstract' "
+            '(one label a line, "" for an unlabelled section)'
+        )
+    optional["abstract_labels"] = labels if any(labels) else ()  # all "": no labels, as in XML
+    return fields | {name: value for name, value in optional.items() if value}
 
 
 def _trials_jsonl(path: Path) -> Iterator[tuple[Document, _Where]]:
