@@ -371,10 +371,15 @@ def test_pubmed_xml_fields_dates_and_markup(tmp_path: Path) -> None:
     assert [d.id for d in documents] == ["101", "102", "103", "104", "105", "106"]  # not the cited 999
     first = documents[0]
     assert first.title == "Effect of in vivo CO2 on myocardial infarction."
-    assert first.text == "BACKGROUND: Aspirin may help.\nMETHODS: We randomised 120 elderly patients."
+    # Labels are not words of the text (issue 22): one section a line, the labels beside them; the empty
+    # RESULTS section is left out of both.
+    assert first.text == "Aspirin may help.\nWe randomised 120 elderly patients."
     assert first.fields == {
         "mesh": ("Aged", "Myocardial Infarction"),
+        "mesh_headings": ("Aged", "*Myocardial Infarction/drug therapy"),
+        "abstract_labels": ("BACKGROUND", "METHODS"),
         "publication_types": ("Journal Article", "Randomized Controlled Trial"),
+        "journal": ("J Test",),
     }
     assert [d.date for d in documents] == [
         datetime.date(2001, 3, 5),
@@ -384,7 +389,7 @@ def test_pubmed_xml_fields_dates_and_markup(tmp_path: Path) -> None:
         datetime.date(1975, 1, 1),
         None,
     ]
-    assert documents[1].fields == {"mesh": (), "publication_types": ()}
+    assert documents[1].fields == {"mesh": (), "publication_types": (), "journal": ("J Test",)}
     assert warnings == [
         "publications.xml: 1 publications have no date (first: PMID 106); "
         "a date cut-off cannot tell whether they predate a review"

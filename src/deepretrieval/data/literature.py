@@ -22,24 +22,43 @@ with none in the corpus is dropped, counted too.
 **Corpus** — beside the reviews (exactly one of the names in :data:`BESIDE`) or passed explicitly:
 
 * publications: JSONL (``pmid``, ``title``, ``abstract``, ``mesh`` and ``publication_types`` lists,
-  ``date`` ``YYYY-MM-DD`` / ``YYYY/MM/DD`` / ``YYYY-MM`` / ``YYYY``), or PubMed XML (``.xml``, ``.xml.gz``,
-  or a folder of them: NLM's annual baseline files and efetch replies). XML is streamed, so a baseline
-  file never sits in memory whole; a record of over :data:`MAX_RECORD_BYTES` is refused as it streams.
-  Dates are the journal issue's ``PubDate`` (Year, Month as ``Jan`` or ``1``, Day; or a ``MedlineDate``
-  such as ``1998 Dec-1999 Jan``, read as its first year and month; one with no year, ``Summer``, is
-  undated, one with an impossible year, ``0000 Jan``, an error, as the same ``<Year>`` is).
+  ``date`` ``YYYY-MM-DD`` / ``YYYY/MM/DD`` / ``YYYY-MM`` / ``YYYY``; optionally the lists of strings in
+  :data:`OPTIONAL_LIST_FIELDS` and an ``electronic_date``, meaning what they mean for XML below), or PubMed
+  XML (``.xml``, ``.xml.gz``, or a folder of them: NLM's annual baseline files and efetch replies). XML is
+  streamed, so a baseline file never sits in memory whole; a record of over :data:`MAX_RECORD_BYTES` is
+  refused as it streams. Dates are the journal issue's ``PubDate`` (Year, Month as ``Jan`` or ``1``, Day; or
+  a ``MedlineDate`` such as ``1998 Dec-1999 Jan``, read as its first year and month; one with no year,
+  ``Summer``, is undated, one with an impossible year, ``0000 Jan``, an error, as the same ``<Year>`` is).
 * trials: JSONL (``nct_id``, ``title``, ``summary``, ``conditions``, ``interventions``, ``start_date``),
   or ClinicalTrials.gov API v2 study objects: a ``.json`` holding ``{"studies": [...]}`` or a list, or
   one study a line in a ``.jsonl``.
 
 A partial document date stands for the start of its period (``1998`` is 1998-01-01), as PubMed files
-it. Documents carry list fields ``mesh`` / ``publication_types`` or ``conditions`` / ``interventions``.
+it. Trials carry list fields ``conditions`` / ``interventions``.
+
+A PubMed article becomes a :class:`Document` (every field a tuple of strings; a field a record lacks is
+absent, never an empty tuple, except ``mesh`` and ``publication_types``, always there):
+
+* ``title``: ArticleTitle; ``text``: the abstract's sections (AbstractText), one a line, **without** their
+  labels, so ``BACKGROUND`` is not a word of the abstract and a search engine can keep a phrase inside one
+  section; ``abstract_labels``: one label a line (``""`` for an unlabelled section), absent when none has one.
+  Inline markup is read as its text (``CO<sub>2</sub>`` is ``CO2``), white space collapsed; a MathML formula
+  (``<mml:math>``) is its characters run together (``<mi>T</mi><mn>2</mn>`` is ``T2``, not ``T 2``): the
+  pretty-printing between its elements is dropped, a space inside an ``<mml:mtext>`` kept.
+* ``mesh``: each MeshHeading's descriptor; ``mesh_headings``: each as MEDLINE shows it, qualifiers after
+  ``/`` and ``*`` before a major topic (``Semen Preservation/adverse effects/*methods``, ``*Sperm Motility``).
+* ``publication_types``; ``keywords`` (every KeywordList's Keyword, in order); ``languages`` (``eng``);
+  ``authors`` (``Smith JA``: LastName and Initials, or a group's CollectiveName); ``journal`` (Journal/Title),
+  ``journal_abbreviation`` (MedlineTA, else ISOAbbreviation), ``issn`` (Journal/ISSN).
+* ``date``: the print date (PubDate, above); ``electronic_date``: ``("YYYY-MM-DD",)`` from
+  ``ArticleDate DateType="Electronic"``, when the article has one (an impossible one is an error).
 
 Refused (a :class:`DataError` naming file and line, or for XML the article's position and PMID, for a
 ``.json`` the study's): a malformed record or date, a duplicate review or document id, a file mixing the
-two kinds of review, a PMID or date not in ASCII digits (``١٢٣`` and ``²³`` pass ``str.isdigit``), a
-string holding a lone surrogate. A ``.json`` is decoded by the JSONL inputs' rules (no NaN, no key twice,
-no integer of over 4300 digits, no nesting too deep).
+two kinds of review, a JSONL ``abstract_labels`` whose length is not the abstract's number of lines, a PMID
+or date not in ASCII digits (``١٢٣`` and ``²³`` pass ``str.isdigit``), a string holding a lone surrogate. A
+``.json`` is decoded by the JSONL inputs' rules (no NaN, no key twice, no integer of over 4300 digits, no
+nesting too deep).
 """
 
 from __future__ import annotations
@@ -69,6 +88,18 @@ BESIDE = {
     TRIALS: ("trials.jsonl", "trials.json"),
 }
 ID_LABEL = {PUBLICATIONS: "PMID", TRIALS: "NCT id"}
+# A publication's optional list fields (JSONL keys and Document.fields names); a PubMed XML record fills them
+# from its elements. Kept only when non-empty: an absent field and an empty one are the same.
+OPTIONAL_LIST_FIELDS = (
+    "mesh_headings",
+    "abstract_labels",
+    "keywords",
+    "languages",
+    "authors",
+    "journal",
+    "journal_abbreviation",
+    "issn",
+)
 PICO_KEYS = ("P", "I", "C", "O")
 
 # ASCII digits only, here and below: \d, str.isdigit and int() also take '٢٠١٥' and '²'.
@@ -427,15 +458,33 @@ def _publications_jsonl(path: Path) -> Iterator[tuple[Document, _Where]]:
         if record.get("pmid") is None:
             raise where.error("missing field 'pmid'")
         pmid = _check_pmid(identifier(record["pmid"], "field 'pmid'", path, line), where, "field 'pmid': ")
-        fields = {name: _strings(record.get(name), name, where) for name in ("mesh", "publication_types")}
+        abstract = field(record, "abstract", path, line, required=False)
         document = Document(
             pmid,
             field(record, "title", path, line, required=False),
-            field(record, "abstract", path, line, required=False),
-            fields,
+            abstract,
+            _publication_fields(record, abstract, where),
             _dated(field(record, "date", path, line, required=False), "date", where),
         )
         yield document, where
+
+
+def _publication_fields(record: dict, abstract: str, where: _Where) -> dict[str, tuple[str, ...]]:
+    """A JSONL publication's list fields: ``mesh``, ``publication_types`` and those of the optional ones it has."""
+    assert where.line is not None
+    fields = {name: _strings(record.get(name), name, where) for name in ("mesh", "publication_types")}
+    optional = {name: _strings(record.get(name), name, where) for name in OPTIONAL_LIST_FIELDS}
+    electronic = field(record, "electronic_date", where.path, where.line, required=False)
+    day = _dated(electronic, "electronic_date", where)
+    optional["electronic_date"] = (day.isoformat(),) if day else ()
+    labels, sections = optional["abstract_labels"], len(abstract.split("\n"))
+    if labels and len(labels) != sections:
+        raise where.error(
+            f"field 'abstract_labels' has {len(labels)} labels for {sections} lines of 'abstract' "
+            '(one label a line, "" for an unlabelled section)'
+        )
+    optional["abstract_labels"] = labels if any(labels) else ()  # all "": no labels, as in XML
+    return fields | {name: value for name, value in optional.items() if value}
 
 
 def _trials_jsonl(path: Path) -> Iterator[tuple[Document, _Where]]:
@@ -620,9 +669,42 @@ def _top_level(path: Path, stream: IO[bytes]) -> Iterator[ET.Element]:
         raise DataError(path, f"not PubMed XML: the root element is <{root.tag}>, not <PubmedArticleSet>")
 
 
+# A MathML formula: as PubMed writes it (the mml: namespace), or bare.
+_MATHML = frozenset({"{http://www.w3.org/1998/Math/MathML}math", "math"})
+
+
 def _text(element: ET.Element | None) -> str:
-    """All text inside, inline markup (<i>, <sub>) included, with whitespace runs collapsed."""
-    return " ".join("".join(element.itertext()).split()) if element is not None else ""
+    """All text inside, inline markup (<i>, <sub>) included, with whitespace runs collapsed; MathML whole."""
+    if element is None:
+        return ""
+    return " ".join(((element.text or "") if len(element) == 0 else "".join(_pieces(element))).split())
+
+
+def _pieces(element: ET.Element) -> Iterator[str]:
+    """The element's text in document order, each ``<mml:math>`` inside it as one word (:func:`_math`).
+
+    Walked with a stack, not recursion: a hostile record may nest thousands of <i> deep."""
+    yield element.text or ""
+    stack: list[tuple[Iterator[ET.Element], str]] = [(iter(element), "")]  # (children left, tail after them)
+    while stack:
+        children, tail = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            yield tail
+        elif child.tag in _MATHML:
+            yield _math(child) + (child.tail or "")
+        else:
+            yield child.text or ""
+            stack.append((iter(child), child.tail or ""))
+
+
+def _math(math: ET.Element) -> str:
+    """A formula's characters run together: <mi>V</mi><mo>.</mo><mi>O</mi><mn>2</mn> is ``V.O2``.
+
+    Only the leaves (mi, mn, mo, mtext) hold a formula's characters; the rest of its text is pretty-printing
+    between elements, dropped. A space an ``<mml:mtext>`` holds is kept (``129Xe MRI``)."""
+    return "".join(re.sub(r"\s+", " ", e.text or "") for e in math.iter() if len(e) == 0)
 
 
 def _article(element: ET.Element, where: _Where) -> Document:
@@ -636,27 +718,76 @@ def _article(element: ET.Element, where: _Where) -> Document:
     article = citation.find("Article")
     if article is None:
         raise where.error("no MedlineCitation/Article")
+    text, labels = _abstract(article)
+    journal, info = article.find("Journal"), citation.find("MedlineJournalInfo")
+    headings = [h for h in _at(citation, "MeshHeadingList", "MeshHeading") if h.find("DescriptorName") is not None]
     fields = {
-        "mesh": tuple(_text(d) for d in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName")),
-        "publication_types": tuple(_text(t) for t in article.iterfind("PublicationTypeList/PublicationType")),
+        "mesh": tuple(_text(h.find("DescriptorName")) for h in headings),
+        "publication_types": _texts(article, "PublicationTypeList", "PublicationType"),
+    }
+    optional = {
+        "mesh_headings": tuple(_heading(h) for h in headings),
+        "abstract_labels": labels if any(labels) else (),
+        "keywords": _texts(citation, "KeywordList", "Keyword"),
+        "languages": _texts(article, "Language"),
+        "authors": tuple(filter(None, map(_author, _at(article, "AuthorList", "Author")))),
+        "journal": _texts(journal, "Title"),
+        "journal_abbreviation": _texts(info, "MedlineTA") or _texts(journal, "ISOAbbreviation"),
+        "issn": _texts(journal, "ISSN"),
+        "electronic_date": _electronic_date(article, where),
     }
     return Document(
         pmid,
         _text(article.find("ArticleTitle")),
-        _abstract(article),
-        fields,
-        _pub_date(article.find("Journal/JournalIssue/PubDate"), where),
+        text,
+        fields | {name: value for name, value in optional.items() if value},
+        _pub_date(next(iter(_at(journal, "JournalIssue", "PubDate")), None), where),
     )
 
 
-def _abstract(article: ET.Element) -> str:
-    """Structured abstracts have several labelled parts: ``BACKGROUND: … \\n METHODS: …``."""
-    parts = []
-    for part in article.iterfind("Abstract/AbstractText"):
-        text, label = _text(part), part.get("Label")
-        if text:
-            parts.append(f"{label}: {text}" if label else text)
-    return "\n".join(parts)
+def _at(element: ET.Element | None, *tags: str) -> list[ET.Element]:
+    """The elements at a path of child tags below ``element``, in order. One plain tag a step: ElementTree walks
+    those in C, an ``a/b`` path in Python (a third of a baseline file's load time)."""
+    found = [element] if element is not None else []
+    for tag in tags:
+        found = [child for parent in found for child in parent.findall(tag)]
+    return found
+
+
+def _texts(element: ET.Element | None, *tags: str) -> tuple[str, ...]:
+    """The text of each element at a path of child tags below ``element``, in order, empty ones left out."""
+    return tuple(filter(None, map(_text, _at(element, *tags))))
+
+
+def _abstract(article: ET.Element) -> tuple[str, tuple[str, ...]]:
+    """The abstract's sections, one a line, and their labels (``""`` for an unlabelled one): a structured
+    abstract's ``BACKGROUND``, ``METHODS`` are not words of its text. Empty sections are left out."""
+    sections = [(_text(part), part.get("Label") or "") for part in _at(article, "Abstract", "AbstractText")]
+    sections = [(text, " ".join(label.split())) for text, label in sections if text]
+    return "\n".join(text for text, _ in sections), tuple(label for _, label in sections)
+
+
+def _heading(heading: ET.Element) -> str:
+    """A MeshHeading as MEDLINE shows it: ``Aspirin/*therapeutic use/adverse effects``, ``*`` on a major topic."""
+    parts = [heading.find("DescriptorName"), *heading.findall("QualifierName")]
+    return "/".join(("*" if p.get("MajorTopicYN") == "Y" else "") + _text(p) for p in parts if p is not None)
+
+
+def _author(author: ET.Element) -> str:
+    """``Smith JA`` (LastName, Initials), or a group author's CollectiveName."""
+    collective = _text(author.find("CollectiveName"))
+    return collective or " ".join(filter(None, (_text(author.find("LastName")), _text(author.find("Initials")))))
+
+
+def _electronic_date(article: ET.Element, where: _Where) -> tuple[str, ...]:
+    """``("YYYY-MM-DD",)`` from the article's electronic publication date, or ``()`` when it has none."""
+    for date in article.findall("ArticleDate"):
+        if date.get("DateType", "Electronic") == "Electronic" and date.findtext("Year"):
+            day = _calendar_date(
+                date.findtext("Year", ""), date.findtext("Month"), date.findtext("Day"), where, "ArticleDate"
+            )
+            return (day.isoformat(),)
+    return ()
 
 
 def _pub_date(pub_date: ET.Element | None, where: _Where) -> datetime.date | None:
@@ -664,7 +795,7 @@ def _pub_date(pub_date: ET.Element | None, where: _Where) -> datetime.date | Non
         return None
     year = pub_date.findtext("Year")
     if year is not None:
-        return _calendar_date(year, pub_date.findtext("Month"), pub_date.findtext("Day"), where)
+        return _calendar_date(year, pub_date.findtext("Month"), pub_date.findtext("Day"), where, "PubDate")
     # "1998 Dec-1999 Jan", "2000 Spring", "1975-1976": the first year, and its month where one follows.
     # No year at all ("Summer") is undated; a year no calendar has ("0000 Jan") is an error, as in <Year>.
     text = pub_date.findtext("MedlineDate") or ""
@@ -677,13 +808,13 @@ def _pub_date(pub_date: ET.Element | None, where: _Where) -> datetime.date | Non
         raise where.error(f"MedlineDate {_clip(text)!r} is not a date ({exc})") from None
 
 
-def _calendar_date(year: str, month: str | None, day: str | None, where: _Where) -> datetime.date:
+def _calendar_date(year: str, month: str | None, day: str | None, where: _Where, name: str) -> datetime.date:
     shown = "/".join(p for p in (year, month, day) if p)
     try:
         month_number = _month(month) if month else 1
         return datetime.date(_number(year, "year"), month_number, _number(day, "day") if day else 1)
     except ValueError as exc:
-        raise where.error(f"PubDate {shown!r} is not a date ({exc})") from None
+        raise where.error(f"{name} {shown!r} is not a date ({exc})") from None
 
 
 def _number(text: str, name: str) -> int:
