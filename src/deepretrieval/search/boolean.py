@@ -358,13 +358,12 @@ class BooleanIndex(BooleanSearcher):
                 raise ValueError("doc_ids.json is not a list of document ids")
             index = tantivy.Index.open(str(directory / _TANTIVY_DIR))
             loaded = cls(index, doc_ids, saved, sha, directory / _TANTIVY_DIR)
-        if mesh_tree is not None:
-            loaded.use_mesh_tree(mesh_tree)
             found = index.searcher().num_docs
         if not (len(doc_ids) == documents == found):
             raise CorruptIndexError(
                 directory, f"{found} documents indexed, {len(doc_ids)} ids, {documents} in its manifest.json"
             )
+        loaded.use_mesh_tree(mesh_tree)
         return loaded
 
     def _manifest(self, files: dict[str, int]) -> dict[str, Any]:
