@@ -362,6 +362,9 @@ def test_random_queries_equal_set_logic(engine, records, tree):
 
 PIECES = ["(", ")", '"', "AND", "OR", "NOT", "and", "[tiab]", "[mh]", "[cond]", "[xx]", "*", "diabet*", "heart"]
 PIECES += ["diabetes", "covid-19", "-", "é", "\x00", "x" * 45, "insulin*", '"heart attack"']
+# Issue 22's syntax: tags bind runs of words, MeSH pairs, dates, proximity, curly quotes, whole-value tags.
+PIECES += ["[majr]", "[mh:noexp]", "[sh]", "[au]", "[la]", "[ta]", "[ot]", "[dp]", "[tiab:~2]", "[ab:~30]", "[ti:~99]"]
+PIECES += ["2010:2020", "2015/02/30", "1999/12", "/", "heart failure/therapy", "smith j", "\u201c", "\u201d", ":"]
 syntax = st.lists(st.tuples(st.sampled_from(PIECES), st.sampled_from(["", " "])), max_size=25).map(
     lambda parts: "".join(piece + gap for piece, gap in parts)
 )

@@ -284,6 +284,11 @@ def test_not_text_is_a_syntax_error():
         '"a b" ' * (MAX_QUERY_CHARS // 6),
         "a[tiab] " * (MAX_QUERY_CHARS // 8),
         "(a OR b) " * (MAX_QUERY_CHARS // 9),
+        "a " * (MAX_QUERY_CHARS // 2 - 4) + "[ti]",  # one tag binding the longest run
+        '"a b c d"[tiab:~30] ' * (MAX_QUERY_CHARS // 20),
+        "2010/01/01:2020/12/31[dp] " * (MAX_QUERY_CHARS // 26),
+        "heart failure/therapy[mh] " * (MAX_QUERY_CHARS // 26),
+        "\u201ca b\u201d " * (MAX_QUERY_CHARS // 6),
     ],
 )
 def test_worst_case_inputs_are_fast(query):

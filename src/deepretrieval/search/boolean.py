@@ -1,33 +1,46 @@
 """An offline PubMed-style Boolean search engine over a local fielded corpus, on tantivy.
 
-Queries are PubMed syntax (see :mod:`.pubmed_syntax`), parsed into an AST and translated into tantivy query
-objects; tantivy evaluates all Boolean logic, phrases, truncation and the date window.
+Queries are PubMed syntax (see :mod:`.pubmed_syntax`; what transfers to PubMed: ``docs/PUBMED-SYNTAX.md``),
+parsed into an AST and translated into tantivy query objects; tantivy evaluates all Boolean logic, phrases,
+proximity, truncation and dates.
 
 Fields: :class:`FieldSchema` says which parts of a :class:`Document` feed which tag. The title feeds
-``[ti]``, the text (abstract, a trial's summary) ``[ab]``; ``[tiab]`` is both; list-valued ``fields``
-feed their own tags (publications: ``mesh`` -> ``[mh]``, ``publication_types`` -> ``[pt]``; trials:
-``conditions`` -> ``[cond]``, ``interventions`` -> ``[intr]``); ``[all]`` and untagged words search
-every tag. Each value of a list field is indexed separately: a phrase never spans two MeSH headings.
+``[ti]``; the text (abstract, a trial's summary) ``[ab]``, **one value per line**: the loader writes an
+abstract's sections one per line without their labels, so no phrase spans two sections, and a proximity
+field keeps them more than :data:`~.pubmed_syntax.MAX_PROXIMITY` words apart (tantivy leaves a single
+position between two values). ``[tiab]`` is title, abstract and author keywords. List-valued ``fields``
+feed their own tags, each value separately: publications ``mesh`` -> ``[mh]`` (with ``mesh_headings``, in
+MEDLINE form "Aspirin/*therapeutic use", also ``[sh]``, ``[majr]`` and ``heading/qualifier``),
+``publication_types`` -> ``[pt]``, ``keywords`` -> ``[ot]``, ``authors`` -> ``[au]``, ``languages`` ->
+``[la]`` (codes and, for :data:`LANGUAGES`, their English names), ``journal`` / ``journal_abbreviation`` /
+``issn`` -> ``[ta]``; trials ``conditions`` -> ``[cond]``, ``interventions`` -> ``[intr]``. ``[all]`` and
+untagged words search every text tag (not ``[au]``, ``[la]``, ``[ta]``).
 
-Analysis: every field is indexed twice. The *exact* copy (words and phrases) is tantivy's simple tokenizer
-(split on anything not a letter or digit), tokens of 40 bytes or more dropped, lower-cased, then Snowball-stemmed
-(``FieldSchema.stemmer``, English by default). PubMed does not stem but maps words to their variants
-(automatic term mapping); stemming is the local, reproducible stand-in, so ``trials`` finds ``trial`` in
-untagged, tagged and phrase searches alike. The *prefix* copy is the same without stemming: truncation
-(``diabet*``) expands over the written words, as PubMed does. Query words go through analysers made by the
-same function that configured the index's, so they are analysed exactly as the documents were. There are no
-stopwords (PubMed's are few, and phrases keep them).
+Analysis: every text field is indexed twice, both with tantivy's simple tokenizer (split on anything not a
+letter or digit), tokens of 40 bytes or more dropped, lower-cased. The *plain* copy stops there: tagged words
+and phrases and truncation search it, as written (PubMed maps no tagged term). The *stemmed* copy adds a
+Snowball stemmer (``FieldSchema.stemmer``, English by default): untagged words and phrases search it, the
+local, reproducible stand-in for PubMed's automatic term mapping (``trials`` finds ``trial``). Whole-value
+tags (``[au]``, ``[la]``, ``[ta]``, full MeSH headings and ``heading/qualifier`` pairs) are indexed as one
+term each, in :func:`~.pubmed_syntax.key_form`. Query words go through analysers made by the same function
+that configured the index's, so they are analysed exactly as the documents were. There are no stopwords.
 
-Dates: ``Document.date`` is indexed as an integer ``yyyymmdd`` fast field. A request's ``mindate`` /
-``maxdate`` window is inclusive; **a document without a date is excluded as soon as either bound is
-given** (PubMed leaves undated records out of a ``pdat`` range) and included when there is no window.
-A window with ``mindate > maxdate`` matches nothing.
+MeSH explosion: ``mesh_tree`` (NLM's descriptor file) makes ``[mh]`` / ``[majr]`` include every heading under
+the one named; without it they are not exploded, and :meth:`BooleanIndex.describe` and
+:meth:`BooleanIndex.warnings` say so (:data:`MESH_TREE_MISSING`) for a caller to report.
 
-Errors: a query the engine cannot run for what it says (its syntax, a tag this index lacks, truncations that
-expand past :data:`~.pubmed_syntax.MAX_EXPANSIONS` words of this index) is a :class:`QuerySyntaxError` in its
-own slot of a batch; only a failure of the index itself is an exception, and fails the batch: a missing
-index or an engine failure while searching is a :class:`SearchFailure`, a damaged folder (manifest, file
-list, tantivy's files, ``doc_ids.json``) a :class:`CorruptIndexError`, as for every index kind.
+Dates: ``Document.date`` (print) and ``fields["electronic_date"]`` are indexed as integer ``yyyymmdd``
+fields. ``[dp]`` and a request's ``mindate`` / ``maxdate`` window (inclusive) match a record if **either**
+date is in range, as PubMed's publication date; **a document without a date is excluded as soon as either
+bound is given** (PubMed leaves undated records out of a ``pdat`` range) and included when there is no
+window. A window with ``mindate > maxdate`` matches nothing.
+
+Errors: a query the engine cannot run for what it says (its syntax, a tag this index lacks, truncations or
+explosions past :data:`~.pubmed_syntax.MAX_EXPANSIONS` words of this index) is a :class:`QuerySyntaxError`
+in its own slot of a batch; only a failure of the index itself is an exception, and fails the batch: a
+missing index or an engine failure while searching is a :class:`SearchFailure`, a damaged folder (manifest,
+file list, tantivy's files, ``doc_ids.json``) a :class:`CorruptIndexError`, one of another
+:data:`FORMAT_VERSION` or tantivy a :class:`StaleIndexError`, as for every index kind.
 
 Order: see :data:`ORDER`.
 """

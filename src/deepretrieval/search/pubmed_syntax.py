@@ -1,26 +1,42 @@
 """PubMed query syntax: a parser into a small AST, and a translator of that AST into tantivy query objects.
 
-Syntax (what PubMed accepts, minus what a local corpus cannot answer):
+Syntax (what PubMed accepts, minus what a local corpus cannot answer; the table of what transfers is
+``docs/PUBMED-SYNTAX.md``):
 
 - ``AND``, ``OR``, ``NOT`` — upper case only, as in PubMed; ``and`` / ``or`` / ``not`` are ordinary words.
 - **Left-to-right**: no operator precedence, as PubMed. ``a OR b AND c`` = ``(a OR b) AND c`` and
   ``a NOT b OR c`` = ``(a NOT b) OR c``. Parentheses group. Adjacent terms are joined by an implicit ``AND``.
-- ``"quoted phrases"``; a word that the analyser splits (``covid-19``) is searched as a phrase too.
+- ``"quoted phrases"`` (typographic double quotes too); a word that the analyser splits (``covid-19``) is
+  searched as a phrase too.
 - Field tags after a word or phrase (case-insensitive, blanks ignored): ``[tiab]`` / ``[title/abstract]``,
-  ``[ti]`` / ``[title]``, ``[ab]`` / ``[abstract]``, ``[mh]`` / ``[mesh]`` / ``[mesh terms]`` (also
-  ``[mh:noexp]`` / ``[mesh:noexp]``: there is no MeSH tree here, so nothing to explode), ``[pt]`` /
-  ``[publication type]``, ``[all]`` / ``[all fields]`` / ``[tw]``; and for trials ``[cond]`` /
-  ``[condition]`` and ``[intr]`` / ``[intervention]``. A tag applies to the one word or phrase it follows;
-  a tag after ``)``, an operator or another tag is an error. An untagged word searches every field, as
-  ``[all]`` does (PubMed's automatic term mapping is approximated by stemming; see the translator).
+  ``[ti]`` / ``[title]``, ``[ab]`` / ``[abstract]``, ``[mh]`` / ``[mesh]`` / ``[mesh terms]``,
+  ``[mh:noexp]``, ``[majr]`` / ``[mesh major topic]`` (and ``:noexp``), ``[sh]`` / ``[subheading]``,
+  ``[pt]`` / ``[publication type]``, ``[ot]`` / ``[other term]``, ``[au]`` / ``[author]``, ``[la]`` /
+  ``[language]``, ``[ta]`` / ``[journal]``, ``[dp]`` / ``[pdat]`` / ``[publication date]``, ``[all]`` /
+  ``[all fields]`` / ``[tw]``; for trials ``[cond]`` / ``[condition]`` and ``[intr]`` / ``[intervention]``.
+- **A tag binds the unquoted words before it as a phrase**, as PubMed: ``randomized controlled trial[pt]`` is
+  ``"randomized controlled trial"[pt]``. The run goes back to the previous operator, parenthesis, quoted
+  phrase, tagged word or truncated word. A tag after ``)``, an operator or another tag is an error.
+- ``heading/qualifier`` in ``[mh]`` / ``[majr]`` (``aspirin/therapeutic use[mh]``): the qualifier named in
+  full; abbreviations (``aspirin/tu[mh]``) and two qualifiers are errors.
+- ``[dp]`` takes ``YYYY``, ``YYYY/MM``, ``YYYY/MM/DD`` or ``start:end`` of those (see :func:`date_range`).
+- Proximity ``"hip pain"[tiab:~N]`` (also ``[ti:~N]``, ``[ab:~N]``): the words in any order with at most N
+  words between them; N at most :data:`MAX_PROXIMITY`, at most :data:`MAX_PROXIMITY_WORDS` words, no
+  truncation.
 - **Unknown tags are an error** (``QuerySyntaxError`` naming the known ones), never a silent ``[all]``:
-  ``smith[au]`` searched as text would return unrelated records, and PubMed's "tag ignored" warning has no
+  ``smith[1au]`` searched as text would return unrelated records, and PubMed's "tag ignored" warning has no
   place in a ranking. A known tag the index lacks (``[mh]`` on trials) is an error from the translator.
 - Truncation ``diabet*``: the words beginning with the prefix, on the unstemmed words. At most one ``*``,
   at the end of a word (of the last word in a phrase). **PubMed requires at least 4 characters before
   ``*``; so do we, as an error** rather than PubMed's silent fallback: a 1-3 letter prefix expands to a
   large share of the vocabulary and is almost never what the writer meant.
-- A word or phrase with no letter or digit (``-``, ``&``) is an error: there is nothing to search for.
+- A word or phrase with no letter or digit (``-``, ``&``, a lone ``:``) is an error: nothing to search for.
+
+Meaning (the :class:`Translator`): an untagged word or phrase is Snowball-stemmed (the stand-in for PubMed's
+automatic term mapping); a tagged one is searched as written, lower-cased (PubMed maps no tagged term), and
+only truncation widens it. ``[au]``, ``[la]``, ``[ta]``, ``[mh:noexp]`` and ``heading/qualifier`` compare
+whole values; ``[mh]`` / ``[majr]`` match words within a heading and explode through a :class:`MeshTree`
+when one is given.
 
 Every string gives either a query or a :class:`QuerySyntaxError` with a 0-based character position: the
 query is capped at :data:`MAX_QUERY_CHARS` characters, control characters and lone surrogates are refused,
@@ -29,10 +45,11 @@ and nesting (parentheses, or alternating operators, which PubMed's left-to-right
 
 Translation adds one limit that depends on the index, not the text alone: **a query's truncations may stand
 for at most** :data:`MAX_EXPANSIONS` **index words in all** (each truncation counts the words it expands to in
-every field it searches, a truncated phrase counts its other words too, and a repeated truncation counts
-each time: tantivy expands each occurrence). A query over it is a :class:`QuerySyntaxError`, the writer's
-fault like any other: 444 ORed copies of a broad truncation would otherwise take seconds, and a truncated
-phrase past tantivy's own limit would fail the whole batch it is searched in.
+every field it searches, a truncated phrase counts its other words too, a repeated truncation counts each
+time: tantivy expands each occurrence, and each heading a MeSH explosion adds counts one). A query over it is
+a :class:`QuerySyntaxError`, the writer's fault like any other: 444 ORed copies of a broad truncation would
+otherwise take seconds, and a truncated phrase past tantivy's own limit would fail the whole batch it is
+searched in.
 """
 
 from __future__ import annotations
