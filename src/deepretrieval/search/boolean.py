@@ -87,8 +87,8 @@ FOLDER = IndexFolder(KIND, FORMAT_VERSION, keys=("corpus_sha256", "documents", "
 MAX_K = 10_000  # what esearch can page to
 ORDER = (
     "tantivy BM25 score descending (k1 1.2, b 0.75, summed over the matching words and phrases and the fields "
-    "they match in; a truncated word adds 1 per field it matches in; the date window adds nothing), ties by the "
-    "document's position in the corpus"
+    "they match in; a truncated word or an author adds 1 per field it matches in, a [dp] range 1; the date window "
+    "adds nothing), ties by the document's position in the corpus"
 )
 # Why relevance and not PubMed's "most recent": rewards read the first k (recall@3000); when a query matches
 # more than k records, keeping the k that match it best is what a searcher wants, while the newest k would be

@@ -834,7 +834,7 @@ class Translator:
         if low > high:
             return Query.empty_query()
         ranges = [Query.range_query(self.schema, f, FieldType.Integer, low, high) for f in self.fields.dates]
-        return _any(ranges)
+        return Query.const_score_query(_any(ranges), 1.0)  # 1 whether one date or both are in range
 
 
 def key_form(plain: Any, text: str) -> str:
