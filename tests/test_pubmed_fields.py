@@ -456,6 +456,12 @@ def test_an_index_of_the_previous_format_is_stale_and_a_cached_one_is_rebuilt(tm
     assert ids(rebuilt, "endocrine system diseases[mh]") == {"cct", "dm", "gdm"} != ids(cached, "x[mh]")
 
 
+def test_a_bad_electronic_date_names_the_document():
+    bad = Document("x", "t", "a", {"electronic_date": ("2015-02-30",)})
+    with pytest.raises(DeepRetrievalError, match=r"document 'x' cannot be indexed: its electronic_date '2015-02-30'"):
+        BooleanIndex.build([bad])
+
+
 def test_the_trials_schema_keeps_its_tags():
     trials = [Document("NCT1", "Asthma", "Budesonide for adults\nOpen", {"conditions": ("Asthma",)}, D(2020, 1, 1))]
     index = BooleanIndex.build(trials, TRIALS)

@@ -594,7 +594,7 @@ def _tantivy_document(document: Document, row: int, schema: FieldSchema, key: Ca
         try:
             doc.add_integer(_EDATE, _yyyymmdd(datetime.date.fromisoformat(text)))
         except (TypeError, ValueError):
-            raise DeepRetrievalError(f"electronic_date {text!r} is not a YYYY-MM-DD date") from None
+            raise ValueError(f"its electronic_date {text!r} is not a YYYY-MM-DD date") from None  # named by the caller
     sections = 0
     for source, text in schema.values(document):
         stemmed, plain = _field_names(source, schema)
