@@ -380,7 +380,9 @@ def test_tantivys_phrase_slop_counts_words_between_in_order_and_a_swap_costs_two
         ('"pain hip"[tiab:~0]', {"rct", "undated"}),  # any order
         ('"pain hip"[tiab:~2]', {"rct", "cct", "undated"}),  # "Pain in the hip", "Pain of the hip"
         ('"pain hip"[tiab:~1]', {"rct", "undated"}),
-        ('"hip fracture insulin"[ab:~5]', {"dm"}),
+        ('"hip fracture insulin"[ab:~5]', {"dm"}),  # "Insulin therapy for diabetes mellitus in hip fracture"
+        ('"insulin diabetes fracture"[ab:~3]', {"dm"}),  # 2 words between the first two, 3 the next
+        ('"insulin diabetes fracture"[ab:~2]', set()),
         ('"trial experience"[ti:~1]', {"cct"}),  # "a trial of experience"
         ('"trial experience"[ti:~0]', set()),
         ('"randomized trial"[title:~0]', {"rct"}),
@@ -388,7 +390,8 @@ def test_tantivys_phrase_slop_counts_words_between_in_order_and_a_swap_costs_two
 )
 def test_proximity_is_at_most_n_words_between_in_any_order(index, query, expected):
     """PubMed Help, 'Proximity searching': "search terms"[field:~N] finds the terms with at most N words
-    between them, in any order, in [tiab], [ti] (and here [ab])."""
+    between them (between each two, for more than two terms), in any order, in [tiab], [ti] (and here [ab],
+    which PubMed does not offer)."""
     assert ids(index, query) == expected
 
 
@@ -400,6 +403,7 @@ def test_phrases_and_proximity_stay_inside_one_abstract_section(index):
     assert ids(index, "randomized[ab] AND aspirin[ab]") == {"rct"}
     assert ids(index, '"randomized aspirin"[ab]') == set()
     assert ids(index, f'"randomized aspirin"[ab:~{MAX_PROXIMITY}]') == set()
+    assert ids(index, f'"were randomized aspirin reduced"[ab:~{MAX_PROXIMITY}]') == set()  # slop 3 x 30
     assert ids(index, '"common experience"[ab:~5]') == set()  # cct: "...was common." / "The experience..."
     assert ids(index, "background") == set()  # dm's section label
     assert ids(index, '"hip pain"[tiab:~3] AND "reduced pain"[ab]') == {"rct"}

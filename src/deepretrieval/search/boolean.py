@@ -67,6 +67,7 @@ from .base import BooleanSearcher
 from .folders import IndexFolder
 from .pubmed_syntax import (
     MAX_PROXIMITY,
+    MAX_PROXIMITY_WORDS,
     Expansions,
     Fields,
     MeshTree,
@@ -101,9 +102,10 @@ _DATE = "date"
 _EDATE = "edate"  # the electronic date: [dp] and date windows match either
 _DATES = (_DATE, _EDATE)
 _NEAR = "ab_near"  # the abstract's plain words with its sections kept apart, for proximity
-# Between two abstract sections the proximity field holds more filler words than any proximity may skip, so a
-# "a b"[ab:~N] never matches across sections (tantivy leaves only one position between two values of a field).
-_SECTION_BREAK = " ".join(["zzsectionbreakzz"] * MAX_PROXIMITY)
+# Between two abstract sections the proximity field holds as many filler words as any proximity may skip in all
+# (N x (words - 1)), so a "a b"[ab:~N] never matches across sections (tantivy leaves one position between two
+# values of a field, and the two ends of the gap count one more).
+_SECTION_BREAK = " ".join(["zzsectionbreakzz"] * (MAX_PROXIMITY * (MAX_PROXIMITY_WORDS - 1)))
 _TANTIVY_DIR = "tantivy"
 MESH_TREE_MISSING = "MeSH tree not loaded: [mh] and [majr] are not exploded to narrower headings"
 # ISO 639-2 (bibliographic) codes of the languages MEDLINE records most, and their English names: [la] finds

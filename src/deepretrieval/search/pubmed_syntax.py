@@ -75,8 +75,8 @@ MIN_TRUNCATION = 4  # characters before '*', as PubMed
 # about 30 ms on a generated 100k-record index, where 444 ORed copies of one truncation took 15 s). MeSH
 # explosion spends from the same budget: one unit per narrower heading.
 MAX_EXPANSIONS = 16_384
-# Proximity "a b"[tiab:~N]: N at most MAX_PROXIMITY (the index keeps abstract sections further apart than
-# that), at most MAX_PROXIMITY_WORDS words (every order is searched: 4! = 24 phrase queries).
+# Proximity "a b"[tiab:~N]: N at most MAX_PROXIMITY, at most MAX_PROXIMITY_WORDS words (every order is
+# searched: 4! = 24 phrase queries); the index keeps abstract sections further apart than N x (words - 1).
 MAX_PROXIMITY = 30
 MAX_PROXIMITY_WORDS = 4
 OPERATORS = frozenset({"AND", "OR", "NOT"})
@@ -764,8 +764,11 @@ class Translator:
         return Query.phrase_query(self.schema, field, tokens)
 
     def _near(self, tag: str, words: Sequence[str], distance: int, position: int) -> Any:
-        """The words in any order with at most ``distance`` words between them: tantivy's phrase slop counts
-        the words between, in the written order (a swap costs 2), so every order is searched with it."""
+        """The words in any order with at most ``distance`` words between each two (PubMed Help, 'Proximity
+        searching'). tantivy's phrase slop is the words between them in all, in the written order (a swap
+        costs 2): so every order is searched with slop ``distance`` x (words - 1), which holds every
+        arrangement PubMed finds, and for three or four words also some with one gap wider than
+        ``distance`` whose total is within it."""
         import itertools
 
         from tantivy import Query
@@ -778,8 +781,9 @@ class Translator:
         fields = self.fields.near[tag]
         if len(tokens) == 1:
             return _any([Query.term_query(self.schema, f, tokens[0]) for f in fields])
+        slop = distance * (len(tokens) - 1)
         orders = dict.fromkeys(itertools.permutations(tokens))
-        return _any([Query.phrase_query(self.schema, f, list(order), distance) for f in fields for order in orders])
+        return _any([Query.phrase_query(self.schema, f, list(order), slop) for f in fields for order in orders])
 
     # -- whole values ---------------------------------------------------------------------------------
     def _keyed(
