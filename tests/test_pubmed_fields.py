@@ -151,11 +151,13 @@ def test_untagged_terms_are_stemmed_as_the_automatic_term_mapping_stand_in(index
 
 
 def test_typographic_double_quotes_are_quotes(index):
-    """PubMed Help, 'Searching for a phrase': a phrase is enclosed in double quotes; the curly ones a word
-    processor writes ("smart quotes") are read as quotes too. Single quotes are no quotes in PubMed."""
+    """PubMed Help, 'Searching for a phrase': a phrase is enclosed in double quotes. The curly ones a word
+    processor writes are read as quotes too (our choice: PubMed Help does not say; docs/PUBMED-SYNTAX.md).
+    Single quotes are no quotes, as in PubMed."""
     assert ids(index, "\u201chip pain\u201d[tiab]") == ids(index, '"hip pain"[tiab]') == {"rct", "undated"}
     assert ids(index, "\u201crandomized controlled trial\u201d[pt]") == {"rct"}
     assert "unclosed quote" in error(index, "\u201chip pain").message
+    assert ids(index, "\u2018hip pain\u2019[tiab]") == ids(index, "hip pain[tiab]")  # single: words
 
 
 # -- MeSH -----------------------------------------------------------------------------------------------
