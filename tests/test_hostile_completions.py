@@ -125,3 +125,53 @@ def test_fuzzed_completions_never_raise_and_nothing_to_search_never_pays(searche
         assert result.failure is None and result.total is not None
         if not result.query or not searcher.analyze(result.query):
             assert result.total <= 0, (text, result)
+
+
+# PubMed syntax as a policy may write it, issue 22's included: tags binding runs of words, MeSH pairs, dates,
+# proximity, curly quotes, whole-value tags.
+boolean_pieces = st.sampled_from(
+    [
+        "<answer>",
+        "</answer>",
+        "heart attack",
+        "insulin",
+        "[tiab]",
+        "[tiab:~3]",
+        "[ti:~99]",
+        "[mh]",
+        "[mh:noexp]",
+        "/therapy",
+        "[majr]",
+        "[sh]",
+        "[dp]",
+        "2010:2020",
+        "2015/02/30",
+        "[au]",
+        "smith j",
+        "[la]",
+        "[ta]",
+        "\u201c",
+        "\u201d",
+        '"',
+        "(",
+        ")",
+        "AND",
+        "OR",
+        "NOT",
+        "insulin*",
+        "*",
+        ":",
+        " ",
+    ]
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.lists(boolean_pieces, max_size=40).map("".join), min_size=1, max_size=6))
+def test_fuzzed_boolean_answers_are_scored_or_format_errors_never_failures(families, texts):
+    """Any Boolean answer on the offline engine is scored, or is that sample's format error: never an
+    exception, never an infrastructure failure."""
+    task, (_, backend, examples) = get_task("literature"), families("literature")
+    reward = TaskReward(task, backend, examples, task.presets["deepretrieval-recall"], PromptSettings(context_docs=0))
+    for text, result in zip(texts, reward.score_batch(texts, [examples[0].id] * len(texts)), strict=True):
+        assert result.failure is None and result.total is not None, (text, result)

@@ -83,7 +83,21 @@ def test_only_uppercase_operators_are_operators():
         ("[mesh]", "mh"),
         ("[MeSH Terms]", "mh"),
         ("[mesh  terms]", "mh"),
-        ("[mh:noexp]", "mh"),
+        ("[mh:noexp]", "mh:noexp"),
+        ("[MeSH Terms:noexp]", "mh:noexp"),
+        ("[majr]", "majr"),
+        ("[MeSH Major Topic]", "majr"),
+        ("[majr:noexp]", "majr:noexp"),
+        ("[sh]", "sh"),
+        ("[Subheading]", "sh"),
+        ("[ot]", "ot"),
+        ("[Other Term]", "ot"),
+        ("[au]", "au"),
+        ("[Author]", "au"),
+        ("[la]", "la"),
+        ("[Language]", "la"),
+        ("[ta]", "ta"),
+        ("[Journal]", "ta"),
         ("[pt]", "pt"),
         ("[Publication Type]", "pt"),
         ("[all]", "all"),
@@ -100,8 +114,21 @@ def test_field_tags_are_case_insensitive_and_map_to_canonical_names(written, tag
     assert parse(f'"heart attack"{written}') == Phrase(("heart", "attack"), tag)
 
 
-def test_a_tag_applies_to_the_word_or_phrase_it_follows():
-    assert parse("a b[ti]") == And((a, Term("b", "ti")))
+def test_a_tag_binds_the_unquoted_words_before_it_as_a_phrase():
+    """PubMed Help, 'Search Field Descriptions and Tags': "randomized controlled trial[pt]" is the phrase in
+    that field (as ``"randomized controlled trial"[pt]``), not ``randomized AND controlled AND trial[pt]``.
+    The run of words goes back to the previous operator, parenthesis, quoted phrase, tagged or truncated word."""
+    rct = Phrase(("randomized", "controlled", "trial"), "pt")
+    assert parse("randomized controlled trial[pt]") == rct
+    assert parse('"randomized controlled trial"[pt]') == rct
+    assert parse("a b[ti]") == Phrase(("a", "b"), "ti")
+    assert parse("a AND b c[ti] d") == And((a, Phrase(("b", "c"), "ti"), d))
+    assert parse("(a) b c[ti]") == And((a, Phrase(("b", "c"), "ti")))
+    assert parse('"a b" c d[ti]') == And((Phrase(("a", "b")), Phrase(("c", "d"), "ti")))
+    assert parse("a[ab] b c[ti]") == And((Term("a", "ab"), Phrase(("b", "c"), "ti")))
+    assert parse("diabet* heart attack*[tiab]") == And(
+        (Term("diabet", None, True), Phrase(("heart", "attack"), "tiab", True))
+    )
     assert parse("a[ti] OR b") == Or((Term("a", "ti"), b))
     assert parse('"a b"[mh] c') == And((Phrase(("a", "b"), "mh"), c))
 
@@ -154,7 +181,21 @@ def test_phrases_keep_their_written_words():
         ("a & b", 2, "no letter or digit"),
         ('"- -"', 0, "no letter or digit"),
         ("a[xx]", 1, "unknown field tag [xx]"),
-        ("a[au]", 1, "unknown field tag [au]"),
+        ("a[1au]", 1, "unknown field tag [1au]"),
+        ("a[tiab:~x]", 1, "unknown field tag [tiab:~x]"),
+        ("a[mh:~2]", 1, "unknown field tag [mh:~2]"),
+        ("a[tiab:~31]", 1, "at most ~30 words apart"),
+        ("a[tiab:~2]", 1, "two or more words"),
+        ('"heart attack*"[tiab:~2]', 15, "no truncation"),
+        ('"a b c d e"[tiab:~2]', 11, "at most 4 words"),
+        ("2015*[dp]", 5, "no truncation"),
+        ("2015/13[dp]", 0, "no such month"),
+        ("2015/02/30[dp]", 0, "no such day"),
+        ("15[dp]", 0, "write YYYY"),
+        ("2010:2015:2020[dp]", 0, "write YYYY"),
+        ("spring 2015[dp]", 0, "write YYYY"),
+        ("aspirin/tu[mh]", 0, "qualifier abbreviations are not supported"),
+        ("a/b/c d[mh]", 0, "one qualifier per heading"),
         ("[ti]", 0, "must follow a word"),
         ("(a)[ti]", 3, "must follow a word"),
         ("a AND [ti]", 6, "must follow a word"),
@@ -243,6 +284,11 @@ def test_not_text_is_a_syntax_error():
         '"a b" ' * (MAX_QUERY_CHARS // 6),
         "a[tiab] " * (MAX_QUERY_CHARS // 8),
         "(a OR b) " * (MAX_QUERY_CHARS // 9),
+        "a " * (MAX_QUERY_CHARS // 2 - 4) + "[ti]",  # one tag binding the longest run
+        '"a b c d"[tiab:~30] ' * (MAX_QUERY_CHARS // 20),
+        "2010/01/01:2020/12/31[dp] " * (MAX_QUERY_CHARS // 26),
+        "heart failure/therapy[mh] " * (MAX_QUERY_CHARS // 26),
+        "\u201ca b\u201d " * (MAX_QUERY_CHARS // 6),
     ],
 )
 def test_worst_case_inputs_are_fast(query):
@@ -282,6 +328,18 @@ PIECES = [
     "[tiab]",
     "[MeSH Terms]",
     "[mh:noexp]",
+    "[majr]",
+    "[sh]",
+    "[au]",
+    "[dp]",
+    "[tiab:~2]",
+    "[ti:~40]",
+    "2010:2020",
+    "2015/03",
+    "aspirin/therapeutic use",
+    "/",
+    "\u201c",
+    "\u201d",
     "[xx]",
     "[",
     "]",

@@ -1,26 +1,42 @@
 """PubMed query syntax: a parser into a small AST, and a translator of that AST into tantivy query objects.
 
-Syntax (what PubMed accepts, minus what a local corpus cannot answer):
+Syntax (what PubMed accepts, minus what a local corpus cannot answer; the table of what transfers is
+``docs/PUBMED-SYNTAX.md``):
 
 - ``AND``, ``OR``, ``NOT`` — upper case only, as in PubMed; ``and`` / ``or`` / ``not`` are ordinary words.
 - **Left-to-right**: no operator precedence, as PubMed. ``a OR b AND c`` = ``(a OR b) AND c`` and
   ``a NOT b OR c`` = ``(a NOT b) OR c``. Parentheses group. Adjacent terms are joined by an implicit ``AND``.
-- ``"quoted phrases"``; a word that the analyser splits (``covid-19``) is searched as a phrase too.
+- ``"quoted phrases"`` (typographic double quotes too); a word that the analyser splits (``covid-19``) is
+  searched as a phrase too.
 - Field tags after a word or phrase (case-insensitive, blanks ignored): ``[tiab]`` / ``[title/abstract]``,
-  ``[ti]`` / ``[title]``, ``[ab]`` / ``[abstract]``, ``[mh]`` / ``[mesh]`` / ``[mesh terms]`` (also
-  ``[mh:noexp]`` / ``[mesh:noexp]``: there is no MeSH tree here, so nothing to explode), ``[pt]`` /
-  ``[publication type]``, ``[all]`` / ``[all fields]`` / ``[tw]``; and for trials ``[cond]`` /
-  ``[condition]`` and ``[intr]`` / ``[intervention]``. A tag applies to the one word or phrase it follows;
-  a tag after ``)``, an operator or another tag is an error. An untagged word searches every field, as
-  ``[all]`` does (PubMed's automatic term mapping is approximated by stemming; see the translator).
+  ``[ti]`` / ``[title]``, ``[ab]`` / ``[abstract]``, ``[mh]`` / ``[mesh]`` / ``[mesh terms]``,
+  ``[mh:noexp]``, ``[majr]`` / ``[mesh major topic]`` (and ``:noexp``), ``[sh]`` / ``[subheading]``,
+  ``[pt]`` / ``[publication type]``, ``[ot]`` / ``[other term]``, ``[au]`` / ``[author]``, ``[la]`` /
+  ``[language]``, ``[ta]`` / ``[journal]``, ``[dp]`` / ``[pdat]`` / ``[publication date]``, ``[all]`` /
+  ``[all fields]`` / ``[tw]``; for trials ``[cond]`` / ``[condition]`` and ``[intr]`` / ``[intervention]``.
+- **A tag binds the unquoted words before it as a phrase**, as PubMed: ``randomized controlled trial[pt]`` is
+  ``"randomized controlled trial"[pt]``. The run goes back to the previous operator, parenthesis, quoted
+  phrase, tagged word or truncated word. A tag after ``)``, an operator or another tag is an error.
+- ``heading/qualifier`` in ``[mh]`` / ``[majr]`` (``aspirin/therapeutic use[mh]``): the qualifier named in
+  full; abbreviations (``aspirin/tu[mh]``) and two qualifiers are errors.
+- ``[dp]`` takes ``YYYY``, ``YYYY/MM``, ``YYYY/MM/DD`` or ``start:end`` of those (see :func:`date_range`).
+- Proximity ``"hip pain"[tiab:~N]`` (also ``[ti:~N]``, ``[ab:~N]``): the words in any order with at most N
+  words between them; N at most :data:`MAX_PROXIMITY`, at most :data:`MAX_PROXIMITY_WORDS` words, no
+  truncation.
 - **Unknown tags are an error** (``QuerySyntaxError`` naming the known ones), never a silent ``[all]``:
-  ``smith[au]`` searched as text would return unrelated records, and PubMed's "tag ignored" warning has no
+  ``smith[1au]`` searched as text would return unrelated records, and PubMed's "tag ignored" warning has no
   place in a ranking. A known tag the index lacks (``[mh]`` on trials) is an error from the translator.
 - Truncation ``diabet*``: the words beginning with the prefix, on the unstemmed words. At most one ``*``,
   at the end of a word (of the last word in a phrase). **PubMed requires at least 4 characters before
   ``*``; so do we, as an error** rather than PubMed's silent fallback: a 1-3 letter prefix expands to a
   large share of the vocabulary and is almost never what the writer meant.
-- A word or phrase with no letter or digit (``-``, ``&``) is an error: there is nothing to search for.
+- A word or phrase with no letter or digit (``-``, ``&``, a lone ``:``) is an error: nothing to search for.
+
+Meaning (the :class:`Translator`): an untagged word or phrase is Snowball-stemmed (the stand-in for PubMed's
+automatic term mapping); a tagged one is searched as written, lower-cased (PubMed maps no tagged term), and
+only truncation widens it. ``[au]``, ``[la]``, ``[ta]``, ``[mh:noexp]`` and ``heading/qualifier`` compare
+whole values; ``[mh]`` / ``[majr]`` match words within a heading and explode through a :class:`MeshTree`
+when one is given.
 
 Every string gives either a query or a :class:`QuerySyntaxError` with a 0-based character position: the
 query is capped at :data:`MAX_QUERY_CHARS` characters, control characters and lone surrogates are refused,
@@ -29,18 +45,23 @@ and nesting (parentheses, or alternating operators, which PubMed's left-to-right
 
 Translation adds one limit that depends on the index, not the text alone: **a query's truncations may stand
 for at most** :data:`MAX_EXPANSIONS` **index words in all** (each truncation counts the words it expands to in
-every field it searches, a truncated phrase counts its other words too, and a repeated truncation counts
-each time: tantivy expands each occurrence). A query over it is a :class:`QuerySyntaxError`, the writer's
-fault like any other: 444 ORed copies of a broad truncation would otherwise take seconds, and a truncated
-phrase past tantivy's own limit would fail the whole batch it is searched in.
+every field it searches, a truncated phrase counts its other words too, a repeated truncation counts each
+time: tantivy expands each occurrence, and each heading a MeSH explosion adds counts one). A query over it is
+a :class:`QuerySyntaxError`, the writer's fault like any other: 444 ORed copies of a broad truncation would
+otherwise take seconds, and a truncated phrase past tantivy's own limit would fail the whole batch it is
+searched in.
 """
 
 from __future__ import annotations
 
+import bisect
+import calendar
 import dataclasses
+import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import DeepRetrievalError
@@ -51,8 +72,13 @@ MIN_TRUNCATION = 4  # characters before '*', as PubMed
 # Index words all of a query's truncations may expand to, summed over fields and occurrences. tantivy refuses a
 # truncated phrase that expands past 16,384 words (its default max_expansions) with an error of the whole search;
 # a query-wide cap at that same value makes that error impossible, and bounds the work of one query (at most
-# about 30 ms on a generated 100k-record index, where 444 ORed copies of one truncation took 15 s).
+# about 30 ms on a generated 100k-record index, where 444 ORed copies of one truncation took 15 s). MeSH
+# explosion spends from the same budget: one unit per narrower heading.
 MAX_EXPANSIONS = 16_384
+# Proximity "a b"[tiab:~N]: N at most MAX_PROXIMITY, at most MAX_PROXIMITY_WORDS words (every order is
+# searched: 4! = 24 phrase queries); the index keeps abstract sections further apart than N x (words - 1).
+MAX_PROXIMITY = 30
+MAX_PROXIMITY_WORDS = 4
 OPERATORS = frozenset({"AND", "OR", "NOT"})
 
 # Written forms (lower case, single spaces) -> canonical tag.
@@ -66,11 +92,29 @@ TAGS: Mapping[str, str] = {
     "mh": "mh",
     "mesh": "mh",
     "mesh terms": "mh",
-    "mh:noexp": "mh",
-    "mesh:noexp": "mh",
-    "mesh terms:noexp": "mh",
+    "mh:noexp": "mh:noexp",
+    "mesh:noexp": "mh:noexp",
+    "mesh terms:noexp": "mh:noexp",
+    "majr": "majr",
+    "mesh major topic": "majr",
+    "majr:noexp": "majr:noexp",
+    "mesh major topic:noexp": "majr:noexp",
+    "sh": "sh",
+    "subheading": "sh",
+    "mesh subheading": "sh",
     "pt": "pt",
     "publication type": "pt",
+    "ot": "ot",
+    "other term": "ot",
+    "au": "au",
+    "author": "au",
+    "la": "la",
+    "language": "la",
+    "ta": "ta",
+    "journal": "ta",
+    "dp": "dp",
+    "pdat": "dp",
+    "publication date": "dp",
     "all": "all",
     "all fields": "all",
     "tw": "all",
@@ -82,6 +126,12 @@ TAGS: Mapping[str, str] = {
     "intervention": "intr",
     "interventions": "intr",
 }
+PROXIMITY_TAGS = frozenset({"tiab", "ti", "ab"})  # the tags ":~N" may follow
+MESH_TAGS = frozenset({"mh", "mh:noexp", "majr", "majr:noexp"})  # "heading/qualifier" is a pair in these
+# Typographic double quotes are quotes (PubMed reads them so); single quotes are not quotes in PubMed at all.
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"'})
+_PROXIMITY = re.compile(r"(.+?)\s*:\s*~\s*(\d+)")
+_DATE = re.compile(r"(\d{4})(?:[/-](\d{1,2})(?:[/-](\d{1,2}))?)?")
 _SPECIAL = '()"[]'
 _REGEX_META = frozenset("\\.+*?()|[]{}^$")
 
@@ -119,12 +169,15 @@ class Term:
 
 @dataclass(frozen=True)
 class Phrase:
-    """A quoted phrase as written words; ``truncated``: the last word is a prefix (``"heart attack*"``)."""
+    """A phrase as written words (quoted, or a run of words a tag binds); ``truncated``: the last word is a
+    prefix (``"heart attack*"``); ``proximity``: N of ``[tiab:~N]`` (the words in any order, at most N words
+    between them), None for a phrase."""
 
     words: tuple[str, ...]
     field: str | None = None
     truncated: bool = False
     position: int = dataclasses.field(default=0, compare=False)
+    proximity: int | None = None
     depth: ClassVar[int] = 0
 
 
@@ -186,7 +239,7 @@ def parse(query: str) -> Node:
             f"query too long: {len(query):,} characters (at most {MAX_QUERY_CHARS:,})", MAX_QUERY_CHARS
         )
     _refuse_control_characters(query)
-    return _fold(_lex(query))
+    return _fold(_lex(query.translate(_QUOTES)))
 
 
 def render(node: Node) -> str:
@@ -194,13 +247,14 @@ def render(node: Node) -> str:
     if isinstance(node, Term):
         return node.text + ("*" if node.truncated else "") + _tag_text(node.field)
     if isinstance(node, Phrase):
-        return '"' + " ".join(node.words) + ("*" if node.truncated else "") + '"' + _tag_text(node.field)
+        near = "" if node.proximity is None else f":~{node.proximity}"
+        return '"' + " ".join(node.words) + ("*" if node.truncated else "") + '"' + _tag_text(node.field, near)
     op = {And: " AND ", Or: " OR ", Not: " NOT "}[type(node)]
     return op.join(render(n) if isinstance(n, (Term, Phrase)) else f"({render(n)})" for n in node.nodes)
 
 
-def _tag_text(field: str | None) -> str:
-    return f"[{field}]" if field else ""
+def _tag_text(field: str | None, near: str = "") -> str:
+    return f"[{field}{near}]" if field else ""
 
 
 def _refuse_control_characters(query: str) -> None:
@@ -299,18 +353,124 @@ def _lex_tag(query: str, start: int, tokens: list[_Token]) -> int:
     end = query.find("]", start + 1)
     if end == -1:
         raise QuerySyntaxError("unclosed field tag: '[' needs a closing ']'", start)
-    written = query[start + 1 : end]
-    tag = TAGS.get(" ".join(written.lower().split()))
-    if tag is None:
-        known = ", ".join(f"[{t}]" for t in sorted(set(TAGS.values())))
-        raise QuerySyntaxError(f"unknown field tag [{written.strip()}] (known: {known})", start)
+    tag, proximity = _read_tag(query[start + 1 : end], start)
     previous = tokens[-1] if tokens else None
     if previous is None or previous.node is None:
         raise QuerySyntaxError("a field tag must follow a word or a quoted phrase", start)
     if previous.node.field is not None:
         raise QuerySyntaxError("a word or phrase takes one field tag", start)
-    tokens[-1] = dataclasses.replace(previous, node=dataclasses.replace(previous.node, field=tag))
+    run = _unquoted_run(tokens)
+    del tokens[len(tokens) - len(run) :]
+    first = run[0]
+    if len(run) == 1:
+        node: Term | Phrase = dataclasses.replace(first.node, field=tag)
+    else:
+        # PubMed: a tag after several unquoted words searches them as a phrase in that field.
+        words = tuple(t.node.text for t in run)  # type: ignore[union-attr]
+        node = Phrase(words, tag, run[-1].node.truncated, first.position)  # type: ignore[union-attr]
+    node = _checked(node, proximity, start)
+    tokens.append(_Token("operand", first.position, node=node))
     return end + 1
+
+
+def _read_tag(written: str, start: int) -> tuple[str, int | None]:
+    """The canonical tag of a written one, and the N of a proximity tag (``tiab:~3``)."""
+    name = " ".join(written.lower().split())
+    proximity = None
+    near = _PROXIMITY.fullmatch(name)
+    if near and TAGS.get(near.group(1)) in PROXIMITY_TAGS:
+        name, proximity = near.group(1), int(near.group(2))
+        if proximity > MAX_PROXIMITY:
+            raise QuerySyntaxError(f"proximity [{written.strip()}]: at most ~{MAX_PROXIMITY} words apart", start)
+    tag = TAGS.get(name)
+    if tag is None:
+        known = ", ".join(f"[{t}]" for t in sorted(set(TAGS.values())))
+        raise QuerySyntaxError(
+            f"unknown field tag [{written.strip()}] (known: {known}; proximity: [tiab:~N], [ti:~N], [ab:~N])", start
+        )
+    return tag, proximity
+
+
+def _unquoted_run(tokens: list[_Token]) -> list[_Token]:
+    """The tokens a tag binds: the last operand, and before it the unquoted, untagged words back to the
+    previous operator, parenthesis, quoted phrase, tagged term or truncated word."""
+    run = [tokens[-1]]
+    if not isinstance(tokens[-1].node, Term):
+        return run
+    for token in reversed(tokens[:-1]):
+        node = token.node
+        if not isinstance(node, Term) or node.field is not None or node.truncated:
+            break
+        run.insert(0, token)
+    return run
+
+
+def _checked(node: Term | Phrase, proximity: int | None, start: int) -> Term | Phrase:
+    """A tagged node, refused if its tag cannot apply to it (dates, MeSH pairs, proximity)."""
+    text = node.text if isinstance(node, Term) else " ".join(node.words)
+    if node.field == "dp":
+        if node.truncated:
+            raise QuerySyntaxError("a publication date [dp] takes no truncation '*'", start)
+        date_range(text, node.position)
+    if node.field in MESH_TAGS and "/" in text:
+        mesh_pair(text, node.position)
+    if proximity is not None:
+        if not isinstance(node, Phrase) or len(node.words) < 2:
+            raise QuerySyntaxError("proximity [tiab:~N] needs a phrase of two or more words", start)
+        if node.truncated:
+            raise QuerySyntaxError("proximity [tiab:~N] takes no truncation '*'", start)
+        if len(node.words) > MAX_PROXIMITY_WORDS:
+            raise QuerySyntaxError(f"proximity [tiab:~N] takes at most {MAX_PROXIMITY_WORDS} words", start)
+        node = dataclasses.replace(node, proximity=proximity)
+    return node
+
+
+def date_range(text: str, position: int = 0) -> tuple[int, int]:
+    """A ``[dp]`` value as an inclusive ``yyyymmdd`` range: ``2015`` (the whole year), ``2015/03`` (the
+    month), ``2015/03/07`` (the day), or ``start:end`` with each side one of those (an end-side partial date
+    runs to the end of its period). ``-`` may separate the parts too. Raises :class:`QuerySyntaxError`."""
+    compact = "".join(text.split())
+    sides = compact.split(":")
+    if len(sides) > 2 or not all(sides):
+        raise QuerySyntaxError(f"publication date {text!r}: write YYYY, YYYY/MM, YYYY/MM/DD or start:end", position)
+    low = _date_bounds(sides[0], text, position)[0]
+    high = _date_bounds(sides[-1], text, position)[1]
+    return low, high
+
+
+def _date_bounds(side: str, text: str, position: int) -> tuple[int, int]:
+    match = _DATE.fullmatch(side)
+    if match is None:
+        raise QuerySyntaxError(f"publication date {text!r}: write YYYY, YYYY/MM, YYYY/MM/DD or start:end", position)
+    year = int(match.group(1))
+    month = int(match.group(2)) if match.group(2) else None
+    day = int(match.group(3)) if match.group(3) else None
+    if year < 1 or (month is not None and not 1 <= month <= 12):
+        raise QuerySyntaxError(f"publication date {text!r}: no such month", position)
+    if month is None:
+        return year * 10_000 + 101, year * 10_000 + 1231
+    last = calendar.monthrange(year, month)[1]
+    if day is None:
+        return year * 10_000 + month * 100 + 1, year * 10_000 + month * 100 + last
+    if not 1 <= day <= last:
+        raise QuerySyntaxError(f"publication date {text!r}: no such day", position)
+    return (year * 10_000 + month * 100 + day,) * 2
+
+
+def mesh_pair(text: str, position: int = 0) -> tuple[str, str]:
+    """``heading/qualifier`` of a MeSH tag, split; refuses two qualifiers and qualifier abbreviations."""
+    heading, _, qualifier = text.partition("/")
+    if "/" in qualifier:
+        raise QuerySyntaxError(f"{text!r}: one qualifier per heading (heading/qualifier[mh])", position)
+    if not any(ch.isalnum() for ch in heading):
+        raise QuerySyntaxError(f"{text!r}: a heading is needed before '/'", position)
+    if sum(ch.isalnum() for ch in qualifier) <= 2:
+        raise QuerySyntaxError(
+            f"{text!r}: qualifier abbreviations are not supported; write the qualifier's name "
+            "(aspirin/therapeutic use[mh])",
+            position,
+        )
+    return heading, qualifier
 
 
 def _fold(tokens: Sequence[_Token]) -> Node:
@@ -375,11 +535,85 @@ def _members(node: Node, kind: type) -> tuple[Node, ...]:
 
 @dataclass(frozen=True)
 class TargetField:
-    """The tantivy fields behind one indexed source: ``exact`` for words and phrases (the index's analysis,
-    stemmed or not), ``prefix`` for truncated words (lower-cased, never stemmed: truncation is on words)."""
+    """The tantivy fields behind one indexed text source: ``stemmed`` for untagged words and phrases (the
+    index's analysis, Snowball-stemmed or not), ``plain`` for tagged words and phrases and for truncation
+    (lower-cased, never stemmed: PubMed searches a tagged term as written)."""
 
-    exact: str
-    prefix: str
+    stemmed: str
+    plain: str
+
+
+@dataclass(frozen=True)
+class Fields:
+    """What a :class:`Translator` may search, by canonical tag.
+
+    ``text``: a text tag (``"all"`` included: untagged words use it) -> its sources. ``keys``: a tag whose
+    values are matched whole (``au``, ``la``, ``ta``, and ``mh`` / ``majr`` for full headings and
+    ``heading/qualifier`` pairs) -> its untokenised field, whose values are :meth:`Translator.key` forms.
+    ``near``: a proximity tag -> the plain fields its phrases search (abstract sections kept apart).
+    ``dates``: the integer ``yyyymmdd`` fields ``[dp]`` searches (print and electronic date).
+    """
+
+    text: Mapping[str, Sequence[TargetField]]
+    keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    near: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+    dates: Sequence[str] = ()
+
+    def tags(self) -> list[str]:
+        tags = set(self.text) | set(self.keys) | ({"dp"} if self.dates else set())
+        tags |= {f"{t}:noexp" for t in ("mh", "majr") if t in self.keys and t in self.text}
+        return sorted(tags)
+
+
+class MeshTree:
+    """MeSH descriptors and their tree numbers, for exploding ``[mh]`` / ``[majr]`` to narrower headings.
+
+    Read from NLM's descriptor file (``descYYYY.xml``: ``DescriptorRecord`` / ``DescriptorName`` / ``String``
+    and ``TreeNumberList`` / ``TreeNumber``) with a streaming reader; names are kept in their key form
+    (``normalize``: the index's plain analysis, words joined by single spaces).
+    """
+
+    def __init__(self, trees: Mapping[str, Sequence[str]], source: str = "") -> None:
+        self.source = source
+        self._numbers = {name: tuple(numbers) for name, numbers in trees.items()}
+        self._by_number = sorted((number, name) for name, numbers in trees.items() for number in numbers)
+        self._keys = [number for number, _ in self._by_number]
+
+    @classmethod
+    def read(cls, path: str | Path, normalize: Callable[[str], str]) -> MeshTree:
+        """The descriptors of ``path``; an unreadable file is a :class:`DeepRetrievalError` naming it."""
+        import xml.etree.ElementTree as ET
+
+        trees: dict[str, list[str]] = {}
+        try:
+            for _, element in ET.iterparse(str(path), events=("end",)):
+                if element.tag != "DescriptorRecord":
+                    continue
+                name = element.findtext("DescriptorName/String")
+                if name:
+                    numbers = [n.text.strip() for n in element.iterfind("TreeNumberList/TreeNumber") if n.text]
+                    trees.setdefault(normalize(name), []).extend(numbers)
+                element.clear()
+        except (OSError, ET.ParseError) as e:
+            raise DeepRetrievalError(f"MeSH descriptor file {path}: {e}") from None
+        if not trees:
+            raise DeepRetrievalError(f"MeSH descriptor file {path}: no DescriptorRecord with a DescriptorName")
+        return cls(trees, str(path))
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+    def narrower(self, name: str) -> list[str]:
+        """The descriptors under ``name`` (a key form) in any of its trees, ``name`` first; [] if unknown."""
+        if name not in self._numbers:
+            return []
+        found = dict.fromkeys([name])
+        for number in self._numbers[name]:
+            at = bisect.bisect_left(self._keys, number + ".")
+            while at < len(self._keys) and self._keys[at].startswith(number + "."):
+                found[self._by_number[at][1]] = None
+                at += 1
+        return list(found)
 
 
 class Expansions:
@@ -401,12 +635,16 @@ class Expansions:
         key = (field, prefix)
         if key not in self._seen:
             self._seen[key] = self.terms(field, prefix, self.cap + 1)
-        self.used += fixed + self._seen[key]
+        self.add(fixed + self._seen[key], position)
+
+    def add(self, count: int, position: int) -> None:
+        """Add ``count`` expanded terms (a MeSH explosion's headings); raise past the cap."""
+        self.used += count
         if self.used > self.cap:
             raise QuerySyntaxError(
                 f"truncation expands too far: this query's truncations stand for more than {self.cap:,} index "
-                "words in all (every field searched, every occurrence counted); lengthen the prefixes, tag the "
-                "fields, or truncate fewer words",
+                "words in all (every field searched, every occurrence counted, and every heading a MeSH "
+                "explosion adds); lengthen the prefixes, tag the fields, or truncate fewer words",
                 position,
             )
 
@@ -414,34 +652,44 @@ class Expansions:
 class Translator:
     """AST -> tantivy query objects; tantivy evaluates all Boolean logic.
 
-    ``tags`` maps each canonical tag the index offers (``"all"`` included: untagged words use it) to its
-    target fields; a word or phrase becomes one query per target field, joined by ``Should``.
-    ``exact`` and ``prefix`` are the very analysers the index registered for those fields, so a query word
-    is analysed exactly as the documents were. A word the analyser splits (``covid-19``) becomes a phrase;
-    one it drops entirely (tokens of 40 bytes or more, tantivy's limit) matches nothing, as in the documents.
+    ``fields`` (:class:`Fields`) says what each tag searches. An untagged word or phrase searches the
+    ``stemmed`` copy of every ``"all"`` source (the stand-in for PubMed's automatic term mapping); a tagged
+    one the ``plain`` copies of its tag's sources, as written (lower-cased); truncation always the plain
+    copies. ``stemmed`` and ``plain`` are the very analysers the index registered, so a query word is
+    analysed exactly as the documents were. A word the analyser splits (``covid-19``) becomes a phrase; one
+    it drops entirely (tokens of 40 bytes or more, tantivy's limit) matches nothing, as in the documents.
+
+    Whole-value tags (``au``, ``la``, ``ta``, ``mh:noexp``, ``heading/qualifier[mh]``) compare the key form
+    (:meth:`key`) with an untokenised field. ``[dp]`` is a range on each date field, ORed. ``[mh]`` /
+    ``[majr]`` explode through ``tree`` (a :class:`MeshTree`) when one is given.
 
     tantivy objects used: ``boolean_query`` with ``Occur.Must`` (AND), ``Should`` (OR), ``Must`` + ``MustNot``
-    (NOT); ``term_query`` and ``phrase_query`` (with token positions) on the exact fields; for truncation
-    ``fuzzy_term_query(distance=0, prefix=True)`` (tantivy's prefix automaton) on a word and
-    ``regex_phrase_query`` on a phrase whose last word is truncated (its other words then match as written,
-    unstemmed, like PubMed's phrase truncation).
+    (NOT); ``term_query`` and ``phrase_query`` (with token positions; with ``slop`` for proximity, one per
+    order of the words) on the text fields; for truncation ``fuzzy_term_query(distance=0, prefix=True)``
+    (tantivy's prefix automaton) on a word and ``regex_phrase_query`` on a phrase whose last word is
+    truncated; ``term_query``, ``term_set_query`` (explosion) and ``regex_query`` (authors) on key fields;
+    ``range_query`` on dates.
     """
 
-    def __init__(self, schema: Any, tags: Mapping[str, Sequence[TargetField]], exact: Any, prefix: Any) -> None:
+    def __init__(self, schema: Any, fields: Fields, stemmed: Any, plain: Any, tree: MeshTree | None = None) -> None:
         self.schema = schema
-        self.tags = {tag: tuple(targets) for tag, targets in tags.items()}
-        self.exact = exact
-        self.prefix = prefix
+        self.fields = fields
+        self.stemmed = stemmed
+        self.plain = plain
+        self.tree = tree
+        self.tags = fields.tags()
+
+    def key(self, text: str) -> str:
+        """The key form of a value (:func:`key_form` with the index's plain analyser)."""
+        return key_form(self.plain, text)
 
     def translate(self, node: Node, expansions: Expansions | None = None) -> Any:
         """A tantivy ``Query``; raises :class:`QuerySyntaxError` for a tag this index lacks, and for
         truncations past ``expansions``' cap (None: truncations are not counted)."""
         import tantivy
 
-        if isinstance(node, Term):
-            return self._leaf(node.text, node.field, node.truncated, node.position, expansions)
-        if isinstance(node, Phrase):
-            return self._leaf(" ".join(node.words), node.field, node.truncated, node.position, expansions)
+        if isinstance(node, (Term, Phrase)):
+            return self._leaf(node, expansions)
         children = [self.translate(n, expansions) for n in node.nodes]
         if isinstance(node, And):
             clauses = [(tantivy.Occur.Must, q) for q in children]
@@ -451,14 +699,36 @@ class Translator:
             clauses = [(tantivy.Occur.Must, children[0])] + [(tantivy.Occur.MustNot, q) for q in children[1:]]
         return tantivy.Query.boolean_query(clauses)
 
-    def _leaf(self, text: str, tag: str | None, truncated: bool, position: int, expansions: Expansions | None) -> Any:
+    def _leaf(self, node: Term | Phrase, expansions: Expansions | None) -> Any:
+        text = node.text if isinstance(node, Term) else " ".join(node.words)
+        tag, position = node.field or "all", node.position
+        if tag not in self.tags:
+            known = ", ".join(f"[{t}]" for t in self.tags)
+            raise QuerySyntaxError(f"field tag [{tag}] is not indexed in this corpus (its tags: {known})", position)
+        if tag == "dp":
+            return self._dates(text, position)
+        base = tag.split(":")[0]
+        if tag in MESH_TAGS and "/" in text:
+            return self._keyed(base, text, node.truncated, position, expansions, explode=":" not in tag)
+        if tag.endswith(":noexp") or tag in ("au", "la", "ta"):
+            return self._keyed(base, text, node.truncated, position, expansions, explode=False)
+        if isinstance(node, Phrase) and node.proximity is not None:
+            return self._near(tag, node.words, node.proximity, position)
+        words = self._text(tag, text, node.truncated, node.field is None, position, expansions)
+        if tag in ("mh", "majr") and not node.truncated and self.tree is not None:
+            exploded = self._exploded(base, self.key(text), "", position, expansions)
+            if exploded is not None:
+                return _any([words, exploded])
+        return words
+
+    # -- text fields ---------------------------------------------------------------------------------
+    def _text(
+        self, tag: str, text: str, truncated: bool, untagged: bool, position: int, expansions: Expansions | None
+    ) -> Any:
         import tantivy
 
-        targets = self.tags.get(tag or "all")
-        if targets is None:
-            known = ", ".join(f"[{t}]" for t in sorted(self.tags))
-            raise QuerySyntaxError(f"field tag [{tag}] is not indexed in this corpus (its tags: {known})", position)
-        analyzer = self.prefix if truncated else self.exact
+        targets = self.fields.text[tag]
+        analyzer = self.stemmed if untagged and not truncated else self.plain
         tokens = [(t.position, t.text) for t in analyzer.pre_tokenize(text).tokens]
         if not tokens:
             return tantivy.Query.empty_query()
@@ -472,11 +742,9 @@ class Translator:
         if truncated and expansions is not None:
             # tantivy counts a truncated phrase's other words among its expansions: so do we.
             for target in targets:
-                expansions.spend(target.prefix, tokens[-1][1], len(tokens) - 1, position)
-        queries = [self._field_query(t.prefix if truncated else t.exact, tokens, truncated) for t in targets]
-        if len(queries) == 1:
-            return queries[0]
-        return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in queries])
+                expansions.spend(target.plain, tokens[-1][1], len(tokens) - 1, position)
+        names = [t.stemmed if analyzer is self.stemmed else t.plain for t in targets]
+        return _any([self._field_query(name, tokens, truncated) for name in names])
 
     def _field_query(self, field: str, tokens: list[tuple[int, str]], truncated: bool) -> Any:
         from tantivy import Query
@@ -495,7 +763,99 @@ class Translator:
             return Query.regex_phrase_query(self.schema, field, [*words, (last_position, _regex_literal(last) + ".*")])
         return Query.phrase_query(self.schema, field, tokens)
 
+    def _near(self, tag: str, words: Sequence[str], distance: int, position: int) -> Any:
+        """The words in any order with at most ``distance`` words between each two (PubMed Help, 'Proximity
+        searching'). tantivy's phrase slop is the words between them in all, in the written order (a swap
+        costs 2): so every order is searched with slop ``distance`` x (words - 1), which holds every
+        arrangement PubMed finds, and for three or four words also some with one gap wider than
+        ``distance`` whose total is within it."""
+        import itertools
+
+        from tantivy import Query
+
+        tokens = [t for w in words for t in self.plain.analyze(w)]
+        if not tokens:
+            return Query.empty_query()
+        if len(tokens) > MAX_PROXIMITY_WORDS:
+            raise QuerySyntaxError(f"proximity [tiab:~N] takes at most {MAX_PROXIMITY_WORDS} words", position)
+        fields = self.fields.near[tag]
+        if len(tokens) == 1:
+            return _any([Query.term_query(self.schema, f, tokens[0]) for f in fields])
+        slop = distance * (len(tokens) - 1)
+        orders = dict.fromkeys(itertools.permutations(tokens))
+        return _any([Query.phrase_query(self.schema, f, list(order), slop) for f in fields for order in orders])
+
+    # -- whole values ---------------------------------------------------------------------------------
+    def _keyed(
+        self, base: str, text: str, truncated: bool, position: int, expansions: Expansions | None, explode: bool
+    ) -> Any:
+        from tantivy import Query
+
+        field = self.fields.keys[base]
+        heading, _, qualifier = text.partition("/")
+        key = self.key(text)
+        if not key.replace("/", "").strip():
+            return Query.empty_query()
+        if truncated:
+            if len(key.split("/")[-1].split(" ")[-1]) < MIN_TRUNCATION:
+                raise QuerySyntaxError(
+                    f"truncation needs at least {MIN_TRUNCATION} letters or digits before '*' (as in PubMed)", position
+                )
+            if expansions is not None:
+                expansions.spend(field, key, 0, position)
+            return Query.fuzzy_term_query(self.schema, field, key, distance=0, prefix=True)
+        if base == "au":
+            # PubMed: "smith[au]" is every Smith; "smith j[au]" every Smith whose initials begin with J.
+            words = key.split(" ")
+            initials = len(words) > 1 and len(words[-1]) <= 3
+            return Query.regex_query(self.schema, field, _regex_literal(key) + ("[^ ]*" if initials else "( .*)?"))
+        if explode and self.tree is not None:
+            suffix = "/" + self.key(qualifier) if "/" in text else ""
+            exploded = self._exploded(base, self.key(heading), suffix, position, expansions)
+            if exploded is not None:
+                return exploded
+        return Query.term_query(self.schema, field, key)
+
+    def _exploded(
+        self, base: str, heading: str, suffix: str, position: int, expansions: Expansions | None
+    ) -> Any | None:
+        """Every heading under ``heading`` in the MeSH tree (with ``suffix``, a ``/qualifier``), or None when
+        the tree does not know ``heading``."""
+        from tantivy import Query
+
+        assert self.tree is not None
+        headings = self.tree.narrower(heading)
+        if not headings:
+            return None
+        if expansions is not None:
+            expansions.add(len(headings), position)
+        return Query.term_set_query(self.schema, self.fields.keys[base], [h + suffix for h in headings])
+
+    def _dates(self, text: str, position: int) -> Any:
+        from tantivy import FieldType, Query
+
+        low, high = date_range(text, position)
+        if low > high:
+            return Query.empty_query()
+        ranges = [Query.range_query(self.schema, f, FieldType.Integer, low, high) for f in self.fields.dates]
+        return Query.const_score_query(_any(ranges), 1.0)  # 1 whether one date or both are in range
+
+
+def key_form(plain: Any, text: str) -> str:
+    """How a whole value (an author, a journal, a heading, ``heading/qualifier``) is indexed and looked up:
+    its words as the plain analyser gives them (lower-cased, split on anything not a letter or digit),
+    joined by single spaces, each side of a ``/`` apart. "Smith JA" -> "smith ja"; "0028-4793" -> "0028 4793"."""
+    return "/".join(" ".join(plain.analyze(part)) for part in text.split("/"))
+
+
+def _any(queries: Sequence[Any]) -> Any:
+    from tantivy import Occur, Query
+
+    if len(queries) == 1:
+        return queries[0]
+    return Query.boolean_query([(Occur.Should, q) for q in queries])
+
 
 def _regex_literal(word: str) -> str:
-    # Analysed tokens hold only letters and digits; escaping is a guard, should a tokenizer ever change.
+    # Analysed tokens hold only letters, digits (and in key forms spaces and '/'); escaping is a guard.
     return "".join("\\" + ch if ch in _REGEX_META else ch for ch in word)

@@ -173,10 +173,15 @@ class LuceneSpec(BackendSpec):
 
 
 class BooleanSpec(BackendSpec):
-    """``kind: boolean``: the offline tantivy engine; ``schema`` None: trials if the corpus has conditions."""
+    """``kind: boolean``: the offline tantivy engine; ``schema`` None: trials if the corpus has conditions.
+
+    ``mesh_tree``: NLM's MeSH descriptor file (``descYYYY.xml``), read at start-up so that ``[mh]`` and
+    ``[majr]`` explode to narrower headings as PubMed's do; None: no explosion, and the backend's
+    ``describe()`` and ``warnings()`` say so. A search setting: the index is the same either way."""
 
     kind: Literal["boolean"] = "boolean"
     schema_: Literal["publications", "trials"] | None = Field(None, alias="schema")
+    mesh_tree: Annotated[str | None, Off] = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -11,8 +11,8 @@ judges the structure, this family's reader (:meth:`LiteratureTask.read_answer`) 
 engine cannot run for what it says (its parser rejects it, or its truncations expand past
 ``search.pubmed_syntax.MAX_EXPANSIONS`` words) is the model's fault: that sample's format error, never an
 infrastructure failure, and the rest of its batch is scored as usual. Backend: ``backend: {kind: boolean,
-schema: publications | trials}``, the offline tantivy engine of ``search.boolean``
-(cached on disk like the BM25 index).
+schema: publications | trials, mesh_tree: descYYYY.xml}``, the offline tantivy engine of ``search.boolean``
+(cached on disk like the BM25 index; its PubMed syntax in ``docs/PUBMED-SYNTAX.md``).
 """
 
 from __future__ import annotations
@@ -82,18 +82,25 @@ def _schema(collection: Collection, spec: BooleanSpec):
 
 def boolean_backend(collection: Collection, spec: BooleanSpec, index: Path | None):
     """The Boolean index at ``index`` (checked against the corpus), or built and saved there; without
-    ``index``, cached beside the model cache, keyed by the corpus and the schema."""
+    ``index``, cached beside the model cache, keyed by the corpus and the schema (a cached index of an older
+    format or tantivy is rebuilt; a folder the recipe names is refused instead). ``spec.mesh_tree`` (a MeSH
+    descriptor file) makes ``[mh]`` explode; it is read at every start, never stored in the index."""
+    from ..errors import StaleIndexError
     from ..search.boolean import BooleanIndex
     from ..search.folders import MANIFEST, corpus_hash, index_cache_dir
 
     schema = _schema(collection, spec)
     sha = corpus_hash(collection.documents, fielded=True)
+    cached = index is None
     index = index or index_cache_dir() / f"boolean-{schema.name}-{sha[:24]}"
     if (index / MANIFEST).exists():
-        return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
-    built = BooleanIndex.build(collection.documents, schema)
-    built.save(index)
-    return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema)
+        try:
+            return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema, mesh_tree=spec.mesh_tree)
+        except StaleIndexError:
+            if not cached:
+                raise
+    BooleanIndex.build(collection.documents, schema).save(index)
+    return BooleanIndex.load(index, expected_corpus_hash=sha, schema=schema, mesh_tree=spec.mesh_tree)
 
 
 def pubmed_backend(collection: Collection | None, spec: PubMedSpec, index: Path | None):
