@@ -682,6 +682,37 @@ def _literature_values(scores: dict, depth: int) -> tuple[float | None, ...]:
     return (*measured, *shares)
 
 
+SEMANTICS_ROWS = {
+    "original": "the PICO's words as typed (`original`)",
+    "pico-boolean": "`pico-boolean`",
+    "smollm2-135m_rewrite": "untrained SmolLM2-135M",
+    "train_rewrite": "trained, {steps} steps (this session's run)",
+    "oracle": "oracle (the generator's query)",
+}
+
+
+def literature_semantics(results: Results) -> str:
+    """§10: each policy under the engine before issue 22 and after it (its field semantics), side by side."""
+    run = results("literature_semantics")
+    rows = []
+    for slug, label in SEMANTICS_ROWS.items():
+        before, after = run["before"]["policies"][slug], run["after"]["policies"][slug]
+        test = run["after_vs_before"][slug]["recall@100"]
+        cells = (
+            *(before[m] for m in ("recall@100", "ndcg@10")),
+            before["statistics"]["refused_share"],
+            *(after[m] for m in ("recall@100", "ndcg@10")),
+            after["statistics"]["refused_share"],
+        )
+        p = test["t_test_p"]
+        line = metric_rows(
+            [Row((label.format(steps=run["trained_steps"]),), cells, ranked=False)], formats=[num, num, percent] * 2
+        )[0]
+        rows.append(f"{line} {signed(test['difference'], 3)} | {'—' if p is None else pvalue(p)} |")
+    head = header("policy", "before: R@100", "nDCG@10", "refused", "after: R@100", "nDCG@10", "refused", "ΔR@100", "p")
+    return table(head, rows)
+
+
 DENSE_ROWS = {
     "bm25": "BM25 (bm25s)",
     "lucene-bm25": "Lucene BM25 (Pyserini {pyserini} / Anserini {anserini}, same k1, b)",
@@ -772,6 +803,7 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "prompt-length": prompt_length,
     "step_time_shared_prefix": step_time_shared_prefix,
     "literature": literature,
+    "literature-semantics": literature_semantics,
     "backends": backends,
     "dense-batching": dense_batching,
     "qa": qa,
