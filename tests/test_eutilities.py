@@ -164,6 +164,42 @@ def test_a_search_without_hits_sends_pubmeds_error_and_warning_lists(emulator):
     assert record["WarningList"]["OutputMessage"] == ["No items found."]
 
 
+def test_an_unexploded_mesh_search_says_so_in_the_warning_list(emulator):
+    """docs/PUBMED-SYNTAX.md: without a MeSH tree ``[mh]`` is not exploded, and that is never silent — the
+    reply's WarningList carries the engine's note (E-utilities Help, ESearch output: ``OutputMessage``), with
+    hits or without; ``[mh:noexp]`` and untagged searches carry none."""
+    from deepretrieval.search.boolean import MESH_TREE_MISSING
+
+    hit = esearch(emulator, term="aspirin[mh]")
+    assert hit["idlist"] == ["101"] and hit["warninglist"]["outputmessages"] == [MESH_TREE_MISSING]
+    miss = esearch(emulator, term="zzqq[mh]")
+    assert miss["warninglist"]["outputmessages"] == [MESH_TREE_MISSING, "No items found."]
+    counted = esearch(emulator, term="aspirin[mh]", rettype="count")
+    assert counted["count"] == "1" and counted["warninglist"]["outputmessages"] == [MESH_TREE_MISSING]
+    assert "warninglist" not in esearch(emulator, term="aspirin[mh:noexp]")
+    assert "warninglist" not in esearch(emulator, term="aspirin")
+    record = biopython(emulator.esearch({"db": ["pubmed"], "term": ["aspirin[mh]"]}).body)
+    assert record["WarningList"]["OutputMessage"] == [MESH_TREE_MISSING]
+
+
+def test_with_a_mesh_tree_the_emulator_explodes_mesh_and_sends_no_note(tmp_path):
+    """docs/PUBMED-SYNTAX.md, ``[mh]`` explosion: with NLM's descriptor file (here the tiny hand-made one in
+    tests/fixtures) ``endocrine system diseases[mh]`` also finds a record indexed under a heading below it
+    (Diabetes Mellitus, Type 2: C19 > C19.246 > C19.246.300), and the reply carries no unexploded note."""
+    from pathlib import Path
+
+    tree = Path(__file__).parent / "fixtures" / "mesh-desc-tiny.xml"
+    docs = [
+        publication("201", "Metformin", "Glucose fell.", datetime.date(2020, 1, 1), mesh=["Diabetes Mellitus, Type 2"]),
+        publication("202", "Knee pain", "Walking.", datetime.date(2020, 1, 1), mesh=["Osteoarthritis, Knee"]),
+    ]
+    index = BooleanIndex.build(docs, PUBLICATIONS, mesh_tree=tree)
+    exploding = Emulator("pubmed", index, documents=docs, clock=lambda: TODAY)
+    result = esearch(exploding, term="endocrine system diseases[mh]")
+    assert result["idlist"] == ["201"] and "warninglist" not in result
+    assert esearch(exploding, term="endocrine system diseases[mh:noexp]")["count"] == "0"
+
+
 # -- the history server ------------------------------------------------------------------------------------
 
 

@@ -584,6 +584,9 @@ def serve_emulator(
     corpus: CorpusOpt = None,
     schema: Annotated[str | None, typer.Option(help="publications | trials (default: from the corpus)")] = None,
     index: Annotated[Path | None, typer.Option("--index", help="Boolean index folder (built there if absent)")] = None,
+    mesh_tree: Annotated[
+        Path | None, typer.Option("--mesh-tree", help="NLM MeSH descriptor file (descYYYY.xml): [mh] explodes")
+    ] = None,
     fail_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of requests given a fault")] = 0.0,
     faults: Annotated[str, typer.Option(help="Fault kinds to draw from (comma-separated)")] = "429,500,503,slow,drop",
     retry_after: Annotated[float, typer.Option(min=0.0, help="Retry-After seconds in 429 / 503 replies")] = 1.0,
@@ -603,7 +606,14 @@ def serve_emulator(
 
     kinds = tuple(k.strip() for k in faults.split(",") if k.strip())
     plan = Faults(fail_rate, kinds, retry_after=retry_after, slow_seconds=slow_seconds, seed=fault_seed)
-    options = {"corpus": corpus, "seed": seed, "schema": schema, "index": index, "log_path": log}
+    options = {
+        "corpus": corpus,
+        "seed": seed,
+        "schema": schema,
+        "index": index,
+        "log_path": log,
+        "mesh_tree": mesh_tree,
+    }
     with console.status(f"opening the Boolean index of {data}"):
         emulator = build_emulator(service, data, faults=plan, rate_limit=rate_limit, **options)
     console.print(f"{service} emulator: backend.base_url: http://{host}:{port}{BASE_PATHS[service]}", highlight=False)

@@ -42,8 +42,11 @@ DTD it ships. **A search without hits** carries PubMed's notes: ``ErrorList/Phra
 unquoted word (or run of words a tag binds) that finds nothing on its own, ``WarningList`` with
 ``QuotedPhraseNotFound`` for each such quoted phrase and ``OutputMessage`` "No items found." (JSON
 ``errorlist`` ``{"phrasesnotfound", "fieldsnotfound"}``, ``warninglist`` ``{"phrasesignored",
-"quotedphrasesnotfound", "outputmessages"}``). **A field tag the engine does not know** (``aspirin[zz]``,
-or ``field=zz``) is ``ErrorList/FieldNotFound`` (``zz``) with count 0 and "No items found." — PubMed
+"quotedphrasesnotfound", "outputmessages"}``). **A search the engine runs otherwise than PubMed would**
+carries the engine's note as an ``OutputMessage`` too, hits or none: ``[mh]`` / ``[majr]`` without a MeSH
+tree (``backend.mesh_tree``; ``serve emulator --mesh-tree``) are not exploded to narrower headings.
+**A field tag the engine does not know** (``aspirin[zz]``, or ``field=zz``) is ``ErrorList/FieldNotFound``
+(``zz``) with count 0 and "No items found." — PubMed
 would search the term without the tag and find records; the engine refuses the tag, so our client reads
 this reply as the model's fault (see :mod:`.search.pubmed`). Any other query the engine cannot parse is
 answered as PubMed answers errors, **200 with an** ``ERROR`` field: ``Query syntax error: …``; so are an
@@ -338,7 +341,7 @@ class Emulator:
             counted = self.count(request)
             if isinstance(counted, QuerySyntaxError):
                 return {"count": "0", **_field_not_found(counted)}
-            return {"count": str(counted), **(self._not_found(term) if counted == 0 else {})}
+            return self._engine_notes({"count": str(counted), **(self._not_found(term) if counted == 0 else {})}, term)
         whole = history or key is not None or order != "relevance"  # the whole result, to store, cut or sort
         ids: list[str] = []
         total = 0
@@ -365,7 +368,17 @@ class Emulator:
             result = {**result, "querykey": str(stored_key), "webenv": webenv}
         if total == 0:
             result |= self._not_found(term)
-        return result
+        return self._engine_notes(result, term)
+
+    def _engine_notes(self, result: dict[str, Any], term: str) -> dict[str, Any]:
+        """The engine's own notes on a search it ran otherwise than PubMed would (``[mh]`` not exploded: no
+        MeSH tree) as OutputMessages of the WarningList, never silent."""
+        notes = self.index.warnings(term) if term and hasattr(self.index, "warnings") else []
+        if not notes:
+            return result
+        warnings = result.get("warninglist", {"phrasesignored": [], "quotedphrasesnotfound": [], "outputmessages": []})
+        warnings = {**warnings, "outputmessages": [*notes, *warnings.get("outputmessages", [])]}
+        return {**result, "warninglist": warnings}
 
     def _window(self, params: Mapping[str, Sequence[str]]) -> tuple[datetime.date | None, datetime.date | None]:
         """The request's date window: ``mindate`` / ``maxdate``, narrowed to the last ``reldate`` days."""
@@ -1210,16 +1223,22 @@ def build_emulator(
     faults: Faults | None = None,
     log_path: Path | None = None,
     rate_limit: float | None = None,
+    mesh_tree: Path | None = None,
 ) -> Emulator:
     """An emulator of ``service`` answering from the Boolean index of a collection (``literature-demo``, a
-    reviews .jsonl with its corpus …): built once and cached, like the literature task's offline backend."""
+    reviews .jsonl with its corpus …): built once and cached, like the literature task's offline backend.
+    ``mesh_tree``: NLM's MeSH descriptor file, so that ``[mh]`` explodes (``backend.mesh_tree``)."""
     from .data import load_collection
     from .tasks import get_task
 
     if service not in SERVICES:
         raise DeepRetrievalError(f"no emulator for {service!r} (known: {', '.join(SERVICES)})")
     collection = load_collection(data, corpus=corpus, seed=seed)
-    spec = {"kind": "boolean", **({"schema": schema} if schema else {})}
+    spec = {
+        "kind": "boolean",
+        **({"schema": schema} if schema else {}),
+        **({"mesh_tree": str(mesh_tree)} if mesh_tree else {}),
+    }
     engine = get_task("literature").backend(collection, spec, index=index)
     log = RequestLog(log_path)
     return Emulator(service, engine, documents=collection.documents, faults=faults, log=log, rate_limit=rate_limit)
