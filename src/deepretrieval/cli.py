@@ -585,7 +585,10 @@ def serve_emulator(
     schema: Annotated[str | None, typer.Option(help="publications | trials (default: from the corpus)")] = None,
     index: Annotated[Path | None, typer.Option("--index", help="Boolean index folder (built there if absent)")] = None,
     mesh_tree: Annotated[
-        Path | None, typer.Option("--mesh-tree", help="NLM MeSH descriptor file (descYYYY.xml): [mh] explodes")
+        Path | None,
+        typer.Option(
+            "--mesh-tree", help="NLM MeSH descriptor file (descYYYY.xml): MeSH searches explode to narrower headings"
+        ),
     ] = None,
     fail_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of requests given a fault")] = 0.0,
     faults: Annotated[str, typer.Option(help="Fault kinds to draw from (comma-separated)")] = "429,500,503,slow,drop",
