@@ -382,9 +382,9 @@ def test_tantivys_phrase_slop_counts_words_between_in_order_and_a_swap_costs_two
         ('"pain hip"[tiab:~0]', {"rct", "undated"}),  # any order
         ('"pain hip"[tiab:~2]', {"rct", "cct", "undated"}),  # "Pain in the hip", "Pain of the hip"
         ('"pain hip"[tiab:~1]', {"rct", "undated"}),
-        ('"hip fracture insulin"[ab:~5]', {"dm"}),  # "Insulin therapy for diabetes mellitus in hip fracture"
-        ('"insulin diabetes fracture"[ab:~3]', {"dm"}),  # 2 words between the first two, 3 the next
-        ('"insulin diabetes fracture"[ab:~2]', set()),
+        ('"hip fracture insulin"[tiab:~5]', {"dm"}),  # "Insulin therapy for diabetes mellitus in hip fracture"
+        ('"insulin diabetes fracture"[tiab:~3]', {"dm"}),  # 2 words between the first two, 3 the next
+        ('"insulin diabetes fracture"[tiab:~2]', set()),
         ('"trial experience"[ti:~1]', {"cct"}),  # "a trial of experience"
         ('"trial experience"[ti:~0]', set()),
         ('"randomized trial"[title:~0]', {"rct"}),
@@ -401,12 +401,14 @@ def test_phrases_and_proximity_stay_inside_one_abstract_section(index):
     """PubMed Help, 'Searching for a phrase' / 'Proximity searching': the terms are found within the text
     of one field; an abstract's sections (one per line of Document.text, labels never indexed) are kept
     apart, so "randomized aspirin" (the end of one section, the start of the next) is no phrase, and no
-    proximity up to the largest N spans them. The words are both there."""
+    proximity up to the largest N spans them (``[tiab:~N]``: PubMed offers no ``[ab:~N]``). The words are
+    both there."""
     assert ids(index, "randomized[ab] AND aspirin[ab]") == {"rct"}
     assert ids(index, '"randomized aspirin"[ab]') == set()
-    assert ids(index, f'"randomized aspirin"[ab:~{MAX_PROXIMITY}]') == set()
-    assert ids(index, f'"were randomized aspirin reduced"[ab:~{MAX_PROXIMITY}]') == set()  # slop 3 x 30
-    assert ids(index, '"common experience"[ab:~5]') == set()  # cct: "...was common." / "The experience..."
+    assert ids(index, f'"hip reduced"[tiab:~{MAX_PROXIMITY}]') == set()  # one in each section, not in the title
+    assert ids(index, f'"randomized aspirin"[tiab:~{MAX_PROXIMITY}]') == {"rct"}  # the title holds both
+    assert ids(index, f'"were randomized aspirin reduced"[tiab:~{MAX_PROXIMITY}]') == set()  # slop 3 x 30
+    assert ids(index, '"common experience"[tiab:~5]') == set()  # cct: "...was common." / "The experience..."
     assert ids(index, "background") == set()  # dm's section label
     assert ids(index, '"hip pain"[tiab:~3] AND "reduced pain"[ab]') == {"rct"}
 
@@ -418,6 +420,8 @@ def test_proximity_and_dates_are_bounded(index):
     assert "at most 4 words" in error(index, '"covid-19 long haul syndrome"[tiab:~3]').message  # 5 once split
     assert "no letter or digit" in error(index, "2010 : 2012[dp]").message  # write 2010:2012[dp]
     assert "two or more words" in error(index, "pain[tiab:~3]").message
+    # PubMed Help, 'Proximity searching': [ti], [tiab] (and [ad]) only; an [ab:~N] habit would not transfer.
+    assert error(index, '"hip pain"[ab:~2]').message.startswith("unknown field tag [ab:~2]")
     many = " OR ".join(f'"hip pain{i} knee{i} back"[tiab:~{MAX_PROXIMITY}]' for i in range(60))
     started = time.perf_counter()
     assert ids(index, many) == set() and ids(index, "0001:9999[dp]") == {"rct", "cct", "dm", "gdm"}
@@ -471,7 +475,7 @@ def test_a_bad_electronic_date_names_the_document():
 def test_the_trials_schema_keeps_its_tags():
     trials = [Document("NCT1", "Asthma", "Budesonide for adults\nOpen", {"conditions": ("Asthma",)}, D(2020, 1, 1))]
     index = BooleanIndex.build(trials, TRIALS)
-    assert ids(index, "asthma[cond]") == ids(index, '"budesonide adults"[ab:~2]') == {"NCT1"}
-    assert ids(index, '"adults open"[ab:~2]') == set()
+    assert ids(index, "asthma[cond]") == ids(index, '"budesonide adults"[tiab:~2]') == {"NCT1"}
+    assert ids(index, '"adults open"[tiab:~2]') == set()
     assert "not indexed in this corpus" in error(index, "asthma[mh]").message
     assert "not indexed in this corpus" in error(index, "smith[au]").message

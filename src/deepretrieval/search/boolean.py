@@ -103,7 +103,7 @@ _EDATE = "edate"  # the electronic date: [dp] and date windows match either
 _DATES = (_DATE, _EDATE)
 _NEAR = "ab_near"  # the abstract's plain words with its sections kept apart, for proximity
 # Between two abstract sections the proximity field holds as many filler words as any proximity may skip in all
-# (N x (words - 1)), so a "a b"[ab:~N] never matches across sections (tantivy leaves one position between two
+# (N x (words - 1)), so a "a b"[tiab:~N] never matches across sections (tantivy leaves one position between two
 # values of a field, and the two ends of the gap count one more).
 _SECTION_BREAK = " ".join(["zzsectionbreakzz"] * (MAX_PROXIMITY * (MAX_PROXIMITY_WORDS - 1)))
 _TANTIVY_DIR = "tantivy"

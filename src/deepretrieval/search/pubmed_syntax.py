@@ -20,9 +20,9 @@ Syntax (what PubMed accepts, minus what a local corpus cannot answer; the table 
 - ``heading/qualifier`` in ``[mh]`` / ``[majr]`` (``aspirin/therapeutic use[mh]``): the qualifier named in
   full; abbreviations (``aspirin/tu[mh]``) and two qualifiers are errors.
 - ``[dp]`` takes ``YYYY``, ``YYYY/MM``, ``YYYY/MM/DD`` or ``start:end`` of those (see :func:`date_range`).
-- Proximity ``"hip pain"[tiab:~N]`` (also ``[ti:~N]``, ``[ab:~N]``): the words in any order with at most N
-  words between them; N at most :data:`MAX_PROXIMITY`, at most :data:`MAX_PROXIMITY_WORDS` words, no
-  truncation.
+- Proximity ``"hip pain"[tiab:~N]`` (also ``[ti:~N]``; ``[ab:~N]`` is refused: PubMed does not offer it):
+  the words in any order with at most N words between them; N at most :data:`MAX_PROXIMITY`, at most
+  :data:`MAX_PROXIMITY_WORDS` words, no truncation.
 - **Unknown tags are an error** (``QuerySyntaxError`` naming the known ones), never a silent ``[all]``:
   ``smith[1au]`` searched as text would return unrelated records, and PubMed's "tag ignored" warning has no
   place in a ranking. A known tag the index lacks (``[mh]`` on trials) is an error from the translator.
@@ -126,7 +126,7 @@ TAGS: Mapping[str, str] = {
     "intervention": "intr",
     "interventions": "intr",
 }
-PROXIMITY_TAGS = frozenset({"tiab", "ti", "ab"})  # the tags ":~N" may follow
+PROXIMITY_TAGS = frozenset({"tiab", "ti"})  # the tags ":~N" may follow: PubMed offers no [ab:~N]
 MESH_TAGS = frozenset({"mh", "mh:noexp", "majr", "majr:noexp"})  # "heading/qualifier" is a pair in these
 # Typographic double quotes are quotes (PubMed reads them so); single quotes are not quotes in PubMed at all.
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"'})
@@ -386,7 +386,7 @@ def _read_tag(written: str, start: int) -> tuple[str, int | None]:
     if tag is None:
         known = ", ".join(f"[{t}]" for t in sorted(set(TAGS.values())))
         raise QuerySyntaxError(
-            f"unknown field tag [{written.strip()}] (known: {known}; proximity: [tiab:~N], [ti:~N], [ab:~N])", start
+            f"unknown field tag [{written.strip()}] (known: {known}; proximity: [tiab:~N], [ti:~N])", start
         )
     return tag, proximity
 
