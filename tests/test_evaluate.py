@@ -180,9 +180,7 @@ class CompletionPolicy:
     def generate(self, examples):
         from deepretrieval.tasks import propose_output
 
-        return [
-            propose_output(self.task, self.completions[e.id], e, self.settings, self.searcher) for e in examples
-        ]
+        return [propose_output(self.task, self.completions[e.id], e, self.settings, self.searcher) for e in examples]
 
     def describe(self):
         return {"policy": self.name}

@@ -179,3 +179,7 @@ def test_grpo_trains_on_the_literature_task(tmp_path):
     assert not any(key.startswith("retrieval/") for r in log for key in r)  # the family's prefix, not retrieval's
     policy = json.loads((result.final_dir / "policy.json").read_text())
     assert (policy["task"], policy["backend"]) == ("literature", {})
+    # Held-out selection: the start and the last step evaluated on dev by the family's first measure, a curve.
+    assert [r["step"] for r in read_log(result.log_path) if "dev/recall@100" in r] == [0, 2]
+    assert policy["selection"]["measure"] == "recall@100"
+    assert (result.output_dir / "learning_curve.png").exists()

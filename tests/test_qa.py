@@ -395,3 +395,6 @@ def test_grpo_trains_on_the_qa_task(tmp_path):
     assert not any(key.startswith("retrieval/") for r in log for key in r)  # the family's prefix, not retrieval's
     policy = json.loads((result.final_dir / "policy.json").read_text())
     assert policy["task"] == "qa"
+    assert [r["step"] for r in read_log(result.log_path) if "dev/success@1" in r] == [0, 2]
+    assert policy["selection"]["measure"] == "success@1"
+    assert (result.output_dir / "learning_curve.png").exists()

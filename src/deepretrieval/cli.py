@@ -564,7 +564,7 @@ def demo(
         )
     out.print("\n[bold]demo collection (synthetic), held-out test split[/]\n")
     out.print(result.table, markup=False, highlight=False)
-    out.print(f"\nwrote {out_dir}/demo.md, {result.curve}, {result.eval_dir}/report.md")
+    out.print(f"\nwrote {out_dir}/demo.md, {result.curve}, {result.learning_curve}, {result.eval_dir}/report.md")
 
 
 serve_app = typer.Typer(no_args_is_help=True, help="Local HTTP services (API emulators for offline runs and tests).")

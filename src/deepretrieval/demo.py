@@ -6,6 +6,7 @@ runs offline on 2 CPU cores in 10–30 minutes (measured: 10 min on an Intel hos
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class DemoResult:
     eval_dir: Path
     train_dir: Path
     curve: Path
+    learning_curve: Path  # train reward and dev measures against steps and minutes (the run's learning_curve.png)
     train_seconds: float  # wall time of this invocation's training (0 when it only resumed a finished run)
 
 
@@ -47,7 +49,7 @@ def run_demo(
     from .policies import make_policy
     from .policies.llm import HFPolicy
     from .report import markdown_table, plot_training
-    from .runs import LOG_FILE, last_checkpoint
+    from .runs import CURVE_FILE, LOG_FILE, last_checkpoint
     from .train import train
     from .warm_start import WARM_START_DIR
 
@@ -81,9 +83,26 @@ def run_demo(
         learned.append(model_policy(str(train_dir / WARM_START_DIR), f"warm-started {recipe.model} [{recipe.mode}]"))
     evaluate(collection, split, learned, backend, eval_dir, eval_settings, task=task, progress=progress, overwrite=True)
 
-    curve = out_dir / "reward_curve.png"
+    curve, learning_curve = out_dir / "reward_curve.png", out_dir / CURVE_FILE
     plot_training(train_dir / LOG_FILE, curve)
+    shutil.copyfile(train_dir / CURVE_FILE, learning_curve)
     table = markdown_table(load_policy_metrics(eval_dir))
     title = f"# {collection.name}: GRPO with {recipe.model}, {recipe.max_steps} steps ({split} split)"
-    (out_dir / "demo.md").write_text(f"{title}\n\n{table}\n\n![reward curve](reward_curve.png)\n")
-    return DemoResult(table, eval_dir, train_dir, curve, train_seconds)
+    chosen = _chosen(result.final_dir)
+    images = f"![reward curve](reward_curve.png)\n\n![learning curve]({CURVE_FILE})"
+    (out_dir / "demo.md").write_text(f"{title}\n\n{table}\n\n{chosen}{images}\n")
+    return DemoResult(table, eval_dir, train_dir, curve, learning_curve, train_seconds)
+
+
+def _chosen(final_dir: Path) -> str:
+    """A line saying which step the trained policy is (held-out selection), or nothing."""
+    from .runs import read_selection
+
+    record = read_selection(final_dir)
+    if not record:
+        return ""
+    start = "" if record.get("start_value") is None else f"; the start {record['start_value']:.3f}"
+    return (
+        f"The trained policy is step {record['step']} of {record['last_step']}: {record['why']} "
+        f"({record['split']} {record['measure']} {record['value']:.3f}{start}).\n\n"
+    )

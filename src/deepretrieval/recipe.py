@@ -38,6 +38,8 @@ class TrainRecipe(BaseModel):
     validation: for the retrieval task, expand mode, three context titles and the lenient recall reward, with
     the direct variant's pre-filled answer. The README demo's recipe (``deepretrieval/recipes/demo.yaml``) is
     these defaults on the demo collection. A mode or preset the task does not have is an error naming the field.
+    Held-out selection (``eval_*``, ``early_stopping_patience``; ``selection``) evaluates on ``eval_split`` every
+    ``save_steps`` by default, by the task's first measure; an ``eval_split`` equal to ``split`` is refused.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -108,6 +110,21 @@ class TrainRecipe(BaseModel):
         description="encode each group's prompt once, in the log-probs and when sampling (same result as TRL's "
         "stock path, faster: docs/BENCHMARKS.md)",
     )
+    # held-out evaluation and checkpoint selection (``selection``)
+    eval_steps: int | None = Field(
+        None,
+        ge=0,
+        description="evaluate the policy on eval_split at the start, every N steps and at the last step; RUN/final "
+        "is the best of them (0: never, RUN/final is the last step; default: save_steps)",
+    )
+    eval_split: str = Field("dev", description="held-out split of those evaluations (never the training split)")
+    eval_measure: str | None = Field(
+        None, description="measure that chooses RUN/final, one of the task's (default: its first, e.g. ndcg@10)"
+    )
+    eval_limit: int | None = Field(None, ge=1, description="evaluate on the first N judged queries only (faster)")
+    early_stopping_patience: int = Field(
+        0, ge=0, description="stop after N evaluations without a better one (0: never)"
+    )
     trl: dict[str, Any] = Field(
         default_factory=dict, description="further trl.GRPOConfig fields, passed through as they are"
     )
@@ -129,6 +146,20 @@ class TrainRecipe(BaseModel):
                 f"field 'reward': the {task.name} task has no preset {self.reward!r} (it has {', '.join(task.presets)})"
             )
         self.backend = task.backend_spec(self.backend).dump()  # refused here: an unknown field or bad value
+        if self.eval_steps is None:
+            self.eval_steps = self.save_steps
+        if self.eval_measure is None:
+            self.eval_measure = task.measures[0]
+        if self.eval_measure not in task.measures:
+            raise DeepRetrievalError(
+                f"field 'eval_measure': the {task.name} task reports no {self.eval_measure!r} "
+                f"(it reports {', '.join(task.measures)})"
+            )
+        if self.eval_steps and self.eval_split == self.split:
+            raise DeepRetrievalError(
+                f"field 'eval_split': the held-out split must not be the training split ({self.split!r}); "
+                "name another (dev) or set eval_steps: 0"
+            )
         return self
 
     def backend_spec(self):

@@ -134,3 +134,35 @@ def plot_training(log_path: Path, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_learning_curve(log_path: Path, path: Path, chosen: int | None = None) -> None:
+    """Training reward and the held-out (``dev/``) measures against GRPO steps and against minutes, from
+    train_log.jsonl; ``chosen``: the step ``RUN/final`` holds, marked. Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_log(log_path)
+    dev = list(dict.fromkeys(k for r in records for k in r if k.startswith("dev/")))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, x in zip(axes, ("step", "minutes"), strict=True):
+        train = [(r[x], r["reward"]) for r in records if "reward" in r and x in r]
+        if train:
+            ax.plot([a for a, _ in train], [b for _, b in train], color="0.6", label="train reward (mean)")
+        for i, key in enumerate(dev):
+            points = [(r[x], r[key]) for r in records if key in r and x in r]
+            ax.plot([a for a, _ in points], [b for _, b in points], marker="o", lw=2 if i == 0 else 1, label=key)
+            if i == 0 and chosen is not None:
+                picked = [(r[x], r[key]) for r in records if key in r and x in r and r["step"] == chosen]
+                if picked:
+                    ax.scatter(*picked[0], s=140, facecolors="none", edgecolors="red", zorder=3, label="final")
+        ax.set_xlabel("GRPO step" if x == "step" else "minutes")
+        ax.legend(fontsize="small")
+    axes[0].set_title("learning curve")
+    axes[1].set_title("against wall-clock time")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)

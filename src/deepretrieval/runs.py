@@ -1,12 +1,13 @@
 """Run folders: what training and evaluation write into them, and how a training run's folder is managed.
 
 - files replaced atomically (a kill leaves the old or the new one, whole);
-- the saved policy folder (a normal HF folder plus ``policy.json``) that training's final policy and the warm
-  start both are;
+- the saved policy folder (a normal HF folder plus ``policy.json``, swapped in whole) that training's ``final``,
+  ``best`` and ``last`` policies and the warm start all are (``selection`` says which step a run's is, and why);
 - a training run's folder: a new run or a resume (``prepare_run``), its checkpoints (``last_checkpoint``,
   ``checkpoint_problem``), the recorded recipe, the log (``log_callback`` writes it, ``read_log`` reads it,
-  ``family_stat`` finds the reward adapter's per-family values in it) and the TensorBoard events
-  (``tensorboard_to``). ``train.py`` trains; it asks this module where and from what.
+  ``family_stat`` finds the reward adapter's per-family values in it; every record carries ``minutes`` since the
+  run started) and the TensorBoard events (``tensorboard_to``). ``train.py`` trains; it asks this module where
+  and from what.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -63,13 +65,15 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def save_policy(model: Any, tokenizer: Any, final_dir: Path, recipe: TrainRecipe) -> Path:
-    """Save a normal HF folder (LoRA merged) plus policy.json, which tells eval how to prompt it."""
+def save_policy(
+    model: Any, tokenizer: Any, final_dir: Path, recipe: TrainRecipe, selection: Mapping[str, Any] | None = None
+) -> Path:
+    """Save a normal HF folder (LoRA merged) plus policy.json, which tells eval how to prompt it (and, for a
+    training run's ``best``, ``final`` and ``last``, ``selection``: which step this is and why it was chosen).
+
+    Written beside ``final_dir`` and swapped in (``replace_dir``): a kill leaves the old folder or the new one."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    final_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(final_dir)
-    tokenizer.save_pretrained(final_dir)
     policy = {
         **asdict(recipe.prompt_settings()),
         "task": recipe.task,
@@ -77,14 +81,52 @@ def save_policy(model: Any, tokenizer: Any, final_dir: Path, recipe: TrainRecipe
         "base_model": recipe.model,
         "data": recipe.data,
     }
-    (final_dir / POLICY_FILE).write_text(json.dumps(policy, indent=2))
+    if selection is not None:
+        policy["selection"] = dict(selection)
+    with replace_dir(final_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / POLICY_FILE).write_text(json.dumps(policy, indent=2))
     return final_dir
+
+
+@contextmanager
+def replace_dir(path: Path) -> Iterator[Path]:
+    """A temporary folder beside ``path`` that replaces it once written: the old one is renamed away, the new
+    one renamed in, then the old one deleted (a kill between the two renames leaves ``.<name>.old-<pid>``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = (path.with_name(f".{path.name}.{label}-{os.getpid()}") for label in ("tmp", "old"))
+    for leftover in (tmp, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        _fsync(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_selection(folder: Path) -> dict[str, Any] | None:
+    """The ``selection`` record of a saved policy's policy.json (None: no such folder or record)."""
+    try:
+        record = json.loads((folder / POLICY_FILE).read_text()).get("selection")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 # --- A training run's folder: new runs, resumes, checkpoints, the log and TensorBoard events --------------
 
 LOG_FILE = "train_log.jsonl"
 RECIPE_FILE = "recipe.json"
+CURVE_FILE = "learning_curve.png"
+# Held-out selection's folders (``selection``): the best policy on the dev split so far, the dev evaluations'
+# runs, and at the end the last step's policy beside ``final`` (the best).
+BEST_DIR, DEV_DIR, LAST_DIR = "best", "dev", "last"
 # One TensorBoard folder for all starts of a run: transformers' default is a new timestamped folder per start,
 # which splits a resumed run into two TensorBoard runs that overlap after the checkpoint.
 TENSORBOARD_DIR = Path("runs") / "train"
@@ -135,7 +177,7 @@ def _prepare_new_run(output_dir: Path) -> None:
         raise DeepRetrievalError(f"{output_dir} already holds a run; use --resume or another --output-dir")
     for folder, problem in problems.items():
         _set_aside(folder, "incomplete", f"incomplete checkpoint ({problem})")
-    for leftover in (output_dir / LOG_FILE, output_dir / TENSORBOARD_DIR):
+    for leftover in (output_dir / LOG_FILE, output_dir / TENSORBOARD_DIR, output_dir / BEST_DIR, output_dir / DEV_DIR):
         if leftover.exists():
             _set_aside(leftover, "previous", "left by an earlier run that saved no checkpoint")
 
@@ -344,15 +386,28 @@ def log_callback(path: Path):
     from transformers import TrainerCallback
 
     class JsonlLog(TrainerCallback):
-        """Appends every logged dict (reward, loss, the reward adapter's statistics) to train_log.jsonl by step.
+        """Appends every logged dict (reward, loss, the reward adapter's statistics; the dev evaluations, through
+        ``write``) to train_log.jsonl by step, with ``minutes``: wall-clock time since the run started (a resumed
+        run continues from its log's last value).
 
         One ``write`` per record, flushed at once: a kill can tear at most the last line, which ``read_log`` skips
         and a resume drops (``_cut_log``)."""
 
+        def __init__(self) -> None:
+            self.started, self.offset = time.monotonic(), 0.0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.monotonic()
+            self.offset = max((r.get("minutes", 0.0) for r in read_log(path)), default=0.0)
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and state.is_world_process_zero:
-                with path.open("a", encoding="utf-8") as f:
-                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+                self.write(state.global_step, logs)
+
+        def write(self, step: int, record: Mapping[str, Any]) -> None:
+            minutes = round(self.offset + (time.monotonic() - self.started) / 60, 4)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": step, **record, "minutes": minutes}) + "\n")
 
     return JsonlLog()
 
@@ -374,7 +429,7 @@ def read_log(path: Path) -> list[dict]:
             torn += bool(line.strip())
             continue
         seen = by_step.get(record["step"], {})
-        relogged = (seen.keys() & record.keys()) - {"step", "epoch"}
+        relogged = (seen.keys() & record.keys()) - {"step", "epoch", "minutes"}
         by_step[record["step"]] = record if relogged else {**seen, **record}
     if torn:
         log.warning("%s: %d unreadable line(s) skipped (written by a killed run)", path, torn)

@@ -5,7 +5,10 @@ prompt (the task's messages, chat template) -> TRL samples completions -> the ta
 presets) -> GRPO update. Each group's prompt is encoded once (``shared_prefix``, see ``shared_prefix``: TRL's
 log-probs, gradients and samples, in less time). A warm start (``warm_start``) may fine-tune on
 demonstrations first. Nothing here names a task family: see ``tasks``. Checkpoints every ``save_steps``;
-``resume`` continues from the last complete one; the final policy is a normal HF folder (``runs.save_policy``).
+``resume`` continues from the last complete one. With ``eval_steps`` (the default: ``save_steps``) the policy is
+evaluated on the held-out ``eval_split`` at the start, as it trains and at the end, and ``RUN/final`` is the best
+of those policies, ``RUN/last`` the last step (``selection``); with ``eval_steps: 0``, ``RUN/final`` is the last
+step. Either is a normal HF folder (``runs.save_policy``); ``learning_curve.png`` is drawn from the log at the end.
 The run folder (new run or resume, checkpoints, recipe.json, the log, TensorBoard events) is ``runs``' business.
 """
 
@@ -20,8 +23,10 @@ from typing import Any
 from .errors import DeepRetrievalError
 from .prompts import Context
 from .recipe import TrainRecipe
+from .report import plot_learning_curve
 from .rewards import RewardConfig
-from .runs import LOG_FILE, log_callback, prepare_run, save_policy, tensorboard_to
+from .runs import CURVE_FILE, LOG_FILE, log_callback, prepare_run, read_selection, save_policy, tensorboard_to
+from .selection import dev_examples, finish, selection_callback
 from .tasks import Task, TaskReward, render_prompts
 from .types import Example
 
@@ -195,6 +200,7 @@ def train(
             task_type="CAUSAL_LM",
         )
     log_path = output_dir / LOG_FILE
+    held_out = dev_examples(collection, recipe, examples) if recipe.eval_steps else []
     if recipe.shared_prefix:
         from .shared_prefix import check_model, shared_prefix_trainer
 
@@ -202,6 +208,7 @@ def train(
         trainer_class = shared_prefix_trainer()
     else:
         trainer_class = GRPOTrainer
+    jsonl = log_callback(log_path)
     trainer = trainer_class(
         model=model,
         reward_funcs=[reward],
@@ -209,9 +216,13 @@ def train(
         train_dataset=build_dataset(task, examples, tokenizer, recipe, context),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[log_callback(log_path)],
+        callbacks=[jsonl],
     )
     tensorboard_to(trainer, start.tensorboard_dir)
+    selection = None
+    if held_out:
+        selection = selection_callback(recipe, task, collection, held_out, backend, context, tokenizer, trainer, jsonl)
+        trainer.add_callback(selection)
     if progress is not None:
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -219,5 +230,11 @@ def train(
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_progress_callback(progress))
     trainer.train(resume_from_checkpoint=None if start.checkpoint is None else str(start.checkpoint))
-    final_dir = save_policy(trainer.model, tokenizer, output_dir / "final", recipe)
-    return TrainResult(output_dir, final_dir, log_path, trainer.state.global_step)
+    step = trainer.state.global_step
+    if selection is None:
+        final_dir = save_policy(trainer.model, tokenizer, output_dir / "final", recipe)
+    else:
+        final_dir = finish(selection, trainer.model, tokenizer, recipe, step)
+    chosen = read_selection(final_dir)
+    plot_learning_curve(log_path, output_dir / CURVE_FILE, chosen["step"] if chosen else None)
+    return TrainResult(output_dir, final_dir, log_path, step)
