@@ -462,6 +462,7 @@ def test_grpo_trains_on_a_dense_backend(tmp_path, small_collection):
         prompts_per_step=1,
         num_generations=2,
         max_completion_length=6,
+        eval_steps=0,  # the folder has a test split only: no held-out split to select on
     )
     result = train(recipe)
     assert result.steps == 1

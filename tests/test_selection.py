@@ -68,40 +68,69 @@ def corrupted(monkeypatch):
     return start
 
 
-def final_weights_equal(folder, weights: dict[str, torch.Tensor]) -> bool:
+def script_dev(monkeypatch, values: dict[int, float]) -> None:
+    """The dev evaluations run as they do (the same code, on the dev queries), but report ``values[step]`` as
+    ndcg@10: a random model scores 0 at every step, which would make every choice a tie."""
+    import dataclasses
+
+    import deepretrieval.selection as selection_module
+
+    evaluate = selection_module.evaluate_policy
+
+    def scripted(collection, split, examples, policy, *args, **kwargs):
+        result = evaluate(collection, split, examples, policy, *args, **kwargs)
+        step = int(policy.name.removeprefix("step-"))
+        return dataclasses.replace(result, metrics={**result.metrics, "ndcg@10": values[step]})
+
+    monkeypatch.setattr(selection_module, "evaluate_policy", scripted)
+
+
+def weights_equal(folder, weights: dict[str, torch.Tensor]) -> bool:
     saved = load_file(str(folder / "model.safetensors"))
     return all(torch.equal(tensor, weights[name]) for name, tensor in saved.items() if name in weights)
 
 
 @pytest.mark.slow
-def test_final_is_the_best_dev_step_the_start_included_and_survives_a_resume(tmp_path, corrupted):
+def test_final_is_the_best_dev_step_the_start_included_and_survives_a_resume(tmp_path, corrupted, monkeypatch):
+    script_dev(monkeypatch, {0: 0.4, 1: 0.1, 2: 0.3, 3: 0.35})
     run = tmp_path / "run"
     result = train(recipe_for(run))
     assert result.steps == 2
     selection = json.loads((result.final_dir / "policy.json").read_text())["selection"]
     assert (selection["step"], selection["measure"], selection["split"]) == (0, "ndcg@10", "dev")
-    assert selection["value"] == selection["start_value"] >= selection["last_value"] == 0
+    assert (selection["value"], selection["start_value"], selection["last_value"]) == (0.4, 0.4, 0.3)
     assert (selection["last_step"], selection["evaluations"]) == (2, 3)
-    assert final_weights_equal(result.final_dir, corrupted)
+    assert weights_equal(result.final_dir, corrupted)
     last = json.loads((run / "last" / "policy.json").read_text())["selection"]
-    assert last["step"] == 2 and last["why"] == "the last step"
-    assert not final_weights_equal(run / "last", corrupted)
+    assert (last["step"], last["value"], last["why"]) == (2, 0.3, "the last step")
+    assert not weights_equal(run / "last", corrupted)
     # The log holds each dev evaluation beside the reward, with minutes; the curve is drawn.
     records = read_log(result.log_path)
-    dev = [r["step"] for r in records if "dev/ndcg@10" in r]
-    assert dev == [0, 1, 2]
+    assert [(r["step"], r["dev/ndcg@10"]) for r in records if "dev/ndcg@10" in r] == [(0, 0.4), (1, 0.1), (2, 0.3)]
     assert all("minutes" in r and "dev/recall@100" in r for r in records if "dev/ndcg@10" in r)
+    assert all("minutes" in r for r in records if "reward" in r)
     assert (run / CURVE_FILE).stat().st_size > 0
     # Resumed further, the best so far (step 0, stored in RUN/best) is still what final ships.
     resumed = train(recipe_for(run, max_steps=3), resume=True)
     assert resumed.steps == 3
     selection = json.loads((resumed.final_dir / "policy.json").read_text())["selection"]
     assert (selection["step"], selection["last_step"], selection["evaluations"]) == (0, 3, 4)
-    assert final_weights_equal(resumed.final_dir, corrupted)
+    assert weights_equal(resumed.final_dir, corrupted)
 
 
 @pytest.mark.slow
-def test_early_stopping_after_patience_evaluations_without_gain(tmp_path, corrupted):
+def test_final_is_a_middle_step_when_it_is_the_best(tmp_path, monkeypatch):
+    script_dev(monkeypatch, {0: 0.1, 1: 0.2, 2: 0.5, 3: 0.3})
+    run = tmp_path / "run"
+    result = train(recipe_for(run, max_steps=3))
+    assert json.loads((result.final_dir / "policy.json").read_text())["selection"]["step"] == 2
+    assert weights_equal(result.final_dir, load_file(str(run / "checkpoint-2" / "model.safetensors")))
+    assert not weights_equal(result.final_dir, load_file(str(run / "last" / "model.safetensors")))
+
+
+@pytest.mark.slow
+def test_early_stopping_after_patience_evaluations_without_gain(tmp_path, corrupted, monkeypatch):
+    script_dev(monkeypatch, {0: 0.4, 1: 0.1, 2: 0.4})  # a tie is no gain
     result = train(recipe_for(tmp_path / "run", max_steps=6, early_stopping_patience=2))
     assert result.steps == 2  # steps 1 and 2 no better than the start
     last = json.loads((tmp_path / "run" / "last" / "policy.json").read_text())["selection"]
@@ -169,3 +198,9 @@ def test_selection_defaults_are_the_tasks_first_measure_and_save_steps():
     assert load_recipe(None, {"task": "literature", "data": "literature-demo"}).eval_measure == "recall@100"
     # Held-out evaluation off: the training split may be anything.
     assert load_recipe(None, {"eval_steps": 0, "split": "dev"}).split == "dev"
+
+
+def test_a_collection_without_the_held_out_split_is_one_line_naming_the_field(tmp_path, small_collection):
+    """Refused before any model loads: small_collection has train and test splits only."""
+    with pytest.raises(DeepRetrievalError, match="^field 'eval_split': 'small' has no split 'dev'.*eval_steps: 0"):
+        train(recipe_for(tmp_path / "run"), collection=small_collection)

@@ -467,12 +467,20 @@ def train_overrides(fields: dict[str, Any]) -> dict[str, Any]:
 def train(recipe: Path | None = None, resume: bool = False, **fields: Any) -> None:
     """Train a query-writing policy with GRPO against the task's backend (see TRAIN_HELP)."""
     from .recipe import load_recipe
+    from .runs import LAST_DIR, read_selection
     from .train import train as run_training
 
     config = load_recipe(recipe, train_overrides(fields))
     with progress_bar() as bar:
         result = run_training(config, resume=resume, progress=training_progress(bar))
     out.print(f"trained {result.steps} steps; policy saved to {result.final_dir}")
+    if chosen := read_selection(result.final_dir):
+        out.print(
+            f"it is step {chosen['step']}, the best on {chosen['split']} {chosen['measure']} ({chosen['value']:.4f}; "
+            f"the start {chosen['start_value']}, the last step {chosen['last_value']}); the last step is in "
+            f"{result.output_dir / LAST_DIR}",
+            markup=False,
+        )
     out.print(f"evaluate it: deepretrieval eval --data {config.data} --policy {result.output_dir} --out ...")
 
 

@@ -15,18 +15,20 @@ if TYPE_CHECKING:
     from .tasks import Task
 
 # Fields whose default is the task family's (``task_defaults``): a retrieval default is no literature one.
-TASK_DEFAULT_FIELDS = ("mode", "context_docs", "max_completion_length", "reward")
+TASK_DEFAULT_FIELDS = ("mode", "context_docs", "max_completion_length", "reward", "eval_measure")
 
 
 def task_defaults(task: Task) -> dict[str, Any]:
     """The recipe values a task family gives the fields of ``TASK_DEFAULT_FIELDS`` that a recipe leaves out:
-    its default prompt's mode, context titles and answer length, and its default reward preset."""
+    its default prompt's mode, context titles and answer length, its default reward preset, and the measure that
+    selects a run's final policy (its first)."""
     prompt = task.default_prompt()
     return {
         "mode": prompt.mode,
         "context_docs": prompt.context_docs,
         "max_completion_length": prompt.max_new_tokens,
         "reward": task.default_reward,
+        "eval_measure": task.measures[0],
     }
 
 
@@ -115,12 +117,10 @@ class TrainRecipe(BaseModel):
         None,
         ge=0,
         description="evaluate the policy on eval_split at the start, every N steps and at the last step; RUN/final "
-        "is the best of them (0: never, RUN/final is the last step; default: save_steps)",
+        "is the best of them (0: never, RUN/final is the last step; none: every save_steps)",
     )
     eval_split: str = Field("dev", description="held-out split of those evaluations (never the training split)")
-    eval_measure: str | None = Field(
-        None, description="measure that chooses RUN/final, one of the task's (default: its first, e.g. ndcg@10)"
-    )
+    eval_measure: str | None = Field(None, description="measure that chooses RUN/final, one of the task's")
     eval_limit: int | None = Field(None, ge=1, description="evaluate on the first N judged queries only (faster)")
     early_stopping_patience: int = Field(
         0, ge=0, description="stop after N evaluations without a better one (0: never)"
@@ -148,8 +148,6 @@ class TrainRecipe(BaseModel):
         self.backend = task.backend_spec(self.backend).dump()  # refused here: an unknown field or bad value
         if self.eval_steps is None:
             self.eval_steps = self.save_steps
-        if self.eval_measure is None:
-            self.eval_measure = task.measures[0]
         if self.eval_measure not in task.measures:
             raise DeepRetrievalError(
                 f"field 'eval_measure': the {task.name} task reports no {self.eval_measure!r} "

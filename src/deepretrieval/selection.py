@@ -106,6 +106,12 @@ def dev_examples(collection: Collection, recipe: TrainRecipe, training: Sequence
     training query."""
     from .errors import DeepRetrievalError
 
+    if recipe.eval_split != "all" and recipe.eval_split not in collection.splits:
+        known = ", ".join(sorted(collection.splits))
+        raise DeepRetrievalError(
+            f"field 'eval_split': {collection.name!r} has no split {recipe.eval_split!r} (it has {known}); "
+            "name another or set eval_steps: 0 (no held-out selection: final is the last step)"
+        )
     examples = [e for e in collection.split(recipe.eval_split) if e.targets]
     if not examples:
         raise DeepRetrievalError(

@@ -171,6 +171,7 @@ def train(
         )
     if not examples:
         raise DeepRetrievalError(f"split {recipe.split!r} of {collection.name!r} has no query with a relevant document")
+    held_out = dev_examples(collection, recipe, examples) if recipe.eval_steps else []  # checked before the model loads
     if backend is None:
         backend = task.backend(collection, recipe.backend)
     context = task.context(backend, collection, settings)
@@ -200,7 +201,6 @@ def train(
             task_type="CAUSAL_LM",
         )
     log_path = output_dir / LOG_FILE
-    held_out = dev_examples(collection, recipe, examples) if recipe.eval_steps else []
     if recipe.shared_prefix:
         from .shared_prefix import check_model, shared_prefix_trainer
 
