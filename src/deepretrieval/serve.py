@@ -373,12 +373,11 @@ class Emulator:
     def _engine_notes(self, result: dict[str, Any], term: str) -> dict[str, Any]:
         """The engine's own notes on a search it ran otherwise than PubMed would (``[mh]`` not exploded: no
         MeSH tree) as OutputMessages of the WarningList, never silent."""
-        notes = self.index.warnings(term) if term and hasattr(self.index, "warnings") else []
+        notes = self.index.warnings(term) if term else []
         if not notes:
             return result
-        warnings = result.get("warninglist", {"phrasesignored": [], "quotedphrasesnotfound": [], "outputmessages": []})
-        warnings = {**warnings, "outputmessages": [*notes, *warnings.get("outputmessages", [])]}
-        return {**result, "warninglist": warnings}
+        warnings = result.get("warninglist", _warning_list(messages=()))
+        return {**result, "warninglist": {**warnings, "outputmessages": [*notes, *warnings["outputmessages"]]}}
 
     def _window(self, params: Mapping[str, Sequence[str]]) -> tuple[datetime.date | None, datetime.date | None]:
         """The request's date window: ``mindate`` / ``maxdate``, narrowed to the last ``reldate`` days."""
@@ -424,8 +423,7 @@ class Emulator:
             if counted == 0:
                 (quoted if is_quoted else phrases).append(leaf)
         errors = {"errorlist": {"phrasesnotfound": phrases, "fieldsnotfound": []}} if phrases else {}
-        warnings = {"phrasesignored": [], "quotedphrasesnotfound": quoted, "outputmessages": [NO_ITEMS]}
-        return {**errors, "warninglist": warnings}
+        return {**errors, "warninglist": _warning_list(quoted)}
 
     # -- the history server ------------------------------------------------------------------------
     def _store(self, webenv: str, stored: Stored) -> tuple[str, int]:
@@ -719,8 +717,13 @@ def _field_not_found(error: QuerySyntaxError) -> dict[str, Any]:
     unknown = _FIELD_ERROR.search(error.message)
     if unknown is None or not ("unknown" in error.message or "not indexed" in error.message):
         raise ServiceError(f"Query syntax error: {error}")
-    warnings = {"phrasesignored": [], "quotedphrasesnotfound": [], "outputmessages": [NO_ITEMS]}
-    return {"errorlist": {"phrasesnotfound": [], "fieldsnotfound": [unknown.group(1)]}, "warninglist": warnings}
+    errors = {"phrasesnotfound": [], "fieldsnotfound": [unknown.group(1)]}
+    return {"errorlist": errors, "warninglist": _warning_list()}
+
+
+def _warning_list(quoted: Sequence[str] = (), messages: Sequence[str] = (NO_ITEMS,)) -> dict[str, list[str]]:
+    """esearch's WarningList (JSON members): quoted phrases not found, then output messages."""
+    return {"phrasesignored": [], "quotedphrasesnotfound": list(quoted), "outputmessages": list(messages)}
 
 
 def _webenv(params: Mapping[str, Sequence[str]]) -> str:
