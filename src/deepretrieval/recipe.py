@@ -86,11 +86,17 @@ class TrainRecipe(BaseModel):
         0.0,
         ge=0,
         description="epochs of supervised fine-tuning on answers built from the train split's judgments, before "
-        "GRPO (0: none; modes with demonstrations: select-rm3)",
+        "GRPO (0: none; with demonstrations: retrieval select-rm3, literature rewrite: pearl-growing queries)",
     )
     warm_start_learning_rate: float = Field(5e-5, gt=0, description="learning rate of the warm start")
     warm_start_batch_size: int = Field(8, ge=1, description="batch size of the warm start")
     max_steps: int = Field(24, ge=1, description="total optimisation steps")
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="stop GRPO at the first step ending this many minutes after it began (its evaluations "
+        "included; the warm start not), whatever max_steps says; none: max_steps only",
+    )
     prompts_per_step: int = Field(2, ge=1, description="distinct prompts per step")
     num_generations: int = Field(8, ge=2, description="completions per prompt (the GRPO group)")
     max_completion_length: int | None = Field(None, ge=4, description="max completion tokens")

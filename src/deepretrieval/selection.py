@@ -224,7 +224,8 @@ def selection_callback(
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
             step = state.global_step
-            if (step % every == 0 or step >= state.max_steps) and self.run(model, step):
+            last = step >= state.max_steps or control.should_training_stop  # a time budget may end it
+            if (step % every == 0 or last) and self.run(model, step):
                 control.should_training_stop = True
                 control.should_save = True  # the run folder's last checkpoint is its last step
             return control

@@ -15,6 +15,7 @@ The run folder (new run or resume, checkpoints, recipe.json, the log, TensorBoar
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -137,6 +138,26 @@ def _progress_callback(report: StepProgress):
     return Progress()
 
 
+def _time_budget_callback(minutes: float):
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        """Stops training at the first step that ends ``minutes`` after training began (its step-0 evaluation
+        included); the held-out selection then evaluates that step as the last one."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if (time.monotonic() - self.started) / 60 >= minutes and not control.should_training_stop:
+                log.info("time budget of %g min spent: stopping at step %d", minutes, state.global_step)
+                control.should_training_stop = True
+                control.should_save = True  # the run folder's last checkpoint is its last step
+            return control
+
+    return TimeBudget()
+
+
 def train(
     recipe: TrainRecipe,
     *,
@@ -182,7 +203,7 @@ def train(
     if recipe.warm_start_epochs and start.checkpoint is None:  # a checkpoint holds the warm-started weights
         from .warm_start import warm_start
 
-        model = warm_start(recipe, task, examples, model, tokenizer, output_dir)
+        model = warm_start(recipe, task, examples, model, tokenizer, output_dir, collection)
     # TRL stops sampling at the model's generation_config EOS ids: add the task's stop tokens.
     stops = task.stop_token_ids(tokenizer, recipe.variant)
     if stops:
@@ -219,6 +240,8 @@ def train(
         callbacks=[jsonl],
     )
     tensorboard_to(trainer, start.tensorboard_dir)
+    if recipe.max_minutes is not None:
+        trainer.add_callback(_time_budget_callback(recipe.max_minutes))  # before the selection: it reads the stop
     selection = None
     if held_out:
         selection = selection_callback(recipe, task, collection, held_out, backend, context, tokenizer, trainer, jsonl)

@@ -22,7 +22,7 @@ from .errors import DeepRetrievalError
 from .recipe import TrainRecipe
 from .runs import save_policy
 from .tasks import Task, render_prompts
-from .types import Example
+from .types import Collection, Example
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +47,35 @@ _DECIDING = (
 )
 
 
-def demonstrations(task: Task, examples: Sequence[Example], recipe: TrainRecipe) -> tuple[list[Example], list[str]]:
-    """The examples with a demonstration and each one's completion (the examples carry their context)."""
+def demonstrations(
+    task: Task, examples: Sequence[Example], recipe: TrainRecipe, collection: Collection | None = None
+) -> tuple[list[Example], list[str]]:
+    """The examples with a demonstration and each one's completion (the examples carry their context;
+    ``collection`` holds the judged documents)."""
     settings = recipe.prompt_settings()
     kept, completions = [], []
     for example in examples:
-        text = task.demonstration(example, settings)
+        text = task.demonstration(example, settings, collection)
         if text is not None:
             kept.append(example)
             completions.append(task.completion(text, settings.variant))
     if not kept:
         raise DeepRetrievalError(
             f"warm_start_epochs: the {task.name} task's {settings.mode!r} mode has no demonstrations "
-            "(answers read off the judgments); modes that have them: select-rm3"
+            "(answers read off the judgments); those that have them: retrieval select-rm3, literature rewrite "
+            "(with subject headings on the included studies)"
         )
     return kept, completions
 
 
 def warm_start(
-    recipe: TrainRecipe, task: Task, examples: Sequence[Example], model: Any, tokenizer: Any, output_dir: Path
+    recipe: TrainRecipe,
+    task: Task,
+    examples: Sequence[Example],
+    model: Any,
+    tokenizer: Any,
+    output_dir: Path,
+    collection: Collection | None = None,
 ) -> Any:
     """The model after ``recipe.warm_start_epochs`` of SFT on the demonstrations (or the saved warm start of
     the same recipe, loaded). ``examples`` carry the context their prompts show."""
@@ -79,7 +89,7 @@ def warm_start(
     if saved is not None and saved.get("recipe") == settings:
         log.info("warm start: reusing %s", folder)
         return load_model_and_tokenizer(str(folder))[0]
-    kept, completions = demonstrations(task, examples, recipe)
+    kept, completions = demonstrations(task, examples, recipe, collection)
     prompts = render_prompts(task, kept, recipe.prompt_settings(), tokenizer, shown=True)
     (folder / SUMMARY_FILE).unlink(missing_ok=True)  # a torn or stale folder is rewritten, never reused
     started = time.perf_counter()

@@ -163,9 +163,12 @@ class Task:
         """A completion stopped by the stop rule, given its answer's canonical end."""
         return close_answer(completion, variant, self.answer_form)
 
-    def demonstration(self, example: Example, settings: PromptSettings) -> str | None:
+    def demonstration(
+        self, example: Example, settings: PromptSettings, collection: Collection | None = None
+    ) -> str | None:
         """The answer ``example``'s judgments call right under ``settings`` (what a warm start teaches before
-        GRPO), or None where the family or mode has no such answer."""
+        GRPO), or None where the family or mode has no such answer. ``collection``: the corpus the judged
+        documents are in (a family may read them)."""
         return None
 
     def completion(self, text: str, variant: str) -> str:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -234,6 +235,77 @@ class LiteratureTask(Task):
 
     def baselines(self) -> Mapping[str, Callable[..., Any]]:
         return {"pico-boolean": lambda task, backend, **_: PicoBooleanPolicy(task)}
+
+    # -- warm start ---------------------------------------------------------------------------------
+    def demonstration(
+        self, example: Example, settings: PromptSettings, collection: Collection | None = None
+    ) -> str | None:
+        """A pearl-growing query: the subject headings most of the review's included studies share (a
+        librarian's "citation pearl growing"), AND-ed; None without a collection or shared headings."""
+        if collection is None:
+            return None
+        return pearl_query(example, _headings(collection))
+
+    def completion(self, text: str, variant: str) -> str:
+        """The query in the raw answer form after a space (the prompt ends with ``<answer>``, and a query
+        starting with a quote would merge with its ``>`` into one token the model never sees at inference);
+        the reasoning variant's think block first."""
+        if variant == "direct":
+            return f" {text}</answer>"
+        return f"{_PEARL_THOUGHT}</think>\n<answer>{text}</answer>"
+
+
+# Subject-heading fields (a controlled vocabulary the indexers assign) and their tags, in both schemas.
+SUBJECT_FIELDS = (("mesh", "mh"), ("conditions", "cond"), ("interventions", "intr"))
+PEARL_SHARE = 0.8  # a heading on at least this share of the included studies ...
+PEARL_MAX_DF = 0.25  # ... and on at most this share of the corpus (not "Humans")
+PEARL_MAX_TERMS = 4
+_PEARL_THOUGHT = "The studies would be indexed under the subject headings of each PICO element."
+
+
+@dataclass(frozen=True)
+class _HeadingIndex:
+    """Each document's (tag, heading) pairs and each pair's share of the corpus."""
+
+    of: Mapping[str, frozenset[tuple[str, str]]]
+    share: Mapping[tuple[str, str], float]
+
+
+_HEADINGS: dict[int, tuple[Collection, _HeadingIndex]] = {}
+
+
+def _headings(collection: Collection) -> _HeadingIndex:
+    cached = _HEADINGS.get(id(collection))
+    if cached is not None and cached[0] is collection:
+        return cached[1]
+    of: dict[str, frozenset[tuple[str, str]]] = {}
+    counts: Counter[tuple[str, str]] = Counter()
+    for document in collection.documents:
+        pairs = frozenset(
+            (tag, str(value)) for key, tag in SUBJECT_FIELDS for value in document.fields.get(key, ()) or ()
+        )
+        of[document.id] = pairs
+        counts.update(pairs)
+    n = max(1, len(collection.documents))
+    index = _HeadingIndex(of, {pair: count / n for pair, count in counts.items()})
+    _HEADINGS.clear()  # one collection at a time: a run trains on one
+    _HEADINGS[id(collection)] = (collection, index)
+    return index
+
+
+def pearl_query(example: Example, headings: _HeadingIndex) -> str | None:
+    """``"H1"[mh] AND "H2"[mh] ...``: the headings on at least ``PEARL_SHARE`` of the example's included
+    studies and on at most ``PEARL_MAX_DF`` of the corpus, rarest first, at most ``PEARL_MAX_TERMS``,
+    written in alphabetical order; None when no heading qualifies (a corpus without headings)."""
+    included = [d for d, grade in example.targets.items() if grade > 0 and d in headings.of]
+    if not included:
+        return None
+    on = Counter(pair for d in included for pair in headings.of[d])
+    shared = [p for p, n in on.items() if n >= PEARL_SHARE * len(included) and headings.share[p] <= PEARL_MAX_DF]
+    chosen = sorted(sorted(shared, key=lambda p: (headings.share[p], p))[:PEARL_MAX_TERMS], key=lambda p: p[1])
+    if not chosen:
+        return None
+    return " AND ".join(f'"{heading.replace(chr(34), "")}"[{tag}]' for tag, heading in chosen)
 
 
 def _unwrap(body: str) -> str:

@@ -214,7 +214,9 @@ class RetrievalTask(Task):
             return RM3Query(compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats))
         return compose_query(settings.mode, example.question, text, repeats=settings.expand_repeats)
 
-    def demonstration(self, example: Example, settings: PromptSettings) -> str | None:
+    def demonstration(
+        self, example: Example, settings: PromptSettings, collection: Collection | None = None
+    ) -> str | None:
         """select-rm3: the numbers of the shown results the judgments call relevant (none of them: ``none``,
         plain RM3; never the empty answer, which training penalises). Other modes have no answer the judgments
         determine."""
