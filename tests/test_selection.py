@@ -204,3 +204,19 @@ def test_a_collection_without_the_held_out_split_is_one_line_naming_the_field(tm
     """Refused before any model loads: small_collection has train and test splits only."""
     with pytest.raises(DeepRetrievalError, match="^field 'eval_split': 'small' has no split 'dev'.*eval_steps: 0"):
         train(recipe_for(tmp_path / "run"), collection=small_collection)
+
+
+@pytest.mark.slow
+def test_a_time_budget_stops_training_and_the_stopping_step_is_evaluated(tmp_path, monkeypatch):
+    """A fake clock one minute further at each reading: begun at minute 0, step 1 ends at minute 1, step 2 at
+    minute 2 -- past the 1.5-minute budget, so training stops there although max_steps is 6, and step 2 gets
+    the last dev evaluation although eval_steps (3) would not have chosen it."""
+    readings = iter(range(0, 6000, 60))
+    monkeypatch.setattr(train_module, "time", type("Clock", (), {"monotonic": staticmethod(lambda: next(readings))}))
+    script_dev(monkeypatch, {0: 0.1, 2: 0.2})
+    result = train(recipe_for(tmp_path / "run", max_steps=6, eval_steps=3, max_minutes=1.5))
+    assert result.steps == 2
+    records = read_log(result.log_path)
+    assert [r["step"] for r in records if "dev/ndcg@10" in r] == [0, 2]
+    assert json.loads((result.final_dir / "policy.json").read_text())["selection"]["step"] == 2
+    assert (tmp_path / "run" / "checkpoint-2").is_dir()
