@@ -26,7 +26,7 @@ from deepretrieval.data import load_collection
 from deepretrieval.demo import run_demo
 from deepretrieval.evaluate import load_policy_metrics, paired_test
 from deepretrieval.recipe import TrainRecipe, demo_recipe, load_recipe
-from deepretrieval.runs import LOG_FILE, family_stat, read_log
+from deepretrieval.runs import LOG_FILE, family_stat, read_log, read_selection
 from deepretrieval.warm_start import WARM_START_DIR, read_summary
 
 MEASURES = ("ndcg@10", "recall@100", "recall@1000")
@@ -49,18 +49,82 @@ def training_summary(log_path: Path) -> dict[str, float]:
     return summary
 
 
-def significance(run_dir: Path, recipe: dict, split: str = "test") -> dict:
-    """Paired tests of the trained policy against RM3 (and the original query), per measure."""
-    collection = load_collection(recipe["data"], seed=recipe.get("seed", 0))
-    examples = [e for e in collection.split(split) if e.relevant]
+def significance(run_dir: Path, recipe: dict, split: str = "test", examples=None) -> dict:
+    """Paired tests of the trained (and warm-started) policy against the baselines (RM3 or pico-boolean, the
+    original query) and the untrained model, per measure; on ``examples`` when given (a group of the split)."""
+    if examples is None:
+        collection = load_collection(recipe["data"], seed=recipe.get("seed", 0))
+        examples = [e for e in collection.split(split) if e.relevant]
     slugs = list(load_policy_metrics(run_dir / "eval"))
     learned = [s for s in slugs if s.startswith(("trained", "warm-started"))]
+    bases = [b for b in ("prf", "pico-boolean", "original") if b in slugs] + [
+        s for s in slugs if s.startswith("untrained")
+    ]
+    measures = measures_of(run_dir / "eval")
     return {
-        f"{policy} vs {base}": paired_test(run_dir / "eval", examples, policy, base, MEASURES)
+        f"{policy} vs {base}": paired_test(run_dir / "eval", examples, policy, base, measures)
         for policy in learned
-        for base in ("prf", "pico-boolean", "original")
-        if base in slugs
+        for base in bases
     }
+
+
+def dev_curve(log_path: Path) -> list[dict]:
+    """Each held-out evaluation of the run: step, minutes since GRPO began, the dev measures; and the mean
+    training reward of the steps since the previous evaluation."""
+    curve, rewards = [], []
+    for record in read_log(log_path):
+        if "reward" in record:
+            rewards.append(record["reward"])
+        dev = {k.removeprefix("dev/"): v for k, v in record.items() if k.startswith("dev/")}
+        if dev:
+            mean = round(sum(rewards) / len(rewards), 4) if rewards else None
+            curve.append({"step": record["step"], "minutes": record.get("minutes"), "train_reward": mean, **dev})
+            rewards = []
+    return curve
+
+
+def measures_of(eval_dir: Path) -> tuple[str, ...]:
+    """The measures every policy of the evaluation reports (literature: recall@100/1000/3000 and nDCG@10)."""
+    metrics = list(load_policy_metrics(eval_dir).values())
+    return tuple(m for m in metrics[0] if all(m in other for other in metrics) and "@" in m) if metrics else MEASURES
+
+
+def topic_groups(recipe: dict, split: str = "test") -> dict[str, list]:
+    """For a generated collection whose reviews name their concepts (``meta`` condition / intervention /
+    population): the split's judged examples whose condition-intervention pair some training review has
+    (the query could be recalled) and those with a pair no training review has (a new combination; by the
+    generator's split every single concept of a test review occurs in training). Empty for other data."""
+    collection = load_collection(recipe["data"], seed=recipe.get("seed", 0))
+    examples = [e for e in collection.split(split) if e.relevant]
+    if not examples or "condition" not in examples[0].meta:
+        return {}
+    pairs = {(e.meta["condition"], e.meta["intervention"]) for e in collection.split(recipe["split"])}
+    seen = [e for e in examples if (e.meta["condition"], e.meta["intervention"]) in pairs]
+    new = [e for e in examples if (e.meta["condition"], e.meta["intervention"]) not in pairs]
+    return {"pair in a training review": seen, "new pair (concepts seen apart)": new}
+
+
+def by_group(run_dir: Path, recipe: dict) -> dict:
+    """Per topic group: its size, each policy's means and the paired tests (``topic_groups``)."""
+    from deepretrieval import metrics as M
+    from deepretrieval.evaluate import _read_runs
+
+    report = {}
+    for name, examples in topic_groups(recipe).items():
+        qrels = {e.id: dict(e.targets) for e in examples}
+        means = {}
+        for slug in load_policy_metrics(run_dir / "eval"):
+            run = {q: r for q, r in _read_runs(run_dir / "eval" / "policies" / slug / "runs.jsonl") if q in qrels}
+            per_query = M.evaluate_run(run, qrels, measures_of(run_dir / "eval"))
+            means[slug] = {
+                m: sum(v[m] for v in per_query.values()) / len(per_query) for m in next(iter(per_query.values()))
+            }
+        report[name] = {
+            "queries": len(examples),
+            "means": means,
+            "significance": significance(run_dir, recipe, examples=examples),
+        }
+    return report
 
 
 def eval_depth(eval_dir: Path) -> int:
@@ -85,6 +149,11 @@ def summarize(run_dir: Path, *, with_ceiling: bool = True) -> dict:
         "eval_depth": eval_depth(run_dir / "eval"),
         "significance": significance(run_dir, recipe),
     }
+    if (selection := read_selection(run_dir / "train" / "final")) is not None:
+        report["selection"] = selection
+        report["dev_curve"] = dev_curve(run_dir / "train" / LOG_FILE)
+    if groups := by_group(run_dir, recipe):
+        report["by_topic"] = groups
     if with_ceiling and recipe["mode"] in CEILING_MODES:
         report["ceiling"] = ceiling(
             recipe["data"], "test", recipe["mode"], 30, 10, 5 if recipe["mode"] == "expand-rm3" else 10

@@ -682,6 +682,80 @@ def _literature_values(scores: dict, depth: int) -> tuple[float | None, ...]:
     return (*measured, *shares)
 
 
+def literature_learning(run: dict, collection: str) -> str:
+    """§10 (issue 23): a literature learning run with held-out selection -- baselines, the untrained model, the
+    warm start, the selected policy, and the selected policy's paired tests (R@100) on the test reviews."""
+    chosen = run["selection"]
+    last_step = chosen["last_step"]
+    trained = f"trained: warm start + GRPO, step {chosen['step']} of {last_step} (best on dev)"
+    labelled = [
+        ("the PICO's words as typed (`original`)", "original"),
+        ("`pico-boolean` (P words OR'd AND I words OR'd)", "pico-boolean"),
+        ("untrained SmolLM2-135M", "untrained"),
+        ("warm start alone (pearl-growing queries, SFT)", "warm-started"),
+        (trained, "trained"),
+    ]
+    rows, tests = [], []
+    for label, name in labelled:
+        scores = policy(run, name)
+        rows.append(Row((label,), _literature_values(scores, run["eval_depth"])))
+    lines = metric_rows(rows, bold_columns=range(4), formats=[num] * 4 + [percent] * 2)
+    for base, label in (("pico-boolean", "`pico-boolean`"), (_keys(run, "untrained")[0], "the untrained model")):
+        test = versus(run, "trained", base)["recall@100"]
+        cells = (label, signed(test["difference"], 3), pvalue(test["t_test_p"]), pvalue(test["randomization_p"]))
+        tests.append(markdown_row(cells))
+    columns = ("R@100", "R@1000", "R@3000", "nDCG@10", "queries the parser refused", "queries with no result")
+    out = table(header("policy", *columns), lines)
+    head = header(f"selected policy vs ({collection} test, R@100)", "difference", "paired t-test p", "randomization p")
+    return f"{out}\n\n{table(head, tests)}"
+
+
+def literature_topics(run: dict) -> str:
+    """The test reviews by whether a training review has their condition-intervention pair (R@100)."""
+    lines = []
+    for group, found in run["by_topic"].items():
+        means = found["means"]
+        pick = {name: means[_key(means, name)]["recall@100"] for name in ("pico-boolean", "warm-started", "trained")}
+        test = found["significance"][f"{_key(means, 'trained')} vs pico-boolean"]["recall@100"]
+        cells = [group, str(found["queries"]), *(num(v) for v in pick.values()), pvalue(test["t_test_p"])]
+        lines.append(markdown_row(cells))
+    head = header(
+        "test reviews", "reviews", "`pico-boolean`", "warm start", "trained", "p (trained vs pico-boolean)", left=1
+    )
+    return table(head, lines)
+
+
+def _key(policies: dict, name: str) -> str:
+    found = [k for k in policies if k == name or k.startswith(f"{name}_")]
+    if len(found) != 1:
+        raise KeyError(f"policy {name!r}: found {found} among {list(policies)}")
+    return found[0]
+
+
+def literature_curve(run: dict) -> str:
+    """The held-out evaluations of the run: step, minutes, mean training reward since the last one, dev measures."""
+    lines = []
+    for point in run["dev_curve"]:
+        reward = "" if point["train_reward"] is None else num(point["train_reward"], 2)
+        cells = [str(point["step"]), num(point["minutes"], 1), reward]
+        cells += [num(point[m]) for m in ("recall@100", "recall@1000", "ndcg@10")]
+        lines.append(markdown_row(cells))
+    return table(header("step", "minutes", "train reward", "dev R@100", "dev R@1000", "dev nDCG@10", left=0), lines)
+
+
+def literature_headline(results: Results) -> str:
+    run = results("learning_literature_headline")
+    return literature_learning(run, "literature-demo")
+
+
+def literature_headline_topics(results: Results) -> str:
+    return literature_topics(results("learning_literature_headline"))
+
+
+def literature_headline_curve(results: Results) -> str:
+    return literature_curve(results("learning_literature_headline"))
+
+
 SEMANTICS_ROWS = {
     "original": "the PICO's words as typed (`original`)",
     "pico-boolean": "`pico-boolean`",
@@ -804,6 +878,9 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "step_time_shared_prefix": step_time_shared_prefix,
     "literature": literature,
     "literature-semantics": literature_semantics,
+    "literature-headline": literature_headline,
+    "literature-headline-topics": literature_headline_topics,
+    "literature-headline-curve": literature_headline_curve,
     "backends": backends,
     "dense-batching": dense_batching,
     "qa": qa,
