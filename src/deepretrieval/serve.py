@@ -277,7 +277,7 @@ class Emulator:
         self.service, self.index = service, index
         self.documents = {d.id: d for d in documents}
         # CT.gov v2 study objects by NCT id (/studies answers with them; without one, a stub naming its id).
-        self.studies = {str(s["protocolSection"]["identificationModule"]["nctId"]): s for s in studies}
+        self.study_objects = {str(s["protocolSection"]["identificationModule"]["nctId"]): s for s in studies}
         self.clock, self.history_size = clock, history_size
         self.faults = faults or Faults()
         self.log = log or RequestLog()
@@ -527,7 +527,7 @@ class Emulator:
         if isinstance(result, QuerySyntaxError):
             raise ServiceError(f"Invalid query.term: {result}")
         ids = result.ids[offset : offset + size]
-        found = [self.studies.get(i) or {"protocolSection": {"identificationModule": {"nctId": i}}} for i in ids]
+        found = [self.study_objects.get(i) or {"protocolSection": {"identificationModule": {"nctId": i}}} for i in ids]
         body: dict[str, Any] = {"studies": found}
         if offset + len(ids) < min(result.total or 0, MAX_K):
             body["nextPageToken"] = _page_token(offset + len(ids))
