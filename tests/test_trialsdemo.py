@@ -21,7 +21,8 @@ from deepretrieval.data.retrievaldemo import load_table
 from deepretrieval.data.trialsdemo import build_trials_demo, generate_trials_demo, write_trials_demo
 from deepretrieval.errors import DeepRetrievalError
 from deepretrieval.search.boolean import TRIALS, BooleanIndex, BooleanRequest
-from deepretrieval.serve import build_emulator, create_app
+from deepretrieval.search.ctgov import CTGovSearcher
+from deepretrieval.serve import build_emulator, create_app, serve_in_thread
 from deepretrieval.tasks.literature import LiteratureTask
 from deepretrieval.types import Example
 
@@ -34,6 +35,7 @@ MODULES = {
     "armsInterventionsModule": ("interventions",),
     "eligibilityModule": ("eligibilityCriteria", "sex", "minimumAge", "maximumAge", "healthyVolunteers"),
 }
+FAST = {"backoff": 0.0, "max_backoff": 0.0, "timeout": 5, "cache": False}
 CT_TYPES = {"DRUG", "BEHAVIORAL", "DEVICE", "PROCEDURE", "DIETARY_SUPPLEMENT", "BIOLOGICAL", "RADIATION", "OTHER"}
 
 
@@ -253,8 +255,12 @@ def test_written_files_load_back_to_the_same_collection(small, tmp_path: Path) -
     assert load_reviews(reviews, trials).documents == want.documents
 
 
-def test_the_ctgov_emulator_answers_with_the_generated_study_objects(demo, tmp_path: Path) -> None:
-    emulator = build_emulator("ctgov", "trials-demo", index=tmp_path / "index")
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    return build_emulator("ctgov", "trials-demo", index=tmp_path_factory.mktemp("emulator") / "index")
+
+
+def test_the_ctgov_emulator_answers_with_the_generated_study_objects(demo, emulator) -> None:
     by_id = {s["protocolSection"]["identificationModule"]["nctId"]: s for s in demo.studies}
     expected = {
         i for i, s in by_id.items() if "Periodontitis" in s["protocolSection"]["conditionsModule"]["conditions"]
@@ -277,3 +283,36 @@ def test_parameters_are_checked_and_scale_the_collection() -> None:
     tiny = generate_trials_demo(0, 5, included=(1, 1), later=(0, 0), partial=0, distractors=0, filler_docs=0)
     assert len(tiny.collection.examples) == 5 and len(tiny.studies) == 5
     assert all(len(r["trial_nctids"]) == 1 for r in tiny.reviews)  # its one trial: no partial, no distractor
+
+
+def test_the_ctgov_emulator_sends_ids_alone_when_fields_asks_for_nctid(emulator) -> None:
+    with TestClient(create_app(emulator)) as client:
+        reply = client.get("/api/v2/studies", params={"query.term": "AREA[Condition]Periodontitis", "fields": "NCTId"})
+    studies = reply.json()["studies"]
+    assert len(studies) == 10 and all(
+        s
+        == {
+            "protocolSection": {
+                "identificationModule": {"nctId": s["protocolSection"]["identificationModule"]["nctId"]}
+            }
+        }
+        for s in studies
+    )
+
+
+def test_the_ctgov_backend_over_http_agrees_with_the_offline_engine_on_the_demo(demo, emulator, backend) -> None:
+    """The trial-search family's HTTP backend (CT.gov API v2, start-date window) against the emulator of the
+    generated registry finds what the offline engine finds for the same query and window."""
+    example = demo.collection.split("test")[0]
+    meta = example.meta
+    term = f'AREA[Condition]"{load_table("literature.yaml")["mesh"]["conditions"][meta["condition"]]}"'
+    spec = {"kind": "ctgov", "rate": 500, "date_filter": True, **FAST}
+    with (
+        serve_in_thread(create_app(emulator)) as running,
+        CTGovSearcher.from_spec({**spec, "base_url": f"{running.url}/api/v2"}) as client,
+    ):
+        (online,) = client.search([BooleanRequest(term, maxdate=meta["pub_date"])], 1000)
+    (offline,) = backend.search(
+        [BooleanRequest(term.replace("AREA[Condition]", "") + "[cond]", maxdate=meta["pub_date"])], 1000
+    )
+    assert online.ids == offline.ids and set(example.targets) <= set(online.ids)

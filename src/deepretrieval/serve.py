@@ -72,9 +72,10 @@ on it). ``retmode=json``: ``{"header": …, "result": {"uids": [...], "<id>": {"
 "fulljournalname", "sortpubdate", "sortfirstauthor"}}}``, an unknown id ``{"uid", "error"}``.
 
 **/studies**: ``query.term``, ``pageSize`` (default 10, at most 1,000), ``pageToken`` (opaque, from
-``nextPageToken``), ``countTotal``, ``format=json``, ``fields`` (accepted, not applied: a study is its whole
-v2 object when the emulator has one — ``--data trials-demo`` gives it the generated objects — else only
-``protocolSection.identificationModule.nctId``), ``filter.advanced`` only as
+``nextPageToken``), ``countTotal``, ``format=json``, ``fields`` (``NCTId`` alone, as our client sends it: each
+study as ``protocolSection.identificationModule.nctId`` only; otherwise accepted, not applied: a study is its
+whole v2 object when the emulator has one — ``--data trials-demo`` gives it the generated objects — else
+only its ``nctId``), ``filter.advanced`` only as
 ``AREA[StartDate]RANGE[from,to]`` (``YYYY-MM-DD``, ``MIN``, ``MAX``): the start-date window.
 ``query.term`` is ClinicalTrials.gov's search syntax as far as the engine runs it: ``AND``, ``OR``,
 ``NOT`` (upper case), parentheses, ``"quoted phrases"``, and ``AREA[Area]`` before a word, a quoted phrase
@@ -527,7 +528,12 @@ class Emulator:
         if isinstance(result, QuerySyntaxError):
             raise ServiceError(f"Invalid query.term: {result}")
         ids = result.ids[offset : offset + size]
-        found = [self.study_objects.get(i) or {"protocolSection": {"identificationModule": {"nctId": i}}} for i in ids]
+        ids_only = _ids_only(params)
+        found = [
+            (None if ids_only else self.study_objects.get(i))
+            or {"protocolSection": {"identificationModule": {"nctId": i}}}
+            for i in ids
+        ]
         body: dict[str, Any] = {"studies": found}
         if offset + len(ids) < min(result.total or 0, MAX_K):
             body["nextPageToken"] = _page_token(offset + len(ids))
@@ -847,6 +853,12 @@ def query_leaves(text: str) -> list[tuple[str, bool]]:
 
 
 _AREA = re.compile(r"AREA\[([^\]]*)\]\s*")
+
+
+def _ids_only(params: Mapping[str, Sequence[str]]) -> bool:
+    """Whether ``fields`` asks for the NCT id alone (``NCTId``, by its piece name or its path)."""
+    asked = {f.strip().lower() for f in _last(params, "fields", "").split(",") if f.strip()}
+    return bool(asked) and asked <= {"nctid", "protocolsection.identificationmodule.nctid"}
 
 
 def ctgov_term(text: str) -> str:
