@@ -316,3 +316,20 @@ def test_the_ctgov_backend_over_http_agrees_with_the_offline_engine_on_the_demo(
         [BooleanRequest(term.replace("AREA[Condition]", "") + "[cond]", maxdate=meta["pub_date"])], 1000
     )
     assert online.ids == offline.ids and set(example.targets) <= set(online.ids)
+
+
+def test_the_recipes_warm_start_has_a_pearl_demonstration_for_every_training_review(demo) -> None:
+    from deepretrieval.recipe import load_recipe
+    from deepretrieval.warm_start import demonstrations
+
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "trials-demo.yaml", {})
+    assert (recipe.data, recipe.backend, recipe.warm_start_epochs) == (
+        "trials-demo",
+        {"kind": "boolean", "schema": "trials"},
+        2,
+    )
+    train = demo.collection.split("train")
+    kept, completions = demonstrations(LiteratureTask(), train, recipe, demo.collection)
+    assert kept == train
+    # The direct variant's completion: a space, the query, the closing tag (the prompt ends in <answer>).
+    assert completions[0] == ' "Irritable Bowel Syndrome"[cond]</answer>'
