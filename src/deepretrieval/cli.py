@@ -44,7 +44,11 @@ def _setup() -> None:
 
 DataOpt = Annotated[
     str,
-    typer.Option("--data", help="'demo', a BEIR folder, a SMART folder (Cranfield, MED) or examples .jsonl"),
+    typer.Option(
+        "--data",
+        help="'demo', 'literature-demo', 'trials-demo', 'qa-demo' (generated), a BEIR folder, a SMART folder "
+        "(Cranfield, MED), an examples, reviews or QA .jsonl",
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed for generated data and for splitting collections without splits")]
 CorpusOpt = Annotated[Path | None, typer.Option(help="corpus.jsonl for a .jsonl of examples (default: beside it)")]

@@ -5,7 +5,8 @@ testing the HTTP backends and tools written for the real services (Biopython's `
 ``deepretrieval serve emulator pubmed --data literature-demo --port 8765`` serves
 ``http://127.0.0.1:8765/entrez/eutils/{esearch,efetch,esummary}.fcgi`` (set ``backend.base_url`` to
 ``http://127.0.0.1:8765/entrez/eutils``); ``... serve emulator ctgov --data TRIALS`` serves
-``/api/v2/studies`` (``backend.base_url: http://127.0.0.1:8765/api/v2``). Both bind 127.0.0.1 unless told.
+``/api/v2/studies`` (``backend.base_url: http://127.0.0.1:8765/api/v2``; ``--data trials-demo`` for the
+generated trials). Both bind 127.0.0.1 unless told.
 Every E-utility takes GET or a POST form, as NCBI's (E-utilities Help, NCBI Bookshelf NBK25499);
 ``tool``, ``email`` and ``api_key`` are accepted and change nothing.
 
@@ -71,8 +72,10 @@ on it). ``retmode=json``: ``{"header": …, "result": {"uids": [...], "<id>": {"
 "fulljournalname", "sortpubdate", "sortfirstauthor"}}}``, an unknown id ``{"uid", "error"}``.
 
 **/studies**: ``query.term``, ``pageSize`` (default 10, at most 1,000), ``pageToken`` (opaque, from
-``nextPageToken``), ``countTotal``, ``format=json``, ``fields`` (accepted; studies carry only
-``protocolSection.identificationModule.nctId``), ``filter.advanced`` only as
+``nextPageToken``), ``countTotal``, ``format=json``, ``fields`` (``NCTId`` alone, as our client sends it: each
+study as ``protocolSection.identificationModule.nctId`` only; otherwise accepted, not applied: a study is its
+whole v2 object when the emulator has one — ``--data trials-demo`` gives it the generated objects — else
+only its ``nctId``), ``filter.advanced`` only as
 ``AREA[StartDate]RANGE[from,to]`` (``YYYY-MM-DD``, ``MIN``, ``MAX``): the start-date window.
 ``query.term`` is ClinicalTrials.gov's search syntax as far as the engine runs it: ``AND``, ``OR``,
 ``NOT`` (upper case), parentheses, ``"quoted phrases"``, and ``AREA[Area]`` before a word, a quoted phrase
@@ -263,6 +266,7 @@ class Emulator:
         index: BooleanIndex,
         *,
         documents: Sequence[Document] = (),
+        studies: Sequence[Mapping[str, Any]] = (),
         faults: Faults | None = None,
         log: RequestLog | None = None,
         rate_limit: float | None = None,
@@ -273,6 +277,8 @@ class Emulator:
             raise DeepRetrievalError(f"no emulator for {service!r} (known: {', '.join(SERVICES)})")
         self.service, self.index = service, index
         self.documents = {d.id: d for d in documents}
+        # CT.gov v2 study objects by NCT id (/studies answers with them; without one, a stub naming its id).
+        self.study_objects = {str(s["protocolSection"]["identificationModule"]["nctId"]): s for s in studies}
         self.clock, self.history_size = clock, history_size
         self.faults = faults or Faults()
         self.log = log or RequestLog()
@@ -522,7 +528,13 @@ class Emulator:
         if isinstance(result, QuerySyntaxError):
             raise ServiceError(f"Invalid query.term: {result}")
         ids = result.ids[offset : offset + size]
-        body: dict[str, Any] = {"studies": [{"protocolSection": {"identificationModule": {"nctId": i}}} for i in ids]}
+        ids_only = _ids_only(params)
+        found = [
+            (None if ids_only else self.study_objects.get(i))
+            or {"protocolSection": {"identificationModule": {"nctId": i}}}
+            for i in ids
+        ]
+        body: dict[str, Any] = {"studies": found}
         if offset + len(ids) < min(result.total or 0, MAX_K):
             body["nextPageToken"] = _page_token(offset + len(ids))
         if _last(params, "countTotal", "false").lower() == "true":
@@ -841,6 +853,12 @@ def query_leaves(text: str) -> list[tuple[str, bool]]:
 
 
 _AREA = re.compile(r"AREA\[([^\]]*)\]\s*")
+
+
+def _ids_only(params: Mapping[str, Sequence[str]]) -> bool:
+    """Whether ``fields`` asks for the NCT id alone (``NCTId``, by its piece name or its path)."""
+    asked = {f.strip().lower() for f in _last(params, "fields", "").split(",") if f.strip()}
+    return bool(asked) and asked <= {"nctid", "protocolsection.identificationmodule.nctid"}
 
 
 def ctgov_term(text: str) -> str:
@@ -1228,15 +1246,23 @@ def build_emulator(
     rate_limit: float | None = None,
     mesh_tree: Path | None = None,
 ) -> Emulator:
-    """An emulator of ``service`` answering from the Boolean index of a collection (``literature-demo``, a
-    reviews .jsonl with its corpus …): built once and cached, like the literature task's offline backend.
+    """An emulator of ``service`` answering from the Boolean index of a collection (``literature-demo``,
+    ``trials-demo`` — whose /studies replies are its generated v2 study objects —, a reviews .jsonl with its
+    corpus …): built once and cached, like the literature task's offline backend.
     ``mesh_tree``: NLM's MeSH descriptor file, so that ``[mh]`` explodes (``backend.mesh_tree``)."""
     from .data import load_collection
     from .tasks import get_task
 
     if service not in SERVICES:
         raise DeepRetrievalError(f"no emulator for {service!r} (known: {', '.join(SERVICES)})")
-    collection = load_collection(data, corpus=corpus, seed=seed)
+    studies: Sequence[Mapping[str, Any]] = ()
+    if data == "trials-demo":  # its trials were written as CT.gov v2 objects: /studies answers with them
+        from .data.trialsdemo import generate_trials_demo
+
+        demo = generate_trials_demo(seed)
+        collection, studies = demo.collection, demo.studies
+    else:
+        collection = load_collection(data, corpus=corpus, seed=seed)
     spec = {
         "kind": "boolean",
         **({"schema": schema} if schema else {}),
@@ -1244,7 +1270,15 @@ def build_emulator(
     }
     engine = get_task("literature").backend(collection, spec, index=index)
     log = RequestLog(log_path)
-    return Emulator(service, engine, documents=collection.documents, faults=faults, log=log, rate_limit=rate_limit)
+    return Emulator(
+        service,
+        engine,
+        documents=collection.documents,
+        studies=studies,
+        faults=faults,
+        log=log,
+        rate_limit=rate_limit,
+    )
 
 
 def run(emulator: Emulator, host: str = "127.0.0.1", port: int = 8765, *, body_timeout: float = BODY_TIMEOUT) -> None:

@@ -18,9 +18,9 @@ def load_collection(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.6, 0.1, 0.3),
 ) -> Collection:
-    """``demo`` | ``literature-demo`` | ``qa-demo`` | a BEIR folder | a SMART folder | an examples ``.jsonl`` |
-    a reviews ``.jsonl`` (DeepRetrieval's PICO records) | a QA ``.jsonl`` (``question`` and ``answers``; for
-    the last three, the corpus beside it or ``corpus``)."""
+    """``demo`` | ``literature-demo`` | ``trials-demo`` | ``qa-demo`` (generated) | a BEIR folder | a SMART
+    folder | an examples ``.jsonl`` | a reviews ``.jsonl`` (DeepRetrieval's PICO records) | a QA ``.jsonl``
+    (``question`` and ``answers``; for the last three, the corpus beside it or ``corpus``)."""
     if str(spec) == "demo":
         from .retrievaldemo import build_demo_collection
 
@@ -29,6 +29,10 @@ def load_collection(
         from .litdemo import build_literature_demo
 
         return build_literature_demo(seed=seed)
+    if str(spec) == "trials-demo":
+        from .trialsdemo import build_trials_demo
+
+        return build_trials_demo(seed=seed)
     if str(spec) == "qa-demo":
         from .qademo import build_qa_demo
 
@@ -64,7 +68,8 @@ def load_collection(
     if not path.exists():
         raise DataError(
             path,
-            "no such file or folder (expected 'demo', 'literature-demo', 'qa-demo', a BEIR or SMART folder, a .jsonl)",
+            "no such file or folder (expected 'demo', 'literature-demo', 'trials-demo', 'qa-demo', a BEIR or SMART "
+            "folder, a .jsonl)",
         )
     raise DataError(
         path,

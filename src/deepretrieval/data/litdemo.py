@@ -32,9 +32,9 @@ import datetime
 import functools
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import DeepRetrievalError
 from ..types import Collection, Document, Example
@@ -283,21 +283,40 @@ def _documents(pubs: list[_Pub], rng: random.Random) -> tuple[list[Document], li
     return documents, ids
 
 
+class _Faceted(Protocol):
+    """What :func:`_matching` reads of a generated record (a publication here, a trial in .trialsdemo)."""
+
+    @property
+    def population(self) -> str | None: ...
+    @property
+    def date(self) -> datetime.date: ...
+
+
 def _matching(
-    topic: _Topic, studies: list[int], pubs: list[_Pub], ids: list[str], review_date: datetime.date
+    topic: _Topic, studies: list[int], pubs: Sequence[_Faceted], ids: list[str], review_date: datetime.date
 ) -> tuple[list[str], list[str]]:
     """(included, later): of ``studies`` (those of the topic's condition and intervention), the ones of its
-    population (any, if it names none) before and after the review date, in PMID order."""
+    population (any, if it names none) before and after the review date, in id order."""
     pkey = topic.key[2]
     matching = [k for k in studies if pkey in (None, pubs[k].population)]
-    before = sorted((ids[k] for k in matching if pubs[k].date < review_date), key=int)
-    after = sorted((ids[k] for k in matching if pubs[k].date > review_date), key=int)
+    # (length, text): numeric order for PMIDs, and for NCT ids (fixed width after "NCT") their text order.
+    before = sorted((ids[k] for k in matching if pubs[k].date < review_date), key=lambda i: (len(i), i))
+    after = sorted((ids[k] for k in matching if pubs[k].date > review_date), key=lambda i: (len(i), i))
     return before, after
 
 
 def _example(
-    qid: str, topic: _Topic, date: datetime.date, studies: tuple[list[str], list[str]], rng: random.Random
+    qid: str,
+    topic: _Topic,
+    date: datetime.date,
+    studies: tuple[list[str], list[str]],
+    rng: random.Random,
+    *,
+    kind: str = PUBLICATIONS,
+    oracle: Callable[[_Concept, _Concept, _Concept | None], str] | None = None,
 ) -> Example:
+    """A review of ``topic``: its lay PICO and meta; ``kind`` and ``oracle`` (the ceiling query's writer,
+    :func:`oracle_boolean_query` by default) are the trial demo's (:mod:`.trialsdemo`) to change."""
     included, later = studies
     cond, interv, pop = topic.condition, topic.intervention, topic.population
     pico_words = _tables().pico
@@ -313,8 +332,8 @@ def _example(
     meta: dict[str, Any] = {
         "pico": pico,
         "pub_date": date,
-        "kind": PUBLICATIONS,
-        "oracle_query": oracle_boolean_query(cond, interv, pop),
+        "kind": kind,
+        "oracle_query": (oracle or oracle_boolean_query)(cond, interv, pop),
         "synthetic": True,
         "topic": "/".join(k or "-" for k in topic.key),
         "condition": cond.key,

@@ -31,7 +31,10 @@ with none in the corpus is dropped, counted too.
   ``Summer``, is undated, one with an impossible year, ``0000 Jan``, an error, as the same ``<Year>`` is).
 * trials: JSONL (``nct_id``, ``title``, ``summary``, ``conditions``, ``interventions``, ``start_date``),
   or ClinicalTrials.gov API v2 study objects: a ``.json`` holding ``{"studies": [...]}`` or a list, or
-  one study a line in a ``.jsonl``.
+  one study a line in a ``.jsonl``. A study object's ``eligibilityModule.eligibilityCriteria`` is kept,
+  one criterion a line (blank lines and leading ``*`` / ``-`` bullets dropped), as the field
+  ``eligibility`` and as further lines of the text after the brief summary, so ``[ab]`` and untagged words
+  search it (who a trial enrols is often only there: "Inclusion Criteria: * Children aged 6 to 12 ...").
 
 A partial document date stands for the start of its period (``1998`` is 1998-01-01), as PubMed files
 it. Trials carry list fields ``conditions`` / ``interventions``.
@@ -515,6 +518,8 @@ _SUMMARY = "protocolSection.descriptionModule.briefSummary"
 _CONDITIONS = "protocolSection.conditionsModule.conditions"
 _INTERVENTIONS = "protocolSection.armsInterventionsModule.interventions"
 _START = "protocolSection.statusModule.startDateStruct.date"
+_ELIGIBILITY = "protocolSection.eligibilityModule.eligibilityCriteria"
+_BULLET = re.compile(r"^\s*(?:[*\u2022-]\s+|\d{1,2}[.)]\s+)?")
 
 
 def _studies_json(path: Path) -> Iterator[tuple[Document, _Where]]:
@@ -555,16 +560,25 @@ def _study(study: dict, where: _Where) -> Document:
     interventions = _get(study, _INTERVENTIONS, list, where) or []
     if not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in interventions):
         raise where.error(f"every entry of {_INTERVENTIONS} must be an object with a string 'name'")
+    eligibility = eligibility_lines(_get(study, _ELIGIBILITY, str, where) or "")
+    summary = _get(study, _SUMMARY, str, where) or ""
+    fields = {
+        "conditions": _strings(_get(study, _CONDITIONS, list, where), _CONDITIONS, where),
+        "interventions": tuple(i["name"] for i in interventions),
+    }
     return Document(
         nct_id,
         _get(study, _BRIEF_TITLE, str, where) or _get(study, _OFFICIAL_TITLE, str, where) or "",
-        _get(study, _SUMMARY, str, where) or "",
-        {
-            "conditions": _strings(_get(study, _CONDITIONS, list, where), _CONDITIONS, where),
-            "interventions": tuple(i["name"] for i in interventions),
-        },
+        "\n".join(filter(None, (summary, *eligibility))),
+        fields | ({"eligibility": eligibility} if eligibility else {}),
         _dated(_get(study, _START, str, where) or "", _START, where),
     )
+
+
+def eligibility_lines(criteria: str) -> tuple[str, ...]:
+    """ClinicalTrials.gov eligibility criteria as one criterion a line: blank lines and bullets dropped."""
+    lines = (_BULLET.sub("", line, count=1).strip() for line in criteria.split("\n"))
+    return tuple(line for line in lines if line)
 
 
 def _get(obj: dict, dotted: str, kind: type, where: _Where) -> Any:
