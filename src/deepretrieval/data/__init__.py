@@ -19,8 +19,8 @@ def load_collection(
     fractions: tuple[float, float, float] = (0.6, 0.1, 0.3),
 ) -> Collection:
     """``demo`` | ``literature-demo`` | ``qa-demo`` | ``sql-demo`` | a Spider or BIRD folder (text-to-SQL) | a BEIR
-    folder | a SMART folder | an examples ``.jsonl`` | a reviews ``.jsonl`` (DeepRetrieval's PICO records) | a QA ``.jsonl`` (``question`` and ``answers``; for
-    the last three, the corpus beside it or ``corpus``)."""
+    folder | a SMART folder | an examples ``.jsonl`` | a reviews ``.jsonl`` (DeepRetrieval's PICO records) | a QA
+    ``.jsonl`` (``question`` and ``answers``; for the last three, the corpus beside it or ``corpus``)."""
     if str(spec) == "demo":
         from .retrievaldemo import build_demo_collection
 

@@ -208,9 +208,7 @@ def _questions(domain: _Domain, parents, children, rng: random.Random) -> list[t
             )
         )
     for year in rng.sample(range(2000, 2021), 2):
-        out.append(
-            (f"Which {d.things} came out after {year}?", f"SELECT {d.label} FROM {d.child} WHERE year > {year}")
-        )
+        out.append((f"Which {d.things} came out after {year}?", f"SELECT {d.label} FROM {d.child} WHERE year > {year}"))
     for parent in rng.sample(having, min(2, len(having))):
         name = by_id[parent][1]
         out.append(
@@ -265,7 +263,7 @@ def build_sql_demo(seed: int = 0, folder: Path | None = None) -> Collection:
             shutil.rmtree(staging, ignore_errors=True)
     order = [d.db_id for d in _DOMAINS]
     rng.shuffle(order)
-    split_of = {db: "dev" if i == len(order) - 2 else "test" if i == len(order) - 1 else "train" for i, db in enumerate(order)}
+    split_of = dict.fromkeys(order[:-2], "train") | {order[-2]: "dev", order[-1]: "test"}
     examples: list[Example] = []
     splits: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
     for domain, _, _, questions in generated:

@@ -164,7 +164,7 @@ def run_query(connection: sqlite3.Connection, sql: str, limits: SandboxLimits) -
 
 def _verdict_of(exc: sqlite3.Error) -> str:
     text = str(exc).lower()
-    if "authoriz" in text or "too many attached" in text or "too big" in text or "too long" in text:
+    if "authoriz" in text or "too many attached" in text or "too big" in text or "too long" in text or "too large" in text:
         return "refused"
     if "syntax error" in text or "incomplete input" in text or "unrecognized token" in text:
         return "syntax_error"

@@ -224,7 +224,8 @@ class SQLTask(Task):
         outcomes: list[Outcome] = []
         for action in actions:
             assert isinstance(action, SQLAction)
-            gold = backend.gold(action.db_path, action.gold, source=action.source or action.db_path, record=action.record)
+            source = action.source or action.db_path
+            gold = backend.gold(action.db_path, action.gold, source=source, record=action.record)
             try:
                 result = backend.run(action.db_path, action.sql)
             except sqlite3.DatabaseError as exc:
