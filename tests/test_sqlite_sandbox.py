@@ -161,7 +161,8 @@ def test_verdicts_of_bad_sql(database):
 
 
 def test_reads_return_rows_and_columns(database):
-    result = SQLiteSandbox(LIMITS).run(database, "WITH t AS (SELECT name, price FROM items) SELECT * FROM t ORDER BY name")
+    sql = "WITH t AS (SELECT name, price FROM items) SELECT * FROM t ORDER BY name"
+    result = SQLiteSandbox(LIMITS).run(database, sql)
     assert result.ok and result.columns == ("name", "price")
     assert result.rows == (("cap", 0.5), ("ink", None), ("pad", 4.0), ("pen", 1.5))
 

@@ -162,11 +162,15 @@ def run_query(connection: sqlite3.Connection, sql: str, limits: SandboxLimits) -
     return QueryResult("ok", tuple(tuple(r) for r in rows), columns, seconds=seconds)
 
 
+# SQLite's words for the authorizer's denials and for statements past a limit (SQL length, attached databases).
+_REFUSALS = ("authoriz", "too many attached", "too big", "too long", "too large")
+
+
 def _verdict_of(exc: sqlite3.Error) -> str:
     text = str(exc).lower()
-    if "authoriz" in text or "too many attached" in text or "too big" in text or "too long" in text or "too large" in text:
+    if any(word in text for word in _REFUSALS):
         return "refused"
-    if "syntax error" in text or "incomplete input" in text or "unrecognized token" in text:
+    if any(word in text for word in ("syntax error", "incomplete input", "unrecognized token")):
         return "syntax_error"
     return "runtime_error"
 
