@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError
 from ..execution_match import execution_match
-from ..parsing import Parsed
+from ..parsing import TAG, Parsed
 from ..prompts import PromptSettings, answer_format
 from ..rewards import RewardConfig, RewardResult
 from ..search.specs import SQLiteSpec, register
@@ -62,8 +62,9 @@ PRESETS: dict[str, SQLRewardConfig] = {
     # DeepRetrieval's BIRD reward, totals 1.1 / 0.4 / 0 / -2: partial credit for SQL that runs but differs;
     # BIRD's own comparison (sets of rows).
     "deepretrieval-bird": SQLRewardConfig(comparison="set", match_reward=1.1, differs_reward=0.4),
-    # 1 for a match, 0 otherwise, an out-of-format completion executed as it stands (small models on a CPU).
-    "exec-lenient": SQLRewardConfig(require_format=False, format_penalty=0.0, empty_penalty=0.0),
+    # 1 for a match, 0 otherwise, an out-of-format completion executed as it stands (small models on a CPU);
+    # an answer with no SQL at all still costs: saying nothing must never pay as well as trying.
+    "exec-lenient": SQLRewardConfig(require_format=False, format_penalty=0.0, empty_penalty=-1.0),
 }
 MEASURES = ("exec_acc", "exec_acc_set", "valid_sql", "timeout_rate")
 
@@ -172,6 +173,8 @@ class SQLTask(Task):
         text = body.strip()
         if not text:
             return None, "empty_query"
+        if TAG.search(text):
+            return None, "nested_tags"
         if text.startswith("{"):
             try:
                 value = json.loads(text)
