@@ -345,6 +345,11 @@ def test_eval_of_the_gold_policy_from_the_cli_is_exact(tmp_path):
     assert policies["gold"]["valid_sql"] == 1.0 and policies["gold"]["timeout_rate"] == 0.0
     assert policies["original"]["exec_acc"] == 0.0 and policies["original"]["valid_sql"] == 0.0  # a question is no SQL
     assert "exec_acc" in result.output
+    from deepretrieval.evaluate import paired_test
+
+    test = load_collection("sql-demo").split("test")
+    paired = paired_test(out, test, "gold", "original", ["exec_acc"], task=TASK)["exec_acc"]
+    assert paired["difference"] == 1.0 and paired["queries"] == len(test)
 
 
 @pytest.mark.slow

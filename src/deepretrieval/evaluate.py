@@ -340,22 +340,28 @@ def load_policy_metrics(out_dir: Path) -> dict[str, dict]:
 
 
 def paired_test(
-    out_dir: Path, examples: Sequence[Example], policy: str, baseline: str, measures: Sequence[str]
+    out_dir: Path,
+    examples: Sequence[Example],
+    policy: str,
+    baseline: str,
+    measures: Sequence[str],
+    task: Task | None = None,
 ) -> dict[str, dict[str, float]]:
     """Paired significance of ``policy`` against ``baseline`` (slugs of completed runs in ``out_dir``) on the
-    judged ``examples``, per measure: both means, the mean difference, a two-sided paired t-test's p and a
-    paired randomization test's p (scipy: 10,000 sign flips of the per-query differences, seeded)."""
+    judged ``examples``, per measure (the task's per-query measures, ``Task.evaluate_run``): both means, the
+    mean difference, a two-sided paired t-test's p and a paired randomization test's p (scipy: 10,000 sign
+    flips of the per-query differences, seeded)."""
     import numpy as np
     from scipy import stats
 
-    qrels = {e.id: dict(e.targets) for e in examples}
+    wanted = {e.id for e in examples}
     per_query = []
     for slug in (policy, baseline):
         runs_path = out_dir / "policies" / slug / "runs.jsonl"
         if not runs_path.exists():
             raise DeepRetrievalError(f"{runs_path}: no run of policy {slug!r} to compare")
-        run = {qid: ranked for qid, ranked in _read_runs(runs_path) if qid in qrels}
-        per_query.append(M.evaluate_run(run, qrels, measures))
+        run = {qid: line for qid, line in _read_records(runs_path) if qid in wanted}
+        per_query.append((task or default_task()).evaluate_run(run, examples, measures))
     ids = sorted(per_query[0].keys() & per_query[1].keys())
     report = {}
     for measure in measures:

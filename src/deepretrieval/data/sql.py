@@ -107,7 +107,8 @@ def read_records(path: Path, keys: Iterable[str]) -> list[dict]:
 
 
 def is_spider_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "database").is_dir() and any((path / f).is_file() for f in ("dev.json",))
+    names = [name for files in SPIDER_FILES.values() for name in files]
+    return path.is_dir() and (path / "database").is_dir() and any((path / name).is_file() for name in names)
 
 
 def is_bird_folder(path: Path) -> bool:
