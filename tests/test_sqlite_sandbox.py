@@ -86,6 +86,13 @@ def test_the_engine_refuses_it_too_without_sqlglot(database, name):
     assert listing(database) == files
 
 
+def test_the_connection_carries_sqlites_own_limits(database):
+    connection = open_read_only(database, LIMITS)
+    assert connection.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED) == 0
+    assert connection.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH) < 1_000_000
+    connection.close()
+
+
 def test_query_only_switched_off_by_the_sql_still_cannot_write(database):
     before = digest(database)
     connection = open_read_only(database, LIMITS)

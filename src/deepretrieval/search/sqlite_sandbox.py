@@ -22,6 +22,7 @@ query ran to its end.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
@@ -93,6 +94,7 @@ def check_read_only(sql: str) -> QueryResult | None:
     return None
 
 
+@functools.lru_cache(maxsize=65_536)  # asked of every gold query at every execution
 def has_order_by(sql: str) -> bool:
     """Whether the outermost query of ``sql`` orders its rows (the Spider test-suite rule: row order counts
     only then); False for text sqlglot cannot parse."""
