@@ -159,6 +159,11 @@ def test_a_megabyte_of_sql_is_refused_by_either_line(database):
     connection.close()
 
 
+def test_a_gigabyte_value_is_refused_not_built(database):
+    result = SQLiteSandbox(LIMITS).run(database, "SELECT length(zeroblob(1000000000))")
+    assert result.verdict == "refused" and "too big" in result.message
+
+
 def test_verdicts_of_bad_sql(database):
     sandbox = SQLiteSandbox(LIMITS)
     assert sandbox.run(database, "SELEC name FROM items").verdict == "syntax_error"

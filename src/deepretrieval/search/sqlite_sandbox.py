@@ -10,10 +10,11 @@ SQLite itself, in layers that each hold on their own:
 3. An authorizer allows only reading (SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION and SQLITE_RECURSIVE for
    ``WITH RECURSIVE``) and denies everything else: ATTACH (``mode=ro`` alone still lets ATTACH create a
    file), PRAGMA (``PRAGMA query_only`` could be switched off by the SQL itself), transactions, VACUUM,
-   writes; ``load_extension`` is denied by name (and extension loading is never enabled).
+   writes; ``load_extension`` (and ``fts3_tokenizer``) are denied by name (and extension loading is never
+   enabled on the connection).
 4. Limits inside SQLite: no attached databases (``SQLITE_LIMIT_ATTACHED`` 0), a statement length
-   (``SQLITE_LIMIT_SQL_LENGTH``), and a deadline checked by a progress handler every few hundred virtual
-   machine instructions, which interrupts the statement in SQLite (a thread-based timeout would leave it
+   (``SQLITE_LIMIT_SQL_LENGTH``), a value length (``SQLITE_LIMIT_LENGTH``: no gigabyte ``zeroblob``), and a
+   deadline checked by a progress handler every thousand virtual machine instructions, which interrupts the statement in SQLite (a thread-based timeout would leave it
    running). Rows are fetched up to the cap plus one: one more row is ``too_many_rows``, never a cut result.
 
 A verdict other than ``ok`` is never an empty result: :class:`QueryResult` carries ``rows`` only when the
@@ -40,7 +41,10 @@ VERDICTS = ("ok", "syntax_error", "runtime_error", "refused", "timeout", "too_ma
 _READING = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
 )
-_DENIED_FUNCTIONS = frozenset({"load_extension"})
+# load_extension would run native code; fts3_tokenizer with two arguments takes a pointer.
+_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
+# The longest string or blob a query may build (zeroblob(1e9) would take a gigabyte of memory).
+MAX_VALUE_BYTES = 16_000_000
 # How many virtual machine instructions run between two looks at the clock: a few microseconds apart.
 _PROGRESS_EVERY = 1000
 
@@ -122,6 +126,7 @@ def open_read_only(path: Path, limits: SandboxLimits) -> sqlite3.Connection:
     connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
     connection.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
     connection.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, max(limits.max_sql_chars * 4, 1000))
+    connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
     connection.set_authorizer(_authorize)
     return connection
 
@@ -165,7 +170,7 @@ def run_query(connection: sqlite3.Connection, sql: str, limits: SandboxLimits) -
 
 
 # SQLite's words for the authorizer's denials and for statements past a limit (SQL length, attached databases).
-_REFUSALS = ("authoriz", "too many attached", "too big", "too long", "too large")
+_REFUSALS = ("authoriz", "too many attached", "too big", "too long", "too large", "one statement")
 
 
 def _verdict_of(exc: sqlite3.Error) -> str:
