@@ -15,7 +15,8 @@ SQLite itself, in layers that each hold on their own:
 4. Limits inside SQLite: no attached databases (``SQLITE_LIMIT_ATTACHED`` 0), a statement length
    (``SQLITE_LIMIT_SQL_LENGTH``), a value length (``SQLITE_LIMIT_LENGTH``: no gigabyte ``zeroblob``), and a
    deadline checked by a progress handler every thousand virtual machine instructions, which interrupts
-   the statement in SQLite (a thread-based timeout would leave it running). Rows are fetched up to the cap plus one: one more row is ``too_many_rows``, never a cut result.
+   the statement in SQLite (a thread-based timeout would leave it running). Rows are fetched up to the cap
+   plus one: one more row is ``too_many_rows``, never a cut result.
 
 A verdict other than ``ok`` is never an empty result: :class:`QueryResult` carries ``rows`` only when the
 query ran to its end.
