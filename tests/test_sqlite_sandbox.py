@@ -199,6 +199,28 @@ def test_gold_results_are_computed_once(database, monkeypatch):
     assert first == again and len(calls) == 1
 
 
+def test_gold_results_on_disk_are_read_by_another_sandbox_and_refreshed_by_a_changed_database(
+    database, tmp_path, monkeypatch
+):
+    import deepretrieval.search.sqlite_sandbox as module
+
+    calls = []
+    real = module.run_query
+    monkeypatch.setattr(module, "run_query", lambda *a: calls.append(a[1]) or real(*a))
+    cache = tmp_path / "gold.sqlite"
+    sql = "SELECT name, price, x'00ff' FROM items ORDER BY id"
+    first = SQLiteSandbox(LIMITS, gold_cache=cache).gold(database, sql, source="dev.json", record="1")
+    again = SQLiteSandbox(LIMITS, gold_cache=cache).gold(database, sql, source="dev.json", record="1")
+    assert again.rows == first.rows and again.columns == first.columns and len(calls) == 1
+    assert again.rows[1] == ("ink", None, b"\x00\xff")  # NULL and bytes come back as they were
+    connection = sqlite3.connect(database)
+    connection.execute("UPDATE items SET price = 9 WHERE name = 'ink'")
+    connection.commit()
+    connection.close()
+    changed = SQLiteSandbox(LIMITS, gold_cache=cache).gold(database, sql, source="dev.json", record="1")
+    assert changed.rows[1] == ("ink", 9.0, b"\x00\xff") and len(calls) == 2
+
+
 def test_a_gold_query_that_fails_names_the_file_and_record(database):
     from deepretrieval.errors import DataError
 

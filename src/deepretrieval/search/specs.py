@@ -294,6 +294,9 @@ class SQLiteSpec(BackendSpec):
     timeout_seconds: Number = Field(5.0, gt=0)
     max_rows: Whole = Field(10_000, ge=1)  # one more row is the verdict too_many_rows, never a cut result
     max_sql_chars: Whole = Field(20_000, ge=16)
+    # Gold results kept across runs, keyed by the database file's SHA-256: true: beside the cached indexes
+    # (``sql-gold-cache.sqlite``); false: in memory only; or a file path.
+    gold_cache: bool | str = False
 
 
 # -- the registry -------------------------------------------------------------------------------------------

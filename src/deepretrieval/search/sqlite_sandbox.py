@@ -25,7 +25,10 @@ query ran to its end.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
+import os
 import re
 import sqlite3
 import time
@@ -188,13 +191,64 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())[:300]
 
 
-class SQLiteSandbox:
-    """Runs batches of (database file, SQL) in the sandbox, one read-only connection per database file."""
+class GoldCache:
+    """Gold results on disk, keyed by the database file's SHA-256 and the query: a second run (or a second
+    process) reads them instead of running the gold queries again; an edited database has another hash.
+    Values are stored as JSON (bytes as ``{"hex": …}``), so that reading the cache runs no code."""
 
-    def __init__(self, limits: SandboxLimits | None = None) -> None:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS gold (db_sha256 TEXT, sql TEXT, columns TEXT, rows TEXT, "
+            "PRIMARY KEY (db_sha256, sql))"
+        )
+        self._hashes: dict[tuple[Path, int, int], str] = {}
+
+    def file_hash(self, file: Path, stat: os.stat_result) -> str:
+        key = (file, stat.st_size, stat.st_mtime_ns)
+        if key not in self._hashes:
+            digest = hashlib.sha256()
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            self._hashes[key] = digest.hexdigest()
+        return self._hashes[key]
+
+    def get(self, sha: str, sql: str) -> QueryResult | None:
+        row = self._db.execute("SELECT columns, rows FROM gold WHERE db_sha256 = ? AND sql = ?", (sha, sql)).fetchone()
+        if row is None:
+            return None
+        rows = tuple(tuple(_decoded(v) for v in r) for r in json.loads(row[1]))
+        return QueryResult("ok", rows, tuple(json.loads(row[0])))
+
+    def put(self, sha: str, sql: str, result: QueryResult) -> None:
+        rows = [[_encoded(v) for v in r] for r in result.rows or ()]
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO gold VALUES (?, ?, ?, ?)",
+                (sha, sql, json.dumps(list(result.columns)), json.dumps(rows)),
+            )
+
+
+def _encoded(value: Any) -> Any:
+    return {"hex": bytes(value).hex()} if isinstance(value, bytes | memoryview) else value
+
+
+def _decoded(value: Any) -> Any:
+    return bytes.fromhex(value["hex"]) if isinstance(value, dict) else value
+
+
+class SQLiteSandbox:
+    """Runs batches of (database file, SQL) in the sandbox, one read-only connection per database file.
+    ``gold_cache``: a file that keeps gold results across runs (:class:`GoldCache`); None: in memory only."""
+
+    def __init__(self, limits: SandboxLimits | None = None, *, gold_cache: Path | None = None) -> None:
         self.limits = limits or SandboxLimits()
         self._connections: dict[Path, sqlite3.Connection] = {}
         self._gold: dict[tuple[Path, int, int, str], QueryResult] = {}
+        self.gold_cache = GoldCache(gold_cache) if gold_cache is not None else None
 
     def connection(self, path: str | Path) -> sqlite3.Connection:
         key = Path(path)
@@ -217,7 +271,13 @@ class SQLiteSandbox:
         except OSError:
             raise DataError(source, f"record {record}: no such database file {file}") from None
         key = (file, stat.st_size, stat.st_mtime_ns, sql)
-        if key not in self._gold:
+        if key in self._gold:
+            return self._gold[key]
+        sha = self.gold_cache.file_hash(file, stat) if self.gold_cache is not None else ""
+        saved = self.gold_cache.get(sha, sql) if self.gold_cache is not None else None
+        if saved is not None:
+            self._gold[key] = saved
+        else:
             try:
                 result = self.run(file, sql)
             except sqlite3.DatabaseError as exc:  # not a database: opening it read-only succeeds, reading fails
@@ -227,6 +287,8 @@ class SQLiteSandbox:
                     source, f"record {record}: the gold SQL gives {result.verdict} on {file.name}: {result.message}"
                 )
             self._gold[key] = result
+            if self.gold_cache is not None:
+                self.gold_cache.put(sha, sql, result)
         return self._gold[key]
 
     def describe(self) -> dict[str, object]:
@@ -235,7 +297,7 @@ class SQLiteSandbox:
             "timeout_seconds": self.limits.timeout_seconds,
             "max_rows": self.limits.max_rows,
             "max_sql_chars": self.limits.max_sql_chars,
-        }
+        }  # the gold cache aside: it changes no result
 
     def close(self) -> None:
         for connection in self._connections.values():

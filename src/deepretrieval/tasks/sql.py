@@ -102,9 +102,13 @@ class SQLOutcome(Outcome):
 
 def sqlite_backend(collection: Collection | None, spec: SQLiteSpec, index: Path | None) -> SQLiteSandbox:
     """The read-only sandbox; each example names its own database file (``meta.db_path``)."""
+    from ..search.folders import index_cache_dir
     from ..search.sqlite_sandbox import SandboxLimits, SQLiteSandbox
 
-    return SQLiteSandbox(SandboxLimits(**spec.fields()))
+    limits = SandboxLimits(**spec.fields(("timeout_seconds", "max_rows", "max_sql_chars")))
+    cache = spec.gold_cache
+    path = index_cache_dir() / "sql-gold-cache.sqlite" if cache is True else Path(cache) if cache else None
+    return SQLiteSandbox(limits, gold_cache=path)
 
 
 register(SQLiteSpec, sqlite_backend, family="sql")
