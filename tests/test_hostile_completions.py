@@ -22,7 +22,7 @@ UNPARSEABLE = ["!!!", "}}} {{{", "<answer></answer></answer>"]
 # A collection per family (a new family names its own here). Evaluation runs, for an answer with nothing to
 # search, what the mode does with no text, a policy of its own: rewrite nothing; expand the user's query; the
 # RM3 modes plain RM3 (the prf baseline). A new mode says here what it runs.
-DATA = {"retrieval": "demo", "literature": "literature-demo", "qa": "qa-demo"}
+DATA = {"retrieval": "demo", "literature": "literature-demo", "qa": "qa-demo", "sql": "sql-demo"}
 EVALUATED = {"rewrite": None, "expand": "original", "expand-rm3": "prf", "select-rm3": "prf", "feedback": "prf"}
 CASES = [(f, m, p) for f in TASKS for m in get_task(f).modes for p in get_task(f).presets]
 

@@ -109,7 +109,7 @@ def test_stop_tokens_reach_vllm_through_generation_kwargs(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("task: sql\n", "r.yaml:1: field 'task': unknown task 'sql'"),
+        ("task: sequel\n", "r.yaml:1: field 'task': unknown task 'sequel'"),
         ("backend:\n  kind: faiss\n", "r.yaml:2: recipe field backend.kind: the retrieval task has no backend 'faiss'"),
         ("backend:\n  k2: 1\n", "r.yaml:2: recipe field backend.k2: unknown for kind bm25 .known: kind, b, k1,"),
         ("seed: 1\nbackend:\n  k1: 1\n  b: 7\n", "r.yaml:4: recipe field backend.b: input should be less than or"),
@@ -165,11 +165,12 @@ def test_every_shipped_recipe_loads_and_names_its_task_and_mode(path):
 
 # What each family's defaults are: retrieval's the best recipe measured on 2 CPU cores (docs/BENCHMARKS.md);
 # literature's DeepRetrieval's (a Boolean query from the PICO, no retrieved context, its recall step table);
-# qa's DeepRetrieval's rank-of-first-hit table.
+# qa's DeepRetrieval's rank-of-first-hit table; sql's DeepRetrieval's Spider reward (no sample rows shown).
 FAMILY_DEFAULTS = {
     "retrieval": ("expand", 3, 32, "recall-lenient"),
     "literature": ("rewrite", 0, 64, "deepretrieval-recall"),
     "qa": ("expand", 3, 32, "deepretrieval-rank"),
+    "sql": ("rewrite", 0, 128, "deepretrieval-spider"),
 }
 
 

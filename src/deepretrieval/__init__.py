@@ -6,7 +6,7 @@ placed in it). A name ending in ``/`` is a subpackage: all its modules.
 
 ::
 
-    1  errors, types, metrics, parsing        pure: no I/O, no torch
+    1  errors, types, metrics, parsing, execution_match    pure: no I/O, no torch
     2  models, prompts, modes                 model registry, prompt templates, query-mode names
     3  data/, search/                         loaders + generators | backends, index folders, resilience
     4  rewards, feedback, titles              step tables; RM3 and its menus | first-pass titles for prompts

@@ -141,19 +141,21 @@ def run_policy(
     return runs_path
 
 
-def score_runs(runs_path: Path, examples: Sequence[Example], measures: Sequence[str]) -> dict[str, float | int]:
-    """Aggregate metrics over ``examples`` with pytrec_eval, from the ranked ids stored in ``runs_path``.
+def score_runs(
+    runs_path: Path, examples: Sequence[Example], measures: Sequence[str], task: Task | None = None
+) -> dict[str, float | int]:
+    """Aggregate metrics over ``examples``, from the lines stored in ``runs_path``: the task's
+    (``Task.evaluate_run``; pytrec_eval on the ranked ids unless the family says otherwise).
 
     As trec_eval, examples without any judgment are left out of the means: ``queries`` is the number
     averaged and ``unjudged_queries`` the number left out (see ``metrics.evaluate_run``).
     """
     wanted = {e.id for e in examples}
-    run = {qid: ranked for qid, ranked in _read_runs(runs_path) if qid in wanted}
+    run = {qid: line for qid, line in _read_records(runs_path) if qid in wanted}
     missing = wanted - run.keys()
     if missing:
         raise DeepRetrievalError(f"{runs_path}: {len(missing)} queries have no run line; rerun eval to resume")
-    qrels = {e.id: dict(e.targets) for e in examples}
-    per_query = M.evaluate_run(run, qrels, measures)
+    per_query = (task or default_task()).evaluate_run(run, examples, measures)
     summary: dict[str, float | int] = dict(M.aggregate(per_query))
     summary["queries"] = len(per_query)
     summary["unjudged_queries"] = len(examples) - len(per_query)
@@ -179,7 +181,8 @@ def run_statistics(runs_path: Path, wanted: set[str]) -> dict[str, float]:
         return stats
     stats |= {
         "refused_share": sum("error" in x for x in lines) / len(lines),
-        "empty_result_share": sum(not x.get("ranked") for x in lines) / len(lines),
+        # A backend that counts its results says how many (SQL: rows); the ranking holds only the first k.
+        "empty_result_share": sum(not x.get("total", len(x.get("ranked") or ())) for x in lines) / len(lines),
     }
     if totals:
         stats |= {"total_median": float(totals[len(totals) // 2]), "total_mean": sum(totals) / len(totals)}
@@ -309,7 +312,7 @@ def evaluate_policy(
             "policy": policy.name,
             "collection": collection.name,
             "split": split,
-            **score_runs(runs_path, examples, settings.measures or task.measures),
+            **score_runs(runs_path, examples, settings.measures or task.measures, task),
         }
         write_text_atomic(run_dir / "metrics.json", json.dumps(summary, indent=2))
     return PolicyResult(slug, summary, runs_path)
@@ -337,22 +340,28 @@ def load_policy_metrics(out_dir: Path) -> dict[str, dict]:
 
 
 def paired_test(
-    out_dir: Path, examples: Sequence[Example], policy: str, baseline: str, measures: Sequence[str]
+    out_dir: Path,
+    examples: Sequence[Example],
+    policy: str,
+    baseline: str,
+    measures: Sequence[str],
+    task: Task | None = None,
 ) -> dict[str, dict[str, float]]:
     """Paired significance of ``policy`` against ``baseline`` (slugs of completed runs in ``out_dir``) on the
-    judged ``examples``, per measure: both means, the mean difference, a two-sided paired t-test's p and a
-    paired randomization test's p (scipy: 10,000 sign flips of the per-query differences, seeded)."""
+    judged ``examples``, per measure (the task's per-query measures, ``Task.evaluate_run``): both means, the
+    mean difference, a two-sided paired t-test's p and a paired randomization test's p (scipy: 10,000 sign
+    flips of the per-query differences, seeded)."""
     import numpy as np
     from scipy import stats
 
-    qrels = {e.id: dict(e.targets) for e in examples}
+    wanted = {e.id for e in examples}
     per_query = []
     for slug in (policy, baseline):
         runs_path = out_dir / "policies" / slug / "runs.jsonl"
         if not runs_path.exists():
             raise DeepRetrievalError(f"{runs_path}: no run of policy {slug!r} to compare")
-        run = {qid: ranked for qid, ranked in _read_runs(runs_path) if qid in qrels}
-        per_query.append(M.evaluate_run(run, qrels, measures))
+        run = {qid: line for qid, line in _read_records(runs_path) if qid in wanted}
+        per_query.append((task or default_task()).evaluate_run(run, examples, measures))
     ids = sorted(per_query[0].keys() & per_query[1].keys())
     report = {}
     for measure in measures:
@@ -426,6 +435,12 @@ def _completed_ids(runs_path: Path) -> set[str]:
 
 def _read_runs(runs_path: Path, *, repair: bool = False) -> Iterator[tuple[str, list[str]]]:
     """Yield (id, ranked ids). With ``repair``, a torn last line (interrupted write) is cut off."""
+    for qid, record in _read_records(runs_path, repair=repair):
+        yield qid, record["ranked"]
+
+
+def _read_records(runs_path: Path, *, repair: bool = False) -> Iterator[tuple[str, dict]]:
+    """Yield (id, the line's record, its ``ranked`` a list). With ``repair``, a torn last line is cut off."""
     raw = runs_path.read_bytes()
     lines = raw.split(b"\n")
     if repair and lines and lines[-1]:
@@ -438,7 +453,8 @@ def _read_runs(runs_path: Path, *, repair: bool = False) -> Iterator[tuple[str, 
             continue
         try:
             record = json.loads(line)
-            yield str(record["id"]), list(record["ranked"])
+            record["ranked"] = list(record["ranked"])
+            yield str(record["id"]), record
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise DataError(runs_path, f"unreadable run line ({exc})", line=number) from exc
 

@@ -115,9 +115,13 @@ class AnswerForm:
 # json: ``<answer>{"query": "…"}</answer>`` (retrieval, QA), pre-filled to the query's opening quote, so the
 # first closing quote ends the query. raw: ``<answer>QUERY</answer>`` (literature: Boolean queries are full of
 # double quotes, which JSON would make a small model escape), ended by the first token opening a closing tag.
+# sql: ``<answer>{"sql": "…"}</answer>`` (DeepRetrieval's SQL answer), pre-filled to the SQL's opening quote and
+# ended, as raw, by the first token opening a closing tag: SQL may hold escaped double quotes (``\"John\"``),
+# which a stop at the first quote would cut.
 ANSWER_FORMS = {
     "json": AnswerForm('<answer>{"query": "', stop='"', end='"}</answer>', shown='<answer>{{"query": "{}"}}</answer>'),
     "raw": AnswerForm("<answer>", stop="</", end="</answer>", shown="<answer>{}</answer>"),
+    "sql": AnswerForm('<answer>{"sql": "', stop="</", end="</answer>", shown='<answer>{{"sql": "{}"}}</answer>'),
 }
 REASONING_PREFIX = "<think>"  # the reasoning variant pre-fills the think block, whatever the answer form
 

@@ -67,7 +67,9 @@ class TrainRecipe(BaseModel):
         "the model picks) | feedback (edit RM3 from a menu); the task's modes only",
     )
     expand_repeats: int = Field(1, ge=1, description="expand mode: times the user's query is repeated")
-    context_docs: int | None = Field(None, ge=0, description="titles of the top-n first-pass hits shown in the prompt")
+    context_docs: int | None = Field(
+        None, ge=0, description="titles of the top-n first-pass hits shown in the prompt (sql: sample rows per table)"
+    )
     prompt_style: Literal["full", "short"] = Field(
         "full", description="full instructions, or short ones (fewer prompt tokens: faster steps)"
     )

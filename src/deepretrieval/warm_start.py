@@ -63,7 +63,7 @@ def demonstrations(
         raise DeepRetrievalError(
             f"warm_start_epochs: the {task.name} task's {settings.mode!r} mode has no demonstrations "
             "(answers read off the judgments); those that have them: retrieval select-rm3, literature rewrite "
-            "(with subject headings on the included studies)"
+            "(with subject headings on the included studies), sql rewrite (the gold SQL)"
         )
     return kept, completions
 

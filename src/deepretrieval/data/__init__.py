@@ -18,9 +18,10 @@ def load_collection(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.6, 0.1, 0.3),
 ) -> Collection:
-    """``demo`` | ``literature-demo`` | ``trials-demo`` | ``qa-demo`` (generated) | a BEIR folder | a SMART
-    folder | an examples ``.jsonl`` | a reviews ``.jsonl`` (DeepRetrieval's PICO records) | a QA ``.jsonl``
-    (``question`` and ``answers``; for the last three, the corpus beside it or ``corpus``)."""
+    """``demo`` | ``literature-demo`` | ``trials-demo`` | ``qa-demo`` | ``sql-demo`` (generated) | a Spider or BIRD
+    folder (text-to-SQL) | a BEIR folder | a SMART folder | an examples ``.jsonl`` | a reviews ``.jsonl``
+    (DeepRetrieval's PICO records) | a QA ``.jsonl`` (``question`` and ``answers``; for the last three, the corpus
+    beside it or ``corpus``)."""
     if str(spec) == "demo":
         from .retrievaldemo import build_demo_collection
 
@@ -37,6 +38,10 @@ def load_collection(
         from .qademo import build_qa_demo
 
         return build_qa_demo(seed=seed)
+    if str(spec) == "sql-demo":
+        from .sqldemo import build_sql_demo
+
+        return build_sql_demo(seed=seed)
     path = Path(spec)
     if path.is_file() and path.suffix == ".jsonl":
         from .beir import read_jsonl
@@ -57,6 +62,12 @@ def load_collection(
 
         return load_jsonl(path, corpus, seed=seed, fractions=fractions)
     if path.is_dir():
+        from .sql import is_bird_folder, is_spider_folder, load_bird, load_spider
+
+        if is_spider_folder(path):
+            return load_spider(path)
+        if is_bird_folder(path):
+            return load_bird(path)
         if (path / "corpus.jsonl").exists():
             from .beir import load_beir
 
@@ -68,10 +79,11 @@ def load_collection(
     if not path.exists():
         raise DataError(
             path,
-            "no such file or folder (expected 'demo', 'literature-demo', 'trials-demo', 'qa-demo', a BEIR or SMART "
-            "folder, a .jsonl)",
+            "no such file or folder (expected 'demo', 'literature-demo', 'trials-demo', 'qa-demo', 'sql-demo', a "
+            "BEIR, SMART, Spider or BIRD folder, a .jsonl)",
         )
     raise DataError(
         path,
-        "not a BEIR folder (corpus.jsonl), SMART folder (*.ALL, *.QRY or query.text, *.REL or qrels.text) or .jsonl",
+        "not a BEIR folder (corpus.jsonl), SMART folder (*.ALL, *.QRY or query.text, *.REL or qrels.text), Spider "
+        "folder (dev.json, database/), BIRD folder (dev.json, dev_databases/) or .jsonl",
     )

@@ -286,6 +286,19 @@ class CTGovSpec(HttpSpec):
         return value
 
 
+class SQLiteSpec(BackendSpec):
+    """``kind: sqlite``: the read-only SQLite sandbox (``search.sqlite_sandbox``) that runs model SQL on each
+    example's own database file: seconds of SQLite work, rows and characters of SQL one query may take."""
+
+    kind: Literal["sqlite"] = "sqlite"
+    timeout_seconds: Number = Field(5.0, gt=0)
+    max_rows: Whole = Field(10_000, ge=1)  # one more row is the verdict too_many_rows, never a cut result
+    max_sql_chars: Whole = Field(20_000, ge=16)
+    # Gold results kept across runs, keyed by the database file's SHA-256: true: beside the cached indexes
+    # (``sql-gold-cache.sqlite``); false: in memory only; or a file path.
+    gold_cache: bool | str = False
+
+
 # -- the registry -------------------------------------------------------------------------------------------
 
 

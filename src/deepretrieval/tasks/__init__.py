@@ -26,6 +26,7 @@ TASKS = {
     "retrieval": ("retrieval", "RetrievalTask"),
     "literature": ("literature", "LiteratureTask"),
     "qa": ("qa", "QATask"),
+    "sql": ("sql", "SQLTask"),
 }
 
 

@@ -70,10 +70,11 @@ class Proposal:
 
 
 def deepest_cutoff(measures: Sequence[str]) -> int | None:
-    """The deepest cut-off among ``measures`` (``recall@1000`` -> 1000); None for no measures."""
+    """The deepest cut-off among ``measures`` (``recall@1000`` -> 1000); None for no measures with one (a
+    family's measures on something else than a ranking, such as SQL's ``exec_acc``, have none)."""
     from ..metrics import parse_measure
 
-    return max((parse_measure(m)[1] for m in measures), default=None)
+    return max((parse_measure(m)[1] for m in measures if "@" in m), default=None)
 
 
 class Task:
@@ -253,6 +254,18 @@ class Task:
         from ..metrics import measure
 
         return {name: measure(name, outcome.ids, example.targets) for name in measures}
+
+    def evaluate_run(
+        self, runs: Mapping[str, Mapping[str, Any]], examples: Sequence[Example], measures: Sequence[str]
+    ) -> dict[str, dict[str, float]]:
+        """Per-query measures of a complete run (``runs.jsonl``'s lines by example id), over the judged
+        examples: pytrec_eval on the ranked ids (``metrics.evaluate_run``). A family whose measures are not on
+        rankings (SQL's execution accuracy) reads each line's own ``metrics`` instead."""
+        from ..metrics import evaluate_run
+
+        qrels = {e.id: dict(e.targets) for e in examples}
+        ranked = {qid: list(line.get("ranked") or []) for qid, line in runs.items() if qid in qrels}
+        return evaluate_run(ranked, qrels, measures)
 
     def baselines(self) -> Mapping[str, Callable[..., Any]]:
         """Family-specific baseline policies by name, each built as ``factory(task, backend, **options)``."""
