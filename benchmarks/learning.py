@@ -61,10 +61,11 @@ def significance(run_dir: Path, recipe: dict, split: str = "test", examples=None
         s for s in slugs if s.startswith("untrained")
     ]
     measures = measures_of(run_dir / "eval")
+    pairs = [(policy, base) for policy in learned for base in bases]
+    # GRPO's own gain: the trained policy against the warm start it began from.
+    pairs += [(t, w) for t in learned if t.startswith("trained") for w in learned if w.startswith("warm-started")]
     return {
-        f"{policy} vs {base}": paired_test(run_dir / "eval", examples, policy, base, measures)
-        for policy in learned
-        for base in bases
+        f"{policy} vs {base}": paired_test(run_dir / "eval", examples, policy, base, measures) for policy, base in pairs
     }
 
 

@@ -126,7 +126,9 @@ def signed(value: float, places: int = 4) -> str:
 
 
 def pvalue(p: float) -> str:
-    """Two decimals; a significant one (< 0.05) to three, in bold."""
+    """Two decimals; a significant one (< 0.05) to three, in bold; one under 0.001 as such."""
+    if p < 0.001:
+        return "**< 0.001**"
     return f"**{num(p, 3)}**" if p < 0.05 else num(p, 2)
 
 

@@ -149,8 +149,14 @@ def plot_learning_curve(log_path: Path, path: Path, chosen: int | None = None) -
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax, x in zip(axes, ("step", "minutes"), strict=True):
         train = [(r[x], r["reward"]) for r in records if "reward" in r and x in r]
-        if train:
-            ax.plot([a for a, _ in train], [b for _, b in train], color="0.6", label="train reward (mean)")
+        if train:  # on an axis of its own: a reward's scale (DeepRetrieval's -4 .. +6) is not a measure's
+            right = ax.twinx()
+            right.plot([a for a, _ in train], [b for _, b in train], color="0.75", lw=0.8, label="train reward (mean)")
+            right.set_ylabel("train reward", color="0.5")
+            right.legend(fontsize="small", loc="upper right")
+            ax.set_zorder(right.get_zorder() + 1)
+            ax.patch.set_visible(False)
+        ax.set_ylabel("held-out measure")
         for i, key in enumerate(dev):
             points = [(r[x], r[key]) for r in records if key in r and x in r]
             ax.plot([a for a, _ in points], [b for _, b in points], marker="o", lw=2 if i == 0 else 1, label=key)
@@ -159,7 +165,7 @@ def plot_learning_curve(log_path: Path, path: Path, chosen: int | None = None) -
                 if picked:
                     ax.scatter(*picked[0], s=140, facecolors="none", edgecolors="red", zorder=3, label="final")
         ax.set_xlabel("GRPO step" if x == "step" else "minutes")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left")
     axes[0].set_title("learning curve")
     axes[1].set_title("against wall-clock time")
     fig.tight_layout()
