@@ -859,6 +859,40 @@ def qa(results: Results) -> str:
     return table(head, metric_rows(rows, bold_columns=()))  # the doc names no winner here
 
 
+def trials_learning(results: Results) -> str:
+    return literature_learning(results("learning_trials_demo"), "trials-demo")
+
+
+def trials_curve(results: Results) -> str:
+    return literature_curve(results("learning_trials_demo"))
+
+
+def qa_expand(results: Results) -> str:
+    """§12 (issue 23): QA in expand mode with context titles and an MRR reward, selected on dev; paired tests of
+    the selected policy (MRR@100) against the question as typed, RM3 and the untrained model."""
+    run = results("learning_qa_expand")
+    chosen = run["selection"]
+    labelled = [
+        ("the question as typed", "original"),
+        ("PRF (RM3)", "prf"),
+        ("untrained SmolLM2-135M (expand, 3 titles)", "untrained"),
+        (f"trained, step {chosen['step']} of {chosen['last_step']} (best dev MRR)", "trained"),
+    ]
+    rows = [Row((label,), values(policy(run, name), QA_METRICS)) for label, name in labelled]
+    lines = metric_rows(rows)
+    tests = []
+    for base, label in (("original", "the question"), ("prf", "RM3"), (_keys(run, "untrained")[0], "untrained")):
+        test = versus(run, "trained", base)["mrr@100"]
+        tests.append(
+            markdown_row(
+                (label, signed(test["difference"], 3), pvalue(test["t_test_p"]), pvalue(test["randomization_p"]))
+            )
+        )
+    head = header("policy", "Hit@1", "Hit@5", "Hit@20", "Hit@100", "MRR@100")
+    tests_head = header("trained vs (MRR@100)", "difference", "paired t-test p", "randomization p")
+    return f"{table(head, lines)}\n\n{table(tests_head, tests)}"
+
+
 TABLES: dict[str, Callable[[Results], str]] = {
     "search-overhead": search_overhead,
     "reward-throughput": reward_throughput,
