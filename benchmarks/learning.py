@@ -27,9 +27,11 @@ from deepretrieval.demo import run_demo
 from deepretrieval.evaluate import load_policy_metrics, paired_test
 from deepretrieval.recipe import TrainRecipe, demo_recipe, load_recipe
 from deepretrieval.runs import LOG_FILE, family_stat, read_log, read_selection
+from deepretrieval.tasks import get_task
 from deepretrieval.warm_start import WARM_START_DIR, read_summary
 
 MEASURES = ("ndcg@10", "recall@100", "recall@1000")
+LITERATURE_MEASURES = ("recall@100", "recall@1000", "recall@3000", "ndcg@10")
 
 
 def training_summary(log_path: Path) -> dict[str, float]:
@@ -60,12 +62,14 @@ def significance(run_dir: Path, recipe: dict, split: str = "test", examples=None
     bases = [b for b in ("prf", "pico-boolean", "original") if b in slugs] + [
         s for s in slugs if s.startswith("untrained")
     ]
-    measures = measures_of(run_dir / "eval")
+    task = get_task(recipe["task"])
+    measures = measures_of(run_dir / "eval", task.measures)
     pairs = [(policy, base) for policy in learned for base in bases]
     # GRPO's own gain: the trained policy against the warm start it began from.
     pairs += [(t, w) for t in learned if t.startswith("trained") for w in learned if w.startswith("warm-started")]
     return {
-        f"{policy} vs {base}": paired_test(run_dir / "eval", examples, policy, base, measures) for policy, base in pairs
+        f"{policy} vs {base}": paired_test(run_dir / "eval", examples, policy, base, measures, task)
+        for policy, base in pairs
     }
 
 
@@ -84,10 +88,10 @@ def dev_curve(log_path: Path) -> list[dict]:
     return curve
 
 
-def measures_of(eval_dir: Path) -> tuple[str, ...]:
-    """The measures every policy of the evaluation reports (literature: recall@100/1000/3000 and nDCG@10)."""
+def measures_of(eval_dir: Path, measures: tuple[str, ...]) -> tuple[str, ...]:
+    """The task's ``measures`` that every policy of the evaluation reports."""
     metrics = list(load_policy_metrics(eval_dir).values())
-    return tuple(m for m in metrics[0] if all(m in other for other in metrics) and "@" in m) if metrics else MEASURES
+    return tuple(m for m in measures if all(m in found for found in metrics))
 
 
 def topic_groups(recipe: dict, split: str = "test") -> dict[str, list]:
@@ -116,7 +120,7 @@ def by_group(run_dir: Path, recipe: dict) -> dict:
         means = {}
         for slug in load_policy_metrics(run_dir / "eval"):
             run = {q: r for q, r in _read_runs(run_dir / "eval" / "policies" / slug / "runs.jsonl") if q in qrels}
-            per_query = M.evaluate_run(run, qrels, measures_of(run_dir / "eval"))
+            per_query = M.evaluate_run(run, qrels, measures_of(run_dir / "eval", LITERATURE_MEASURES))
             means[slug] = {
                 m: sum(v[m] for v in per_query.values()) / len(per_query) for m in next(iter(per_query.values()))
             }
