@@ -893,6 +893,40 @@ def qa_expand(results: Results) -> str:
     return f"{table(head, lines)}\n\n{table(tests_head, tests)}"
 
 
+SQL_METRICS = ("exec_acc", "exec_acc_set", "valid_sql", "timeout_rate")
+
+
+def sql_learning(results: Results) -> str:
+    """Issue 24: text-to-SQL on sql-demo's unseen test database -- baselines, untrained, warm start (gold SQL of
+    the train databases), GRPO selected on dev; paired tests of execution accuracy."""
+    run = results("learning_sql_demo")
+    chosen = run["selection"]
+    labelled = [
+        ("the question sent as SQL (`original`)", "original"),
+        ("untrained SmolLM2-135M", "untrained"),
+        ("warm start alone (gold SQL of the train databases, SFT)", "warm-started"),
+        (f"trained: warm start + GRPO, step {chosen['step']} of {chosen['last_step']} (best on dev)", "trained"),
+        ("`gold` (the gold SQL)", "gold"),
+    ]
+    rows = [Row((label,), values(policy(run, name), SQL_METRICS), ranked=name != "gold") for label, name in labelled]
+    lines = metric_rows(rows, bold_columns=(0, 1, 2))
+    tests = []
+    for base, label in (
+        (_keys(run, "untrained")[0], "the untrained model"),
+        (_keys(run, "warm-started")[0], "the warm start"),
+    ):
+        key = f"{_keys(run, 'trained')[0]} vs {base}"
+        test = run["significance"][key]["exec_acc"]
+        tests.append(
+            markdown_row(
+                (label, signed(test["difference"], 3), pvalue(test["t_test_p"]), pvalue(test["randomization_p"]))
+            )
+        )
+    head = header("policy", "execution accuracy", "(set rule)", "valid SQL", "timeouts")
+    tests_head = header("trained vs (execution accuracy)", "difference", "paired t-test p", "randomization p")
+    return f"{table(head, lines)}\n\n{table(tests_head, tests)}"
+
+
 TABLES: dict[str, Callable[[Results], str]] = {
     "search-overhead": search_overhead,
     "reward-throughput": reward_throughput,
