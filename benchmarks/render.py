@@ -910,20 +910,18 @@ def sql_learning(results: Results) -> str:
     ]
     rows = [Row((label,), values(policy(run, name), SQL_METRICS), ranked=name != "gold") for label, name in labelled]
     lines = metric_rows(rows, bold_columns=(0, 1, 2))
+    trained, warm, untrained = (_keys(run, name)[0] for name in ("trained", "warm-started", "untrained"))
     tests = []
-    for base, label in (
-        (_keys(run, "untrained")[0], "the untrained model"),
-        (_keys(run, "warm-started")[0], "the warm start"),
+    for a, b, label in (
+        (warm, untrained, "warm start vs the untrained model"),
+        (trained, untrained, "trained vs the untrained model"),
+        (trained, warm, "trained vs the warm start"),
     ):
-        key = f"{_keys(run, 'trained')[0]} vs {base}"
-        test = run["significance"][key]["exec_acc"]
-        tests.append(
-            markdown_row(
-                (label, signed(test["difference"], 3), pvalue(test["t_test_p"]), pvalue(test["randomization_p"]))
-            )
-        )
+        test = run["significance"][f"{a} vs {b}"]["exec_acc"]
+        cells = (label, signed(test["difference"], 3), pvalue(test["t_test_p"]), pvalue(test["randomization_p"]))
+        tests.append(markdown_row(cells))
     head = header("policy", "execution accuracy", "(set rule)", "valid SQL", "timeouts")
-    tests_head = header("trained vs (execution accuracy)", "difference", "paired t-test p", "randomization p")
+    tests_head = header("test database, execution accuracy", "difference", "paired t-test p", "randomization p")
     return f"{table(head, lines)}\n\n{table(tests_head, tests)}"
 
 
@@ -954,6 +952,7 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "backends": backends,
     "dense-batching": dense_batching,
     "qa": qa,
+    "sql-learning": sql_learning,
 }
 
 
