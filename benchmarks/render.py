@@ -953,6 +953,8 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "dense-batching": dense_batching,
     "qa": qa,
     "sql-learning": sql_learning,
+    "trials-learning": trials_learning,
+    "trials-curve": trials_curve,
 }
 
 
