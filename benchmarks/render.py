@@ -953,6 +953,7 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "dense-batching": dense_batching,
     "qa": qa,
     "sql-learning": sql_learning,
+    "qa-expand": qa_expand,
     "trials-learning": trials_learning,
     "trials-curve": trials_curve,
 }
