@@ -431,9 +431,10 @@ def expand_rm3(results: Results) -> str:
     return table(header("collection (test)", "policy", *MEASURE_COLUMNS, left=2), grouped(groups))
 
 
-def paired_line(cells: Sequence[str], test: dict) -> str:
+def paired_line(cells: Sequence[str], test: dict, places: int = 4) -> str:
+    """The leading cells, then a paired test's difference (to ``places`` decimals) and both p values."""
     p_values = (pvalue(test["t_test_p"]), pvalue(test["randomization_p"]))
-    return markdown_row([*cells, signed(test["difference"]), *p_values])
+    return markdown_row([*cells, signed(test["difference"], places), *p_values])
 
 
 def expand_rm3_tests(results: Results) -> str:
@@ -703,9 +704,7 @@ def literature_learning(run: dict, collection: str) -> str:
         rows.append(Row((label,), _literature_values(scores, run["eval_depth"])))
     lines = metric_rows(rows, bold_columns=range(4), formats=[num] * 4 + [percent] * 2)
     for base, label in (("pico-boolean", "`pico-boolean`"), (_keys(run, "untrained")[0], "the untrained model")):
-        test = versus(run, "trained", base)["recall@100"]
-        cells = (label, signed(test["difference"], 3), pvalue(test["t_test_p"]), pvalue(test["randomization_p"]))
-        tests.append(markdown_row(cells))
+        tests.append(paired_line((label,), versus(run, "trained", base)["recall@100"], places=3))
     columns = ("R@100", "R@1000", "R@3000", "nDCG@10", "queries the parser refused", "queries with no result")
     out = table(header("policy", *columns), lines)
     head = header(f"selected policy vs ({collection} test, R@100)", "difference", "paired t-test p", "randomization p")
@@ -717,21 +716,15 @@ def literature_topics(run: dict) -> str:
     lines = []
     for group, found in run["by_topic"].items():
         means = found["means"]
-        pick = {name: means[_key(means, name)]["recall@100"] for name in ("pico-boolean", "warm-started", "trained")}
-        test = found["significance"][f"{_key(means, 'trained')} vs pico-boolean"]["recall@100"]
+        as_run = {"policies": means, "significance": found["significance"]}  # the group read as a run of its own
+        pick = {name: policy(as_run, name)["recall@100"] for name in ("pico-boolean", "warm-started", "trained")}
+        test = versus(as_run, "trained", "pico-boolean")["recall@100"]
         cells = [group, str(found["queries"]), *(num(v) for v in pick.values()), pvalue(test["t_test_p"])]
         lines.append(markdown_row(cells))
     head = header(
         "test reviews", "reviews", "`pico-boolean`", "warm start", "trained", "p (trained vs pico-boolean)", left=1
     )
     return table(head, lines)
-
-
-def _key(policies: dict, name: str) -> str:
-    found = [k for k in policies if k == name or k.startswith(f"{name}_")]
-    if len(found) != 1:
-        raise KeyError(f"policy {name!r}: found {found} among {list(policies)}")
-    return found[0]
 
 
 def literature_curve(run: dict) -> str:
@@ -882,12 +875,7 @@ def qa_expand(results: Results) -> str:
     lines = metric_rows(rows)
     tests = []
     for base, label in (("original", "the question"), ("prf", "RM3"), (_keys(run, "untrained")[0], "untrained")):
-        test = versus(run, "trained", base)["mrr@100"]
-        tests.append(
-            markdown_row(
-                (label, signed(test["difference"], 3), pvalue(test["t_test_p"]), pvalue(test["randomization_p"]))
-            )
-        )
+        tests.append(paired_line((label,), versus(run, "trained", base)["mrr@100"], places=3))
     head = header("policy", "Hit@1", "Hit@5", "Hit@20", "Hit@100", "MRR@100")
     tests_head = header("trained vs (MRR@100)", "difference", "paired t-test p", "randomization p")
     return f"{table(head, lines)}\n\n{table(tests_head, tests)}"
@@ -917,9 +905,7 @@ def sql_learning(results: Results) -> str:
         (trained, untrained, "trained vs the untrained model"),
         (trained, warm, "trained vs the warm start"),
     ):
-        test = run["significance"][f"{a} vs {b}"]["exec_acc"]
-        cells = (label, signed(test["difference"], 3), pvalue(test["t_test_p"]), pvalue(test["randomization_p"]))
-        tests.append(markdown_row(cells))
+        tests.append(paired_line((label,), run["significance"][f"{a} vs {b}"]["exec_acc"], places=3))
     head = header("policy", "execution accuracy", "(set rule)", "valid SQL", "timeouts")
     tests_head = header("test database, execution accuracy", "difference", "paired t-test p", "randomization p")
     return f"{table(head, lines)}\n\n{table(tests_head, tests)}"
