@@ -635,5 +635,34 @@ def serve_emulator(
     run(emulator, host, port, body_timeout=body_timeout)
 
 
+export_app = typer.Typer(no_args_is_help=True, help="A recipe's data and reward for another trainer.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("verl")
+@clean_errors
+def export_verl(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe: its data, task, prompt settings, reward and backend")],
+    folder: Annotated[Path, typer.Option("--out", help="Folder to write the parquet files, reward and scripts into")],
+    split: Annotated[str, typer.Option(help="Split of train.parquet")] = "train",
+    val_split: Annotated[str, typer.Option(help="Split of val.parquet (held out)")] = "dev",
+) -> None:
+    """Write RECIPE's data as verl's RL dataset (train.parquet, val.parquet), with the recipe, a reward module
+    that scores with the recipe's task and backend (reward.py) and launch scripts (run_grpo.sh, run_ppo.sh)."""
+    from .integrations.verl import export_verl as export
+    from .recipe import load_recipe
+
+    config = load_recipe(recipe, {})
+    with console.status(f"exporting {config.data} for verl"):
+        result = export(config, folder, split=split, val_split=val_split)
+    rows = ", ".join(f"{name} {n} rows" for name, n in result.rows.items())
+    out.print(f"wrote {folder}: {rows}; " + ", ".join(p.name for p in result.files), highlight=False)
+    out.print(f"train with verl: bash {folder / 'run_grpo.sh'}  (or run_ppo.sh: PPO with a critic)", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console entry alias
     app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # python -m deepretrieval.cli (accelerate launch -m deepretrieval.cli train ...)
+    main()

@@ -6,14 +6,16 @@ completion becomes an *action* (a query string, a weighted query, a Boolean requ
 actions is executed on its backend, its reward presets and evaluation measures, its baseline policies,
 and how its backend is built from a recipe's ``backend:`` section.
 
-Written once here, for every family: :func:`propose_output` (completion -> what a model policy sends) and
+Written once here, for every family: :func:`propose_output` (completion -> what a model policy sends),
 :class:`TaskReward`, the TRL reward adapter that parses a GRPO batch, executes it with one batched,
 de-duplicated call, retries, turns an infrastructure failure into ``None`` (never a number) and logs
-per-step statistics. ``train.py`` and ``evaluate.py`` see only this module's names.
+per-step statistics, and a row of verl's RL dataset per example (``Task.to_verl_row`` and its inverse,
+``Task.from_verl_row``). ``train.py``, ``evaluate.py`` and ``integrations/`` see only this module's names.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import math
@@ -90,6 +92,7 @@ class Task:
     # Backend settings the command line may give as flags of their own (``--k1``); others go in ``--backend``.
     backend_flags: tuple[str, ...] = ()
     default_backend: str = ""  # the kind of an empty ``backend:`` section (``search.specs``' registry)
+    verl_ability: str = "search"  # the ``ability`` column of a verl row (verl only groups by it)
 
     @property
     def depth(self) -> int:
@@ -271,6 +274,34 @@ class Task:
         """Family-specific baseline policies by name, each built as ``factory(task, backend, **options)``."""
         return {}
 
+    # -- verl's RL dataset ----------------------------------------------------------------------------
+    def to_verl_row(self, example: Example, settings: PromptSettings) -> dict[str, Any]:
+        """One row of verl's RL dataset for ``example`` (its context already shown, :func:`show_context`):
+        ``prompt``, the chat messages training gives the model; ``ability``; ``reward_model``, verl's rule-based
+        record with the judged targets as ``ground_truth``; ``extra_info``, what :meth:`from_verl_row` needs to
+        score a completion without the collection (the example's id, need and JSON-able ``meta``, as JSON text:
+        a column of one type whatever the family's meta holds). The caller adds ``data_source`` and the
+        ``extra_info`` fields of the export (``split``, ``index``)."""
+        self.check(settings)
+        targets = [{"id": doc, "grade": int(grade)} for doc, grade in example.targets.items()]
+        return {
+            "prompt": self.messages(example, settings),
+            "ability": self.verl_ability,
+            "reward_model": {"style": "rule", "ground_truth": {"targets": targets}},
+            "extra_info": {"example_id": example.id, "question": example.question, "meta": _meta_json(example.meta)},
+        }
+
+    def from_verl_row(self, ground_truth: Mapping[str, Any], extra_info: Mapping[str, Any]) -> Example:
+        """The Example a row of :meth:`to_verl_row` was made from, as far as scoring reads it."""
+        if "example_id" not in extra_info or "targets" not in ground_truth:
+            raise DeepRetrievalError(
+                "a verl row without deepretrieval's extra_info.example_id or ground_truth.targets: score the rows "
+                "`deepretrieval export verl` wrote"
+            )
+        targets = {str(t["id"]): int(t["grade"]) for t in ground_truth["targets"]}
+        meta = _meta_from_json(extra_info.get("meta") or "{}")
+        return Example(str(extra_info["example_id"]), str(extra_info.get("question", "")), targets, meta)
+
 
 # -- shared by every family ---------------------------------------------------------------------------
 
@@ -389,10 +420,11 @@ class TaskReward:
         retries: int = 2,
         backoff_seconds: float = 0.5,
         max_failed_batches: int = 3,
+        prefilled: bool = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.task, self.backend, self.config, self.settings = task, backend, config, settings
-        self.examples = {e.id: e for e in examples}
+        self.prefilled = prefilled
         self.tokenizer = tokenizer
         # One layer retries: the backend's own retrier when it has one, else this one around the batch.
         self.retrier: Retrier | None = None
@@ -402,11 +434,22 @@ class TaskReward:
         self.max_failed_batches = max_failed_batches
         self.failed_batches = 0
         self.failures_total = 0
+        self.examples: dict[str, Example] = {}
         self.original_metric: dict[str, float] = {}
-        if config.relative_to_original:
-            self.original_metric = self._original_metrics(list(self.examples.values()))
         # Where the mode has a fallback (feedback mode: the unedited RM3 query), log the gain over it.
-        self.fallback_metric = self._fallback_metrics(list(self.examples.values()))
+        self.fallback_metric: dict[str, float] = {}
+        self.add_examples(examples)
+
+    def add_examples(self, examples: Sequence[Example]) -> None:
+        """Make ``examples`` scorable (those not known yet), with the original query's and the fallback's
+        metrics where the preset or the log needs them: one batched search each."""
+        new = list({e.id: e for e in examples if e.id not in self.examples}.values())
+        if not new:
+            return
+        self.examples.update((e.id, e) for e in new)
+        if self.config.relative_to_original:
+            self.original_metric.update(self._original_metrics(new))
+        self.fallback_metric.update(self._fallback_metrics(new))
 
     def __call__(self, prompts: list, completions: list, example_id: list[str], **kwargs: Any) -> list[float | None]:
         texts = [_completion_text(c) for c in completions]
@@ -426,7 +469,7 @@ class TaskReward:
         examples = [self.examples[i] for i in example_ids]
         lenient = not self.config.require_format
         read = [
-            propose(self.task, c, e, self.settings, self.backend, lenient=lenient)
+            propose(self.task, c, e, self.settings, self.backend, lenient=lenient, prefilled=self.prefilled)
             for c, e in zip(completions, examples, strict=True)
         ]
         # An empty answer's fallback is evaluation's business: in training it scores as empty, unsearched.
@@ -510,6 +553,40 @@ class TaskReward:
         if self.tokenizer is None:
             return float(len(text.split()))
         return float(len(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+
+def _meta_json(meta: Mapping[str, Any]) -> str:
+    """``meta`` as JSON text: its JSON-able entries (a date tagged, to come back as one; a path as text); an
+    object (a feedback menu a context provider added) is left out: a family whose actions read one refuses
+    the export (``to_verl_row``)."""
+    kept: dict[str, Any] = {}
+    for key, value in meta.items():
+        try:
+            kept[key] = json.loads(json.dumps(value, default=_json_value))
+        except (TypeError, ValueError):
+            continue
+    return json.dumps(kept, ensure_ascii=False, sort_keys=True)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, datetime.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _meta_from_json(text: str) -> dict[str, Any]:
+    def dates(record: dict[str, Any]) -> Any:
+        if record.keys() == {"$date"}:
+            return datetime.date.fromisoformat(record["$date"])
+        if record.keys() == {"$datetime"}:
+            return datetime.datetime.fromisoformat(record["$datetime"])
+        return record
+
+    return json.loads(text, object_hook=dates)
 
 
 def _search_fault(exc: BaseException) -> Fault | None:

@@ -250,6 +250,16 @@ class RetrievalTask(Task):
     def query_action(self, text: str, example: Example) -> Action:
         return text
 
+    def to_verl_row(self, example: Example, settings: PromptSettings) -> dict[str, Any]:
+        """The base row; refused in the modes whose actions edit a first-pass menu (``feedback``, ``select-rm3``):
+        the menu is an object of the exporting process, which verl's reward process does not have."""
+        if settings.mode in ("feedback", "select-rm3"):
+            raise DeepRetrievalError(
+                f"verl export: the {settings.mode} mode's actions edit a first-pass menu the reward process cannot "
+                "rebuild from a row; export a rewrite, expand or expand-rm3 recipe"
+            )
+        return super().to_verl_row(example, settings)
+
     def execute(self, actions: Sequence[Action], backend: TextSearcher, k: int) -> list[Outcome]:
         """One batched search for the text queries and one for the weighted ones (RM3 queries first become
         weighted ones after one batched first pass), outcomes in input order."""

@@ -123,6 +123,7 @@ class SQLTask(Task):
     answer_form = "sql"
     fallback_name = "nothing"
     default_backend = "sqlite"
+    verl_ability = "text-to-sql"
 
     @property
     def depth(self) -> int:
