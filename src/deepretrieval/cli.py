@@ -98,7 +98,7 @@ def training_progress(bar: Progress):
     return report
 
 
-def progress_bar() -> Progress:
+def progress_bar(*, disable: bool = False) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -106,6 +106,7 @@ def progress_bar() -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        disable=disable,
     )
 
 
@@ -470,13 +471,16 @@ def train_overrides(fields: dict[str, Any]) -> dict[str, Any]:
 @clean_errors
 def train(recipe: Path | None = None, resume: bool = False, **fields: Any) -> None:
     """Train a query-writing policy with GRPO against the task's backend (see TRAIN_HELP)."""
+    from .distributed import is_main
     from .recipe import load_recipe
     from .runs import LAST_DIR, read_selection
     from .train import train as run_training
 
     config = load_recipe(recipe, train_overrides(fields))
-    with progress_bar() as bar:
+    with progress_bar(disable=not is_main()) as bar:  # under accelerate launch: the main process reports
         result = run_training(config, resume=resume, progress=training_progress(bar))
+    if not is_main():
+        return
     out.print(f"trained {result.steps} steps; policy saved to {result.final_dir}")
     if chosen := read_selection(result.final_dir):
         out.print(

@@ -66,10 +66,16 @@ def _fsync(path: Path) -> None:
 
 
 def save_policy(
-    model: Any, tokenizer: Any, final_dir: Path, recipe: TrainRecipe, selection: Mapping[str, Any] | None = None
+    model: Any,
+    tokenizer: Any,
+    final_dir: Path,
+    recipe: TrainRecipe,
+    selection: Mapping[str, Any] | None = None,
+    state_dict: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save a normal HF folder (LoRA merged) plus policy.json, which tells eval how to prompt it (and, for a
     training run's ``best``, ``final`` and ``last``, ``selection``: which step this is and why it was chosen).
+    ``state_dict``: the whole model's weights where ``model`` holds a shard of them (FSDP, ZeRO-3).
 
     Written beside ``final_dir`` and swapped in (``replace_dir``): a kill leaves the old folder or the new one."""
     if hasattr(model, "merge_and_unload"):
@@ -84,7 +90,7 @@ def save_policy(
     if selection is not None:
         policy["selection"] = dict(selection)
     with replace_dir(final_dir) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         (tmp / POLICY_FILE).write_text(json.dumps(policy, indent=2))
     return final_dir
@@ -160,15 +166,21 @@ def prepare_run(output_dir: Path, recipe: TrainRecipe, resume: bool) -> RunStart
     A new run is refused if the folder holds a complete checkpoint; a killed run's leftovers (incomplete
     checkpoints, its log, its TensorBoard folder) are moved aside, so the new log holds only the new run's steps.
     A resume starts from the newest complete checkpoint, with the recipe unchanged but for ``RESUMABLE_CHANGES``.
+    Under ``accelerate launch`` the main process does all this; the others then only read where to start.
     """
-    if resume:
-        start = _prepare_resume(output_dir, recipe)
-    else:
-        _prepare_new_run(output_dir)
-        start = RunStart(None, _tensorboard_dir(output_dir, resume=False))
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output_dir / RECIPE_FILE, json.dumps(recipe.model_dump(), indent=2))
-    return start
+    from .distributed import is_main, main_first
+
+    with main_first():
+        if not is_main():
+            return RunStart(last_checkpoint(output_dir) if resume else None, _tensorboard_dir(output_dir, resume=True))
+        if resume:
+            start = _prepare_resume(output_dir, recipe)
+        else:
+            _prepare_new_run(output_dir)
+            start = RunStart(None, _tensorboard_dir(output_dir, resume=False))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(output_dir / RECIPE_FILE, json.dumps(recipe.model_dump(), indent=2))
+        return start
 
 
 def _prepare_new_run(output_dir: Path) -> None:
@@ -374,11 +386,13 @@ def _cut_events(log_dir: Path, step: int) -> None:
 
 def tensorboard_to(trainer: Any, log_dir: Path) -> None:
     """Point the trainer's TensorBoard callback at ``log_dir`` (transformers 5 has no logging_dir argument: its
-    callback takes a writer instead)."""
+    callback takes a writer instead). Only the main process writes events (a writer opens its file at once)."""
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
 
-    if trainer.pop_callback(TensorBoardCallback) is not None:
+    from .distributed import is_main
+
+    if is_main() and trainer.pop_callback(TensorBoardCallback) is not None:
         trainer.add_callback(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir))))
 
 

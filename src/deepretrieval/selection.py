@@ -142,6 +142,7 @@ def selection_callback(
     from transformers import TrainerCallback
     from transformers.integrations import TensorBoardCallback
 
+    from .distributed import agree, is_main
     from .policies.llm import HFPolicy
 
     output_dir = Path(recipe.output_dir)
@@ -184,7 +185,11 @@ def selection_callback(
             return {m: float(v) for m, v in result.metrics.items() if m in task.measures}
 
         def run(self, model: Any, step: int) -> bool:
-            """Evaluate at ``step``, log it, save the policy when it is the best so far; True: stop."""
+            """On the main process: evaluate at ``step``, log it, save the policy when it is the best so far;
+            in every process: True to stop (the main process's decision)."""
+            return agree(self.evaluate_and_save(model, step) if is_main() else False)
+
+        def evaluate_and_save(self, model: Any, step: int) -> bool:
             values = self.evaluate(model, step)
             better = self.selection.add(Evaluation(step, values[measure]))
             if better:

@@ -32,7 +32,9 @@ MASKED_ATTENTION = ("sdpa", "eager")
 
 
 def _base(model: Any) -> Any:
-    """The transformers model under a PEFT wrapper (or the model itself)."""
+    """The transformers model under a PEFT wrapper and a multi-process one (DDP, a DeepSpeed engine: ``.module``)."""
+    while not hasattr(model, "config") and hasattr(model, "module"):
+        model = model.module
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 

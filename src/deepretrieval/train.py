@@ -10,6 +10,7 @@ evaluated on the held-out ``eval_split`` at the start, as it trains and at the e
 of those policies, ``RUN/last`` the last step (``selection``); with ``eval_steps: 0``, ``RUN/final`` is the last
 step. Either is a normal HF folder (``runs.save_policy``); ``learning_curve.png`` is drawn from the log at the end.
 The run folder (new run or resume, checkpoints, recipe.json, the log, TensorBoard events) is ``runs``' business.
+Under ``accelerate launch`` every process trains and scores its own completions; one writes (``distributed``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .distributed import agree, is_main, main_first, sharded_launch, wait_for_everyone
 from .errors import DeepRetrievalError
 from .prompts import Context
 from .recipe import TrainRecipe
@@ -149,7 +151,8 @@ def _time_budget_callback(minutes: float):
             self.started = time.monotonic()
 
         def on_step_end(self, args, state, control, **kwargs):
-            if (time.monotonic() - self.started) / 60 >= minutes and not control.should_training_stop:
+            # The main process's clock decides: every process stops at the same step.
+            if agree((time.monotonic() - self.started) / 60 >= minutes) and not control.should_training_stop:
                 log.info("time budget of %g min spent: stopping at step %d", minutes, state.global_step)
                 control.should_training_stop = True
                 control.should_save = True  # the run folder's last checkpoint is its last step
@@ -179,12 +182,16 @@ def train(
     settings = recipe.prompt_settings()
     task.check(settings)
     config = reward_config(recipe, task)
+    check_sharding(recipe)
     output_dir = Path(recipe.output_dir)
     start = prepare_run(output_dir, recipe, resume)
-    if collection is None:
-        collection = load_collection(
-            recipe.data, corpus=Path(recipe.corpus) if recipe.corpus else None, seed=recipe.seed
-        )
+    with main_first():  # what the main process generates or indexes, the others load
+        if collection is None:
+            collection = load_collection(
+                recipe.data, corpus=Path(recipe.corpus) if recipe.corpus else None, seed=recipe.seed
+            )
+        if backend is None:
+            backend = task.backend(collection, recipe.backend)
     examples, left_out = trainable(collection.split(recipe.split))
     if left_out:
         log.warning(
@@ -193,8 +200,6 @@ def train(
     if not examples:
         raise DeepRetrievalError(f"split {recipe.split!r} of {collection.name!r} has no query with a relevant document")
     held_out = dev_examples(collection, recipe, examples) if recipe.eval_steps else []  # checked before the model loads
-    if backend is None:
-        backend = task.backend(collection, recipe.backend)
     context = task.context(backend, collection, settings)
     if context is not None:
         # Actions may depend on what the prompt showed (a feedback menu): the reward sees the same examples.
@@ -254,10 +259,31 @@ def train(
         trainer.add_callback(_progress_callback(progress))
     trainer.train(resume_from_checkpoint=None if start.checkpoint is None else str(start.checkpoint))
     step = trainer.state.global_step
-    if selection is None:
-        final_dir = save_policy(trainer.model, tokenizer, output_dir / "final", recipe)
-    else:
-        final_dir = finish(selection, trainer.model, tokenizer, recipe, step)
-    chosen = read_selection(final_dir)
-    plot_learning_curve(log_path, output_dir / CURVE_FILE, chosen["step"] if chosen else None)
+    final_dir = output_dir / "final"
+    # Sharded parameters are gathered into one state dict by every process (a collective call).
+    weights = trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded_launch() else None
+    if is_main():
+        if selection is None:
+            save_policy(trainer.model, tokenizer, final_dir, recipe, state_dict=weights)
+        else:
+            finish(selection, trainer.model, tokenizer, recipe, step)
+        chosen = read_selection(final_dir)
+        plot_learning_curve(log_path, output_dir / CURVE_FILE, chosen["step"] if chosen else None)
+    wait_for_everyone()
     return TrainResult(output_dir, final_dir, log_path, step)
+
+
+def check_sharding(recipe: TrainRecipe) -> None:
+    """Refuse what a sharded launch (FSDP, ZeRO-3: no process holds the whole model) cannot do: the held-out
+    evaluations, which the main process runs alone; merging a LoRA adapter or a warm start's save, which need
+    the whole model in one process."""
+    sharding = sharded_launch()
+    if sharding is None:
+        return
+    for problem, field in (
+        (recipe.eval_steps, "eval_steps: 0 (evaluate RUN/final afterwards with deepretrieval eval)"),
+        (recipe.lora, "lora: false, or launch with DDP or ZeRO-2"),
+        (recipe.warm_start_epochs, "warm_start_epochs: 0, or launch with DDP or ZeRO-2"),
+    ):
+        if problem:
+            raise DeepRetrievalError(f"{sharding} shards the model across processes: set {field}")

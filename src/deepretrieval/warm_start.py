@@ -79,6 +79,7 @@ def warm_start(
 ) -> Any:
     """The model after ``recipe.warm_start_epochs`` of SFT on the demonstrations (or the saved warm start of
     the same recipe, loaded). ``examples`` carry the context their prompts show."""
+    from .distributed import is_main, wait_for_everyone
     from .models import load_model_and_tokenizer
 
     if recipe.lora:
@@ -96,6 +97,9 @@ def warm_start(
     trainer = _sft_trainer(recipe, model, tokenizer, prompts, completions, folder)
     result = trainer.train()
     seconds = time.perf_counter() - started
+    if not is_main():  # under accelerate launch: the main process saves it, every process loads it
+        wait_for_everyone()
+        return load_model_and_tokenizer(str(folder))[0]
     save_policy(trainer.model, tokenizer, folder, recipe)
     losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
     summary = {
@@ -108,6 +112,7 @@ def warm_start(
         "losses": [round(float(x), 4) for x in losses],
     }
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    wait_for_everyone()
     # Loaded from the folder, so that GRPO's KL reference (beta > 0; TRL loads it from the model's config
     # path) is the warm-started model, not the base model the run started from.
     return load_model_and_tokenizer(str(folder))[0]
