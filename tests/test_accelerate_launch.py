@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from deepretrieval.errors import DeepRetrievalError
+from deepretrieval.recipe import load_recipe
 from deepretrieval.runs import read_log
 
 from .conftest import tiny_recipe
@@ -81,3 +83,38 @@ def test_two_processes_each_score_their_own_completions_and_one_writes(tmp_path)
     assert (run / "final" / "policy.json").is_file() and (run / "last" / "policy.json").is_file()
     assert len(list((run / "runs" / "train").glob("*tfevents*"))) == 1  # one TensorBoard writer
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # nothing half-written left behind
+
+
+@pytest.mark.parametrize("name", ["ddp", "zero2", "zero3", "fsdp"])
+def test_the_accelerate_configs_are_accelerates(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(ROOT / "recipes" / "accelerate" / f"{name}.yaml"))
+    assert config.distributed_type.value == {"ddp": "MULTI_GPU", "fsdp": "FSDP"}.get(name, "DEEPSPEED")
+    if name.startswith("zero"):
+        assert config.deepspeed_config["zero_stage"] == int(name[-1])
+
+
+def test_a_sharded_launch_refuses_what_needs_the_whole_model(tmp_path, monkeypatch):
+    from deepretrieval.train import check_sharding
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(DeepRetrievalError, match="FSDP shards the model across processes: set eval_steps: 0"):
+        check_sharding(tiny_recipe(tmp_path))
+    check_sharding(tiny_recipe(tmp_path, eval_steps=0))
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    check_sharding(tiny_recipe(tmp_path))  # ZeRO-2: every process holds the whole model
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    with pytest.raises(DeepRetrievalError, match="ZeRO-3 shards the model across processes: set lora: false"):
+        check_sharding(tiny_recipe(tmp_path, eval_steps=0, lora=True))
+
+
+def test_the_vllm_server_recipe_reaches_trl(tmp_path):
+    from deepretrieval.train import grpo_config
+
+    recipe = load_recipe(ROOT / "recipes" / "gpu-vllm-server.yaml", {"bf16": False})  # no GPU here
+    config = grpo_config(recipe, tmp_path, stops=[7])
+    assert (config.use_vllm, config.vllm_mode, config.vllm_server_base_url) == (True, "server", "http://localhost:8000")
+    assert config.generation_kwargs == {"stop_token_ids": [7]}  # the answer's stop tokens reach the server
