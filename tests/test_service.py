@@ -315,9 +315,14 @@ def test_a_reward_batch_scores_the_same_through_the_service(text_url, independen
     completions = [f'{e.question.split()[0]} {w}"}}</answer>' for e in examples for w in ("heart", "risk", "care", "")]
     ids = [e.id for e in examples for _ in range(4)]
     local = TaskReward(task, independent_bm25, examples, config, settings).score_batch(completions, ids)
-    through = TaskReward(task, remote(text_url), examples, config, settings).score_batch(completions, ids)
+    client = remote(text_url)
+    through = TaskReward(task, client, examples, config, settings).score_batch(completions, ids)
     assert [r.total for r in through] == [r.total for r in local]
+    assert [r.reason for r in through] == [r.reason for r in local]
     assert any(r.total and r.total > 0 for r in local) and all(r.failure is None for r in through)
+    assert any(r.reason == "empty_query" for r in local)  # the empty answers: nothing searched for them
+    # The whole batch: one request analysing every answer (is there anything to search?), one searching.
+    assert client.stats()["requests"] == 2
 
 
 # -- training through the service, the service killed and back ---------------------------------------------------

@@ -273,6 +273,15 @@ class RemoteTextSearcher(RemoteBackend):
     def analyze(self, text: str) -> list[str]:
         return list(self._remembered("analyze", text, lambda: self._analyze([text], in_vocabulary=True)[0]))
 
+    def prefetch_analysis(self, texts: Sequence[str]) -> None:
+        """Analyse ``texts`` in one request (chunked) and remember them: the reward adapter's checks of a
+        batch's answers (``analyze``, one text each) then ask the service nothing more."""
+        with self._lock:
+            todo = list(dict.fromkeys(t for t in texts if ("analyze", t) not in self._memo))
+        if todo:
+            for text, terms in zip(todo, self._analyze(todo, in_vocabulary=True), strict=True):
+                self._remember("analyze", text, terms)
+
     def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
         return self._analyze(texts, in_vocabulary=False)
 
@@ -292,11 +301,14 @@ class RemoteTextSearcher(RemoteBackend):
             found = self._memo.get((kind, key))
         if found is None:
             found = fetch()
-            with self._lock:
-                if len(self._memo) >= 2 * self.MEMO:
-                    self._memo.clear()
-                self._memo[(kind, key)] = found
+            self._remember(kind, key, found)
         return found
+
+    def _remember(self, kind: str, key: str, value: Any) -> None:
+        with self._lock:
+            if len(self._memo) >= 2 * self.MEMO:
+                self._memo.clear()
+            self._memo[(kind, key)] = value
 
     def doc_term_counts_many(self, doc_ids: Sequence[str]) -> list[dict[str, int]]:
         """Several documents' term counts in one request (``doc_term_counts`` asks for one)."""
