@@ -67,6 +67,7 @@ from .specs import HttpSpec, PubMedSpec, SpecError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+B = TypeVar("B", bound="HttpBackend")
 MAX_RESULTS = 10_000  # what esearch can page to; the most any HTTP backend here returns
 USER_AGENT = "deepretrieval (python-httpx)"
 
@@ -335,7 +336,35 @@ def json_body(response: Any) -> Any:
         raise ServiceFault(f"HTTP {response.status_code} with a body that is not JSON") from None
 
 
-class HttpSearcher:
+class HttpBackend:
+    """What every HTTP backend holds and closes: its client (``http``, whose retrier is ``retrier``: it retries
+    its own calls, so callers call it once) and its optional persistent cache."""
+
+    def __init__(self, settings: HttpSettings, *, service: str, transport: Any = None) -> None:
+        self.http = HttpClient(settings, service=service, transport=transport)
+        self.retrier = self.http.retrier  # see resilience.retries_itself
+        self.cache = (
+            ResultCache(settings.cache, max_bytes=settings.cache_max_bytes, max_age=settings.cache_max_age)
+            if settings.cache is not None
+            else None
+        )
+
+    def close(self) -> None:
+        self.http.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self: B) -> B:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.http.base_url!r})"
+
+
+class HttpSearcher(HttpBackend):
     """Batched search on an HTTP service: ``search(requests, k) -> list[Ranking | QuerySyntaxError]``,
     as the offline Boolean engine. Subclasses set ``service`` and implement ``params`` and ``fetch``."""
 
@@ -349,14 +378,8 @@ class HttpSearcher:
         return cls(cls.settings_type.from_spec(spec, default_cache=default_cache), transport=transport)
 
     def __init__(self, settings: HttpSettings, *, transport: Any = None) -> None:
+        super().__init__(settings, service=self.service, transport=transport)
         self.settings = settings
-        self.http = HttpClient(settings, service=self.service, transport=transport)
-        self.retrier = self.http.retrier  # it retries its own searches: callers call it once (retries_itself)
-        self.cache = (
-            ResultCache(settings.cache, max_bytes=settings.cache_max_bytes, max_age=settings.cache_max_age)
-            if settings.cache is not None
-            else None
-        )
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
 
@@ -452,20 +475,6 @@ class HttpSearcher:
             retried=dict(retried),
             failures=mine["failures"],
         )
-
-    def close(self) -> None:
-        self.http.close()
-        if self.cache is not None:
-            self.cache.close()
-
-    def __enter__(self) -> HttpSearcher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.settings.base_url!r})"
 
 
 # -- settings from a recipe's backend: section (its typed spec, ``search.specs``) ----------------------------

@@ -42,8 +42,8 @@ from typing import Any
 from ..errors import DeepRetrievalError, SearchFailure
 from ..types import Collection, Ranking
 from .base import BooleanRequest
-from .cache import ResultCache, cache_key
-from .http import HttpClient, HttpSettings, Secret, http_settings, json_body, read_secret, unexpected_status
+from .cache import cache_key
+from .http import HttpBackend, HttpSettings, Secret, http_settings, json_body, read_secret, unexpected_status
 from .pubmed_syntax import QuerySyntaxError
 from .resilience import ServiceFault
 from .specs import RemoteSpec, validate
@@ -78,23 +78,15 @@ class RemoteSettings:
         return cls(http=http, token=token, batch_size=spec.batch_size, token_source=source)
 
 
-class RemoteBackend:
+class RemoteBackend(HttpBackend):
     """What both clients share: the service's ``/health``, authenticated JSON requests, and batches sent as
     chunks (de-duplicated, cached, concurrent). ``health``: the service's health reply when already read."""
 
     def __init__(
         self, settings: RemoteSettings, *, transport: Any = None, health: Mapping[str, Any] | None = None
     ) -> None:
+        super().__init__(settings.http, service=SERVICE, transport=transport)
         self.settings = settings
-        self.http = HttpClient(settings.http, service=SERVICE, transport=transport)
-        self.retrier = self.http.retrier  # it retries its own requests: callers call it once (retries_itself)
-        self.cache = (
-            ResultCache(
-                settings.http.cache, max_bytes=settings.http.cache_max_bytes, max_age=settings.http.cache_max_age
-            )
-            if settings.http.cache is not None
-            else None
-        )
         self._health = dict(health) if health is not None else None
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
@@ -182,6 +174,28 @@ class RemoteBackend:
                     self.cache.put(keys[item], SERVICE, request, {"result": cached[0](result)})  # type: ignore[union-attr,index]
         return [results[item] for item in items]
 
+    def rankings(
+        self,
+        path: str,
+        name: str,
+        items: Sequence[Hashable],
+        k: int,
+        *,
+        read: Callable[[Any], Any] | None = None,
+        encode: Callable[[Any], Any] = lambda item: item,
+    ) -> list[Any]:
+        """A batch of searches at ``path``: ``{name: [...], "k": k}`` -> ``{"results": [...]}``, each result a
+        ranking (or what ``read`` makes of it), cached as rankings."""
+        return self.batch(
+            path,
+            items,
+            lambda chunk: {name: chunk, "k": k},
+            lambda reply: [(read or ranking)(r) for r in reply["results"]],
+            encode=encode,
+            cached=(ranking_json, ranking),
+            k=k,
+        )
+
     def _caching(self, cached: Any) -> bool:
         return self.cache is not None and cached is not None
 
@@ -202,20 +216,6 @@ class RemoteBackend:
         sent, retried = self.http.counts()
         return {**mine, "attempts": sent["requests"], "answered": sent["answered"], "retried": sum(retried.values())}
 
-    def close(self) -> None:
-        self.http.close()
-        if self.cache is not None:
-            self.cache.close()
-
-    def __enter__(self) -> RemoteBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.settings.http.base_url!r})"
-
 
 def ranking(value: Mapping[str, Any]) -> Ranking:
     """A ranking as the service sends it: ``{"ids", "scores", "total"}``."""
@@ -224,10 +224,6 @@ def ranking(value: Mapping[str, Any]) -> Ranking:
 
 def ranking_json(result: Ranking) -> dict[str, Any]:
     return {"ids": list(result.ids), "scores": [float(s) for s in result.scores], "total": result.total}
-
-
-def _results(reply: Any) -> list[Any]:
-    return list(reply["results"])
 
 
 class RemoteTextSearcher(RemoteBackend):
@@ -249,26 +245,11 @@ class RemoteTextSearcher(RemoteBackend):
                 f"the service at {self.settings.http.base_url} serves a text backend: it searches query strings, "
                 "not Boolean requests (a literature task needs a service of a Boolean backend)"
             )
-        return self.batch(
-            "/search",
-            list(queries),
-            lambda chunk: {"queries": chunk, "k": k},
-            lambda reply: [ranking(r) for r in _results(reply)],
-            cached=(ranking_json, ranking),
-            k=k,
-        )
+        return self.rankings("/search", "queries", list(queries), k)
 
     def search_weighted(self, weights: Sequence[Mapping[str, float]], k: int) -> list[Ranking]:
         items = [tuple(sorted(w.items())) for w in weights]
-        return self.batch(
-            "/search_weighted",
-            items,
-            lambda chunk: {"weights": chunk, "k": k},
-            lambda reply: [ranking(r) for r in _results(reply)],
-            encode=dict,
-            cached=(ranking_json, ranking),
-            k=k,
-        )
+        return self.rankings("/search_weighted", "weights", items, k, encode=dict)
 
     def analyze(self, text: str) -> list[str]:
         return list(self._remembered("analyze", text, lambda: self._analyze([text], in_vocabulary=True)[0]))
@@ -326,15 +307,7 @@ class RemoteBooleanSearcher(RemoteBackend):
 
     def search(self, requests: Sequence[BooleanRequest | str], k: int) -> list[Ranking | QuerySyntaxError]:
         items = [r if isinstance(r, BooleanRequest) else BooleanRequest(str(r)) for r in requests]
-        return self.batch(
-            "/search",
-            items,
-            lambda chunk: {"queries": chunk, "k": k},
-            lambda reply: [verdict(r) for r in _results(reply)],
-            encode=request_json,
-            cached=(ranking_json, ranking),
-            k=k,
-        )
+        return self.rankings("/search", "queries", items, k, read=verdict, encode=request_json)
 
 
 def request_json(request: BooleanRequest) -> dict[str, Any]:

@@ -232,6 +232,15 @@ class HttpSpec(BackendSpec):
         return value
 
 
+def no_secret(values: Any, name: str, what: str, file_field: str, variable: str) -> Any:
+    """``values`` unless they write a secret (field ``name``) in the recipe, which is refused."""
+    if isinstance(values, Mapping) and name in values:
+        raise SpecError(
+            name, f"{what} is never written in a recipe: name a file holding it in {file_field}, or set {variable}"
+        )
+    return values
+
+
 def _text(value: Any) -> Any:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise ValueError(f"must be non-blank text, got {value!r}")
@@ -260,13 +269,7 @@ class PubMedSpec(HttpSpec):
     @model_validator(mode="before")
     @classmethod
     def _no_key(cls, values: Any) -> Any:
-        if isinstance(values, Mapping) and "api_key" in values:
-            raise SpecError(
-                "api_key",
-                "a key is never written in a recipe: name a file holding it in backend.api_key_file, "
-                "or set NCBI_API_KEY",
-            )
-        return values
+        return no_secret(values, "api_key", "a key", "backend.api_key_file", "NCBI_API_KEY")
 
 
 class CTGovSpec(HttpSpec):
@@ -310,13 +313,8 @@ class RemoteSpec(HttpSpec):
     @model_validator(mode="before")
     @classmethod
     def _no_token(cls, values: Any) -> Any:
-        if isinstance(values, Mapping) and "token" in values:
-            raise SpecError(
-                "token",
-                "a token is never written in a recipe: name a file holding it in backend.token_file, or set "
-                f"{SERVICE_TOKEN_ENV} (or the variable backend.token_env names)",
-            )
-        return values
+        variable = f"{SERVICE_TOKEN_ENV} (or the variable backend.token_env names)"
+        return no_secret(values, "token", "a token", "backend.token_file", variable)
 
 
 class SQLiteSpec(BackendSpec):
