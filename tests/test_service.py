@@ -275,6 +275,19 @@ def test_prf_runs_remotely_as_it_runs_locally(text_url, independent_bm25, demo):
     assert remote_queries == local_queries
 
 
+def test_an_evaluation_through_the_service_measures_what_a_local_one_does(text_url, independent_bm25, demo, tmp_path):
+    from deepretrieval.evaluate import EvalSettings, evaluate
+    from deepretrieval.policies import OriginalPolicy
+
+    def measured(backend, folder):
+        (result,) = evaluate(demo, "test", [OriginalPolicy()], backend, folder, EvalSettings(batch_size=16))
+        return {k: v for k, v in result.metrics.items() if isinstance(v, float)}
+
+    local = measured(independent_bm25, tmp_path / "local")
+    assert measured(remote(text_url), tmp_path / "remote") == local
+    assert local["ndcg@10"] > 0
+
+
 def test_remote_boolean_engine_ranks_as_the_local_engine(boolean_url, boolean_service):
     client = remote(boolean_url)
     assert isinstance(client, RemoteBooleanSearcher)
