@@ -911,6 +911,27 @@ def sql_learning(results: Results) -> str:
     return f"{table(head, lines)}\n\n{table(tests_head, tests)}"
 
 
+def service_load(results: Results) -> str:
+    data = results("service_load")
+    load = f"{data['clients']} clients × {whole(data['requests'] / data['clients'])} requests of {data['batch_size']}"
+    lines = [
+        f"| in-process (`BM25Searcher.search`, one batch of {data['batch_size']} after another) "
+        f"| {whole(data['in_process_queries_per_second'])} | 1 | | | |",
+        f"| `serve search`, {load} queries | {whole(data['service_queries_per_second'])} "
+        f"| {num(data['throughput_ratio'], 2)} | {num(data['latency_p50_ms'], 0)} ms "
+        f"| {num(data['latency_p99_ms'], 0)} ms | {data['errors']} |",
+    ]
+    head = header(f"BM25 on Cranfield, top {data['k']}", "queries/s", "ratio", "p50 request", "p99 request", "errors")
+    reward = data["reward_batch"]
+    rows = [
+        f"| local index | {num(reward['local_median_seconds'] * 1000, 1)} ms | 1 | |",
+        f"| `kind: remote` | {num(reward['remote_median_seconds'] * 1000, 1)} ms | {num(reward['ratio'], 2)} "
+        f"| {num(reward['requests_per_batch'], 0)} |",
+    ]
+    reward_head = header(f"a reward batch of {reward['completions']} completions", "median", "ratio", "requests")
+    return f"{table(head, lines)}\n\n{table(reward_head, rows)}"
+
+
 TABLES: dict[str, Callable[[Results], str]] = {
     "search-overhead": search_overhead,
     "reward-throughput": reward_throughput,
@@ -942,6 +963,7 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "qa-expand": qa_expand,
     "trials-learning": trials_learning,
     "trials-curve": trials_curve,
+    "service-load": service_load,
 }
 
 

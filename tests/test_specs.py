@@ -106,7 +106,10 @@ def test_a_kind_is_registered_once():
 
 
 def test_each_family_has_its_kinds_and_its_default():
-    assert specs.kinds(["retrieval"]) == ("bm25", "dense", "hybrid", "lucene")
+    assert specs.kinds(["retrieval"]) == ("bm25", "dense", "hybrid", "lucene", "remote")
+    get_task("literature")  # its kinds are registered when its module is imported
+    assert set(specs.kinds(["literature"])) == {"boolean", "pubmed", "ctgov", "remote"}  # remote: both families
+    assert "remote" not in specs.kinds(["sql"])
     assert get_task("qa").backend_spec({}) == BM25Spec()  # qa uses retrieval's backends
     assert get_task("literature").backend_spec(None).kind == "boolean"
     with pytest.raises(DeepRetrievalError, match=r"^recipe field backend.kind: the qa task has no backend 'pubmed'"):

@@ -175,6 +175,30 @@ def test_a_search_failure_raises_instead_of_scoring(tmp_path, monkeypatch):
         )
 
 
+def test_the_reward_searches_the_search_service_the_environment_names(tmp_path, monkeypatch):
+    from deepretrieval.serve import serve_in_thread
+    from deepretrieval.service import ServiceConfig, build_service, create_app
+
+    monkeypatch.delenv("DEEPRETRIEVAL_SERVICE_TOKEN", raising=False)
+    recipe, collection, _, result = exported("retrieval", tmp_path)
+    task = recipe.task_family()
+    module = load_reward_module(result.out / "reward.py")
+    batch = rows(result.out / "val.parquet")[:6]
+    examples = {e.id: e for e in collection.examples}
+    columns = (
+        [r["data_source"] for r in batch],
+        [answer(task, "cardiac " + task.user_query(examples[r["extra_info"]["example_id"]])) for r in batch],
+        [r["reward_model"]["ground_truth"] for r in batch],
+        [r["extra_info"] for r in batch],
+    )
+    local = module.compute_score_batch(*columns)
+    service = build_service(ServiceConfig(data="demo", index=str(tmp_path / "served")))
+    with serve_in_thread(create_app(service)) as running:
+        monkeypatch.setenv(verl.BACKEND_URL_ENV, running.url)  # the recipe's backend stays bm25
+        served = module.compute_score_batch(*columns)
+    assert served == local
+
+
 def test_the_backend_can_be_named_by_the_environment(tmp_path):
     recipe = TrainRecipe(**RECIPES["qa"], output_dir=str(tmp_path))
     assert verl.backend_section(recipe, {}) == recipe.backend

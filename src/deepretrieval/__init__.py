@@ -13,7 +13,7 @@ placed in it). A name ending in ``/`` is a subpackage: all its modules.
     5  tasks/                                 the seam (base.py) + one module per family, its baselines inside
     6  policies/                              HF, OpenAI-compatible, and the generic baselines
     7  recipe, runs, distributed, train, selection, warm_start, shared_prefix, evaluate, report
-    8  serve, integrations/, demo
+    8  serve, service, integrations/, demo
     9  cli
 """
 

@@ -639,6 +639,73 @@ def serve_emulator(
     run(emulator, host, port, body_timeout=body_timeout)
 
 
+@serve_app.command("search")
+@clean_errors
+def serve_search(
+    data: DataOpt,
+    index: IndexOpt = None,
+    backend_spec_text: Annotated[
+        str | None,
+        typer.Option(
+            "--backend-spec",
+            help="The task's backend as a recipe's backend: section: YAML ('{kind: bm25, k1: 1.2}') or a YAML file",
+        ),
+    ] = None,
+    task: Annotated[
+        str, typer.Option(help="Task family whose backend is served (retrieval, literature …)")
+    ] = "retrieval",
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean otherwise)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each holding the backend")] = 1,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File whose first word is the bearer token clients must send (default: $DEEPRETRIEVAL_SERVICE_TOKEN)"
+        ),
+    ] = None,
+    seed: SeedOpt = 0,
+    corpus: CorpusOpt = None,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most queries (texts, ids) in one request")] = 256,
+    max_k: Annotated[int, typer.Option(min=1, help="Deepest k / topk a request may ask for")] = 10_000,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body (bytes)")] = 1 << 20,
+    retrieve_topk: Annotated[int, typer.Option(min=1, help="/retrieve's depth when a request gives no topk")] = 3,
+) -> None:
+    """Serve a task's backend over HTTP: /search (and the text protocol's /search_weighted, /analyze,
+    /doc_term_counts), Search-R1's /retrieve, /health, /docs. Clients: backend: {kind: remote, url: ...}."""
+    from .service import ServiceConfig, build_service, read_token, run
+    from .tasks import get_task
+
+    family = get_task(task)
+    text = backend_spec_text
+    if text is not None and Path(text).expanduser().is_file():
+        text = Path(text).expanduser().read_text(encoding="utf-8")
+    spec = family.backend_spec(backend_spec(family, {}, text, {})).dump()  # refused here, with the field
+    config = ServiceConfig(
+        data=data,
+        task=family.name,
+        backend=spec,
+        index=str(index) if index else None,
+        corpus=str(corpus) if corpus else None,
+        seed=seed,
+        token_file=str(token_file) if token_file else None,
+        max_batch=max_batch,
+        max_k=max_k,
+        max_body_bytes=max_body_bytes,
+        retrieve_topk=retrieve_topk,
+    )
+    token = read_token(config)  # a bad --token-file is said before the index is opened
+    collection = load(data, seed, corpus)
+    with console.status(f"opening the {family.name} backend of {data}"):
+        service = build_service(config, collection)
+    console.print(
+        f"serving {service.protocol} backend {service.description.get('backend', '?')} on http://{host}:{port} "
+        f"({workers} worker{'s' * (workers > 1)}, {'a bearer token' if token else 'no token'}); clients: "
+        f"backend: {{kind: remote, url: http://{host}:{port}}}",
+        highlight=False,
+    )
+    run(service, host, port, workers=workers)
+
+
 export_app = typer.Typer(no_args_is_help=True, help="A recipe's data and reward for another trainer.")
 app.add_typer(export_app, name="export")
 

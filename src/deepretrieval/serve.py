@@ -1074,32 +1074,34 @@ def create_app(emulator: Emulator, *, body_timeout: float = BODY_TIMEOUT) -> Any
 class BodyDeadline:
     """ASGI middleware: read a request's whole body within ``seconds``, then hand it to the app; if it has
     not arrived by then, answer 408 and close the connection; a body (declared or sent) over
-    ``MAX_BODY_BYTES`` is answered 413 before more of it is held in memory.
+    ``max_bytes`` (``MAX_BODY_BYTES`` by default) is answered 413 before more of it is held in memory.
 
     uvicorn's own timeouts do not cover this: ``timeout_keep_alive`` runs only between requests, and h11
     waits for the rest of a body for as long as the connection stays open.
     """
 
-    def __init__(self, app: Any, seconds: float = BODY_TIMEOUT) -> None:
+    def __init__(self, app: Any, seconds: float = BODY_TIMEOUT, max_bytes: int | None = None) -> None:
         self.app, self.seconds = app, seconds
+        self.max_bytes = MAX_BODY_BYTES if max_bytes is None else max_bytes  # read now: tests lower the cap
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        too_large = f"Payload Too Large: the body is limited to {self.max_bytes} bytes"
         declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            await _send_refusal(send, 413, f"Payload Too Large: the body is limited to {MAX_BODY_BYTES} bytes")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_refusal(send, 413, too_large)
             return
         try:
-            messages = await asyncio.wait_for(_body_messages(receive), self.seconds)
+            messages = await asyncio.wait_for(_body_messages(receive, self.max_bytes), self.seconds)
         except asyncio.TimeoutError:
             await _send_refusal(
                 send, 408, f"Request Timeout: the request body did not arrive within {self.seconds:g} s"
             )
             return
         except _BodyTooLarge:
-            await _send_refusal(send, 413, f"Payload Too Large: the body is limited to {MAX_BODY_BYTES} bytes")
+            await _send_refusal(send, 413, too_large)
             return
         pending = collections.deque(messages)
 
@@ -1114,13 +1116,13 @@ class _BodyTooLarge(Exception):
     pass
 
 
-async def _body_messages(receive: Any) -> list[Any]:
+async def _body_messages(receive: Any, max_bytes: int) -> list[Any]:
     """The ASGI messages of a whole request body (or up to the client's disconnect)."""
     messages, size = [], 0
     while True:
         message = await receive()
         size += len(message.get("body", b""))
-        if size > MAX_BODY_BYTES:  # a chunked body declares no length: count what arrives
+        if size > max_bytes:  # a chunked body declares no length: count what arrives
             raise _BodyTooLarge
         messages.append(message)
         if message["type"] != "http.request" or not message.get("more_body", False):

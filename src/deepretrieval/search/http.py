@@ -67,6 +67,7 @@ from .specs import HttpSpec, PubMedSpec, SpecError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+B = TypeVar("B", bound="HttpBackend")
 MAX_RESULTS = 10_000  # what esearch can page to; the most any HTTP backend here returns
 USER_AGENT = "deepretrieval (python-httpx)"
 
@@ -92,6 +93,32 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
+
+
+def read_secret(
+    path: Any,
+    environ: Mapping[str, str],
+    *,
+    variable: str,
+    field: str,
+    error: Callable[[str, str], Exception] | None = None,
+) -> Secret | None:
+    """A credential: the first word of the file at ``path``, else the environment ``variable``, else None.
+    A bad ``path`` is ``error(field, problem)`` (by default the recipe's field ``backend.<field>``)."""
+    error = error or spec_error
+    if path is None:
+        value = environ.get(variable, "").strip()
+        return Secret(value) if value else None
+    if not isinstance(path, str | Path) or not str(path).strip():
+        raise error(field, f"must be a file path, got {path!r}")
+    file = Path(path).expanduser()
+    try:
+        words = file.read_text(encoding="utf-8").split()
+    except OSError as e:
+        raise error(field, f"cannot read {file}: {e.strerror or e}") from None
+    if not words:
+        raise error(field, f"{file} is empty")
+    return Secret(words[0])
 
 
 class RefusedQuery(QuerySyntaxError):
@@ -239,15 +266,19 @@ class HttpClient:
         *,
         params: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Callable[[], Mapping[str, str]] | None = None,
     ) -> T:
-        """Send one request until ``read`` accepts a reply (it raises ServiceFault to retry it)."""
+        """Send one request until ``read`` accepts a reply (it raises ServiceFault to retry it). ``json``: a
+        body sent as JSON; ``headers``: called as each attempt is sent (credentials are read only then)."""
         url = f"{self.base_url}{path}"
 
         def attempt() -> T:
-            response = self._client.request(method, url, params=params, data=form)
+            sent = headers() if headers is not None else None
+            response = self._client.request(method, url, params=params, data=form, json=json, headers=sent)
             if response.status_code in RETRY_STATUSES:
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                raise ServiceFault(f"HTTP {response.status_code}", retry_after)
+                raise ServiceFault(f"HTTP {response.status_code}{reply_detail(response)}", retry_after)
             return read(response)
 
         return self.retrier.call(attempt, where=url)
@@ -271,18 +302,30 @@ def http_fault(exc: BaseException) -> Fault | None:
     return service_fault(exc)
 
 
-def unexpected_status(service: str, response: Any) -> SearchFailure:
-    """A status that retrying will not change: a configuration problem, said so."""
+def reply_detail(response: Any) -> str:
+    """`` (what the service says)`` of a JSON error reply ``{"detail": "..."}`` (FastAPI's), else ''."""
+    if "json" not in response.headers.get("Content-Type", ""):
+        return ""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return ""
+    return f" ({detail[:500]})" if isinstance(detail, str) and detail else ""
+
+
+def unexpected_status(service: str, response: Any, *, key_field: str = "backend.api_key_file") -> SearchFailure:
+    """A status that retrying will not change: a configuration problem, said so (with the service's own
+    words, when it gives them); ``key_field``: where the credential is set."""
     code, url = response.status_code, str(response.request.url.copy_with(query=None))
     if 300 <= code < 400:
         hint = f"redirected to {response.headers.get('Location', '?')}: set backend.base_url to it"
     elif code in (401, 403):
-        hint = "refused: check the API key (backend.api_key_file) and that this client may use the service"
+        hint = f"refused: check the credential ({key_field}) and that this client may use the service"
     elif code == 404:
         hint = "not found: check backend.base_url"
     else:
         hint = "check backend.base_url and the backend's settings"
-    return SearchFailure(f"{service}: HTTP {code} from {url}; {hint}")
+    return SearchFailure(f"{service}: HTTP {code}{reply_detail(response)} from {url}; {hint}")
 
 
 def json_body(response: Any) -> Any:
@@ -293,7 +336,35 @@ def json_body(response: Any) -> Any:
         raise ServiceFault(f"HTTP {response.status_code} with a body that is not JSON") from None
 
 
-class HttpSearcher:
+class HttpBackend:
+    """What every HTTP backend holds and closes: its client (``http``, whose retrier is ``retrier``: it retries
+    its own calls, so callers call it once) and its optional persistent cache."""
+
+    def __init__(self, settings: HttpSettings, *, service: str, transport: Any = None) -> None:
+        self.http = HttpClient(settings, service=service, transport=transport)
+        self.retrier = self.http.retrier  # see resilience.retries_itself
+        self.cache = (
+            ResultCache(settings.cache, max_bytes=settings.cache_max_bytes, max_age=settings.cache_max_age)
+            if settings.cache is not None
+            else None
+        )
+
+    def close(self) -> None:
+        self.http.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self: B) -> B:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.http.base_url!r})"
+
+
+class HttpSearcher(HttpBackend):
     """Batched search on an HTTP service: ``search(requests, k) -> list[Ranking | QuerySyntaxError]``,
     as the offline Boolean engine. Subclasses set ``service`` and implement ``params`` and ``fetch``."""
 
@@ -307,14 +378,8 @@ class HttpSearcher:
         return cls(cls.settings_type.from_spec(spec, default_cache=default_cache), transport=transport)
 
     def __init__(self, settings: HttpSettings, *, transport: Any = None) -> None:
+        super().__init__(settings, service=self.service, transport=transport)
         self.settings = settings
-        self.http = HttpClient(settings, service=self.service, transport=transport)
-        self.retrier = self.http.retrier  # it retries its own searches: callers call it once (retries_itself)
-        self.cache = (
-            ResultCache(settings.cache, max_bytes=settings.cache_max_bytes, max_age=settings.cache_max_age)
-            if settings.cache is not None
-            else None
-        )
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
 
@@ -410,20 +475,6 @@ class HttpSearcher:
             retried=dict(retried),
             failures=mine["failures"],
         )
-
-    def close(self) -> None:
-        self.http.close()
-        if self.cache is not None:
-            self.cache.close()
-
-    def __enter__(self) -> HttpSearcher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.settings.base_url!r})"
 
 
 # -- settings from a recipe's backend: section (its typed spec, ``search.specs``) ----------------------------

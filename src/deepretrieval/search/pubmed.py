@@ -60,7 +60,7 @@ from .http import (
     Secret,
     http_settings,
     json_body,
-    spec_error,
+    read_secret,
     unexpected_status,
 )
 from .resilience import ServiceFault
@@ -127,19 +127,7 @@ class PubMedSettings:
 
 def read_key(path: Any, environ: Mapping[str, str]) -> Secret | None:
     """The NCBI API key: the first line of the file at ``path``, else ``$NCBI_API_KEY``, else None."""
-    if path is None:
-        value = environ.get(ENV_KEY, "").strip()
-        return Secret(value) if value else None
-    if not isinstance(path, str) or not path.strip():
-        raise spec_error("api_key_file", f"must be a file path, got {path!r}")
-    file = Path(path).expanduser()
-    try:
-        lines = file.read_text(encoding="utf-8").split()
-    except OSError as e:
-        raise spec_error("api_key_file", f"cannot read {file}: {e.strerror or e}") from None
-    if not lines:
-        raise spec_error("api_key_file", f"{file} is empty")
-    return Secret(lines[0])
+    return read_secret(path, environ, variable=ENV_KEY, field="api_key_file")
 
 
 def ncbi_date(day: datetime.date | None, default: str) -> str:

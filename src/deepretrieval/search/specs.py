@@ -232,6 +232,15 @@ class HttpSpec(BackendSpec):
         return value
 
 
+def no_secret(values: Any, name: str, what: str, file_field: str, variable: str) -> Any:
+    """``values`` unless they write a secret (field ``name``) in the recipe, which is refused."""
+    if isinstance(values, Mapping) and name in values:
+        raise SpecError(
+            name, f"{what} is never written in a recipe: name a file holding it in {file_field}, or set {variable}"
+        )
+    return values
+
+
 def _text(value: Any) -> Any:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise ValueError(f"must be non-blank text, got {value!r}")
@@ -260,13 +269,7 @@ class PubMedSpec(HttpSpec):
     @model_validator(mode="before")
     @classmethod
     def _no_key(cls, values: Any) -> Any:
-        if isinstance(values, Mapping) and "api_key" in values:
-            raise SpecError(
-                "api_key",
-                "a key is never written in a recipe: name a file holding it in backend.api_key_file, "
-                "or set NCBI_API_KEY",
-            )
-        return values
+        return no_secret(values, "api_key", "a key", "backend.api_key_file", "NCBI_API_KEY")
 
 
 class CTGovSpec(HttpSpec):
@@ -284,6 +287,34 @@ class CTGovSpec(HttpSpec):
         if not isinstance(value, bool):
             raise ValueError(f"must be true or false, got {value!r}")
         return value
+
+
+SERVICE_TOKEN_ENV = "DEEPRETRIEVAL_SERVICE_TOKEN"
+
+
+class RemoteSpec(HttpSpec):
+    """``kind: remote``: a backend served by ``deepretrieval serve search`` (``search.remote``), for any family
+    whose protocol the service speaks (text or Boolean: its ``/health`` says which). ``url`` (required; also
+    read as ``base_url``) is the service's root; the bearer token from the file ``token_file`` names, else the
+    variable ``token_env`` (never in a recipe). A batch goes as requests of ``batch_size`` distinct queries (the
+    service's own limit caps it), ``concurrency`` at a time; the HTTP fields (``timeout``, ``retries``,
+    ``backoff`` …) are every HTTP backend's. No cache by default: the service answers in milliseconds; with
+    ``cache`` the key holds the served index's corpus hash, so a re-indexed service never meets old entries."""
+
+    kind: Literal["remote"] = "remote"
+    base_url: str = Field(validation_alias=AliasChoices("url", "base_url"))  # type: ignore[assignment]
+    token_file: str | None = None
+    token_env: Text = SERVICE_TOKEN_ENV
+    rate: Number = Field(1000.0, gt=0)  # requests per second from this process: a service of our own
+    concurrency: Whole = Field(4, ge=1)
+    batch_size: Whole = Field(64, ge=1)
+    cache: bool | str = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_token(cls, values: Any) -> Any:
+        variable = f"{SERVICE_TOKEN_ENV} (or the variable backend.token_env names)"
+        return no_secret(values, "token", "a token", "backend.token_file", variable)
 
 
 class SQLiteSpec(BackendSpec):
@@ -304,25 +335,28 @@ class SQLiteSpec(BackendSpec):
 
 @dataclass(frozen=True)
 class Backend:
-    """A registered kind: its spec class, ``factory(collection, spec, index)`` and the family that uses it
+    """A registered kind: its spec class, ``factory(collection, spec, index)`` and the families that use it
     (a family's subclasses, such as qa of retrieval, use its backends too)."""
 
     spec: type[BackendSpec]
     factory: Callable[..., Any]
-    family: str
+    families: tuple[str, ...]
 
 
 REGISTRY: dict[str, Backend] = {}
 
 
 def register(spec: type[BackendSpec], factory: Callable[..., Any], *, family: str) -> type[BackendSpec]:
-    """Register a backend kind (``spec``'s ``kind`` default) for ``family``; a kind is registered once."""
+    """Register a backend kind (``spec``'s ``kind`` default) for ``family``. A kind has one spec and one
+    factory; registering them again for another family adds the family (``remote`` serves several)."""
     kind = spec.model_fields["kind"].default
     if not isinstance(kind, str):
         raise TypeError(f"{spec.__name__}.kind needs a default: the kind's name")
-    if kind in REGISTRY and REGISTRY[kind] != Backend(spec, factory, family):
+    known = REGISTRY.get(kind)
+    if known is not None and (known.spec, known.factory) != (spec, factory):
         raise ValueError(f"backend kind {kind!r} is registered already")
-    REGISTRY[kind] = Backend(spec, factory, family)
+    families = known.families if known is not None else ()
+    REGISTRY[kind] = Backend(spec, factory, families if family in families else (*families, family))
     _union.cache_clear()
     return spec
 
@@ -330,7 +364,7 @@ def register(spec: type[BackendSpec], factory: Callable[..., Any], *, family: st
 def kinds(families: Iterable[str]) -> tuple[str, ...]:
     """The kinds registered for any of ``families``, in registration order."""
     wanted = set(families)
-    return tuple(kind for kind, backend in REGISTRY.items() if backend.family in wanted)
+    return tuple(kind for kind, backend in REGISTRY.items() if wanted.intersection(backend.families))
 
 
 def backend_of(spec: BackendSpec) -> Backend:
@@ -386,16 +420,23 @@ def spec_error(exc: ValidationError, spec: type[BackendSpec]) -> SpecError:
     """The first error of a validation, as one line naming the field."""
     error = exc.errors()[0]
     kind = spec.model_fields["kind"].default
-    names = {f.alias or name for name, f in spec.model_fields.items()} | set(spec.model_fields)
+    names = {spelling for name, f in spec.model_fields.items() for spelling in _spellings(name, f)}
     loc = [str(p) for p in error["loc"]]
     if len(loc) > 1 and loc[0] == kind:  # the union's tag
         loc = loc[1:]
     # the field (a loc's further parts name a union's member: int, float)
     field = loc[0] if loc and (loc[0] in names or error["type"] == "extra_forbidden") else "kind"
     if error["type"] == "extra_forbidden":
-        known = sorted(f.alias or name for name, f in spec.model_fields.items() if name != "kind")
+        known = sorted(_spellings(name, f)[0] for name, f in spec.model_fields.items() if name != "kind")
         return SpecError(field, f"unknown for kind {kind} (known: kind, {', '.join(known)})")
     message = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
     got = "" if "got" in message or isinstance(value, dict) else f", got {value!r}"
     return SpecError(field, f"{message[0].lower()}{message[1:]}{got}")
+
+
+def _spellings(name: str, field: Any) -> list[str]:
+    """How a recipe may write a field, its first spelling first: its aliases, then its name."""
+    alias = field.validation_alias
+    choices = list(alias.choices) if isinstance(alias, AliasChoices) else [alias] if isinstance(alias, str) else []
+    return [str(c) for c in choices if isinstance(c, str)] + [a for a in (field.alias, name) if a]

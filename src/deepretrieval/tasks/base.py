@@ -353,18 +353,28 @@ def propose(
     the user's own query, in the feedback-anchored modes plain RM3, and earn their reward for saying
     nothing). ``lenient``: an out-of-format completion's best-effort text (the family's reading) is executed.
     """
-    parsed = task.parse(completion, settings, prefilled=prefilled)
-    if parsed.query and not task.searchable(parsed.query, backend, settings):
-        parsed = replace(parsed, query=None, format_ok=False, reason="empty_query")
-    text = parsed.query
-    if not text and lenient and parsed.reason != "empty_query":
-        prefix = task.answer_prefix(settings.variant) if prefilled else ""
-        text = task.lenient_query(prefix + completion) or None
-        if text and not task.searchable(text, backend, settings):
-            text = None
+    parsed, text = candidate(task, completion, settings, lenient=lenient, prefilled=prefilled)
+    if text and not task.searchable(text, backend, settings):
+        if text == parsed.query:  # the answer itself gives nothing to search: an empty answer
+            parsed = replace(parsed, query=None, format_ok=False, reason="empty_query")
+        text = None
     if text:
         return parsed, Proposal(text, task.action(text, example, settings))
     return parsed, Proposal(None, task.fallback(example, settings))
+
+
+def candidate(
+    task: Task, completion: str, settings: PromptSettings, *, lenient: bool, prefilled: bool = True
+) -> tuple[Parsed, str | None]:
+    """A completion's verdict and the text :func:`propose` would search if the backend finds terms in it: the
+    answer's query, else (``lenient``) the best-effort reading of an out-of-format completion, else None."""
+    parsed = task.parse(completion, settings, prefilled=prefilled)
+    if parsed.query:
+        return parsed, parsed.query
+    if lenient and parsed.reason != "empty_query":
+        prefix = task.answer_prefix(settings.variant) if prefilled else ""
+        return parsed, task.lenient_query(prefix + completion) or None
+    return parsed, None
 
 
 def propose_output(
@@ -468,6 +478,10 @@ class TaskReward:
     ) -> list[tuple[Parsed, RewardResult]]:
         examples = [self.examples[i] for i in example_ids]
         lenient = not self.config.require_format
+        prefetch = getattr(self.backend, "prefetch_analysis", None)
+        if callable(prefetch):  # a remote backend analyses the whole batch's texts in one request, not one each
+            texts = [candidate(self.task, c, self.settings, lenient=lenient)[1] for c in completions]
+            prefetch([t for t in texts if t])
         read = [
             propose(self.task, c, e, self.settings, self.backend, lenient=lenient, prefilled=self.prefilled)
             for c, e in zip(completions, examples, strict=True)

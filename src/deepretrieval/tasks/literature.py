@@ -29,7 +29,8 @@ from ..errors import DeepRetrievalError
 from ..parsing import Parsed, blocks, parse_completion
 from ..prompts import PromptSettings, answer_format
 from ..rewards import DEEPRETRIEVAL_TIERS, RewardConfig
-from ..search.specs import BooleanSpec, CTGovSpec, PubMedSpec, register
+from ..search.remote import remote_backend
+from ..search.specs import BooleanSpec, CTGovSpec, PubMedSpec, RemoteSpec, register
 from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
 
@@ -123,6 +124,7 @@ def ctgov_backend(collection: Collection | None, spec: CTGovSpec, index: Path | 
 register(BooleanSpec, boolean_backend, family="literature")
 register(PubMedSpec, pubmed_backend, family="literature")
 register(CTGovSpec, ctgov_backend, family="literature")
+register(RemoteSpec, remote_backend, family="literature")  # a Boolean backend served by `deepretrieval serve search`
 
 
 class LiteratureTask(Task):

@@ -25,7 +25,8 @@ from ..prompts import PromptSettings
 from ..rewards import PRESETS
 from ..search import folders
 from ..search.base import TextSearcher, has_terms
-from ..search.specs import BM25Spec, DenseSpec, HybridSpec, LuceneSpec, register, validate
+from ..search.remote import remote_backend
+from ..search.specs import BM25Spec, DenseSpec, HybridSpec, LuceneSpec, RemoteSpec, register, validate
 from ..types import Collection, Example, PolicyOutput, Ranking
 from .base import Action, Outcome, Task
 
@@ -159,7 +160,7 @@ class RetrievalTask(Task):
     fallback_name = "prf"
     default_reward = "recall-lenient"  # the best measured on 2 CPU cores (docs/BENCHMARKS.md)
     backend_flags = ("k1", "b", "method", "stemmer", "stopwords")  # BM25's, as `deepretrieval index` takes them
-    default_backend = "bm25"  # kinds: bm25, dense, hybrid, lucene (registered below)
+    default_backend = "bm25"  # kinds: bm25, dense, hybrid, lucene, remote (registered below)
 
     def open_backend(self, index: Path, spec: Mapping[str, Any]):
         """A BM25 or dense index folder, opened without its collection (not checked against a corpus)."""
@@ -336,3 +337,4 @@ register(BM25Spec, bm25_backend, family="retrieval")
 register(DenseSpec, dense_backend, family="retrieval")
 register(HybridSpec, hybrid_backend, family="retrieval")
 register(LuceneSpec, lucene_backend, family="retrieval")
+register(RemoteSpec, remote_backend, family="retrieval")  # a text backend served by `deepretrieval serve search`
