@@ -163,6 +163,48 @@ def test_the_reward_module_scores_as_the_tasks_own_reward(family, tmp_path, monk
     assert len(calls) == 1  # the whole batch in one backend call
 
 
+def test_concurrent_per_sample_calls_are_scored_in_shared_batches(tmp_path, monkeypatch):
+    """verl 0.9's reward loop calls compute_score once per completion from a pool of threads: the calls that wait
+    while a batch is scored go to the backend together, and each caller gets its own record."""
+    import threading
+    import time
+
+    recipe, _, _, result = exported("qa", tmp_path)
+    task = recipe.task_family()
+    module = load_reward_module(result.out / "reward.py")
+    batch = rows(result.out / "train.parquet")[:12]
+    completions = [answer(task, r["extra_info"]["question"]) for r in batch]
+    arguments = [
+        (r["data_source"], c, r["reward_model"]["ground_truth"], r["extra_info"])
+        for r, c in zip(batch, completions, strict=True)
+    ]
+    alone = [module.compute_score(*a) for a in arguments]  # one at a time: one backend call each
+
+    calls = []
+    execute = type(task).execute
+
+    def slow(self, actions, *a, **k):
+        calls.append(len(actions))
+        time.sleep(0.3)  # the first batch is still being scored while the other threads ask
+        return execute(self, actions, *a, **k)
+
+    monkeypatch.setattr(type(task), "execute", slow)
+    together: list = [None] * len(arguments)
+    start = threading.Barrier(len(arguments))
+
+    def call(i):
+        start.wait()
+        together[i] = module.compute_score(*arguments[i])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(arguments))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert together == alone
+    assert len(calls) < len(arguments) / 2 and sum(calls) <= len(arguments)
+
+
 def test_a_search_failure_raises_instead_of_scoring(tmp_path, monkeypatch):
     recipe, _, _, result = exported("literature", tmp_path)
     module = load_reward_module(result.out / "reward.py")

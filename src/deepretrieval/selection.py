@@ -12,6 +12,7 @@ one before it (the start included; a tie keeps the earlier step) is saved to ``R
 The best so far survives a resume: it is ``RUN/best/policy.json``'s record, and the evaluations are the log's
 (cut back to the checkpoint with it). A best saved after that checkpoint by the run before the resume stays a
 candidate: it is a policy of this run, trained on the training split and measured on the dev split like the rest.
+Under ``accelerate launch`` the main process evaluates and saves; every process stops when it says so.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ recipe's own task, reward preset and backend.
   ``split``, ``index``, the need as ``question``, the example's JSON-able ``meta`` as JSON text): what
   ``Task.to_verl_row`` gives, so every family exports and nothing here names one;
 - ``recipe.yaml``: the recipe (data paths made absolute), which the reward reads;
-- ``reward.py``: verl's custom reward function file, ``compute_score`` (verl's per-sample reward managers) and
-  ``compute_score_batch`` (its ``batch`` reward manager: the whole batch in one backend call); a few lines that
-  call :func:`score_one` / :func:`score_many` here;
+- ``reward.py``: verl's custom reward function file, ``compute_score`` (verl's per-sample reward managers: the
+  calls its threads make at once are scored together, in one backend call) and ``compute_score_batch`` (the
+  ``batch`` reward manager of older verl: the whole batch in one backend call); a few lines that call
+  :func:`score_one` / :func:`score_many` here;
 - ``run_grpo.sh`` and ``run_ppo.sh`` (GRPO, and PPO with a critic, the original DeepRetrieval's choice), which
   share ``verl_common.sh``: ``python3 -m verl.trainer.main_ppo`` with the files above and explicit batch and
   memory settings, each overridable from the environment or by further ``key=value`` arguments.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -184,7 +186,33 @@ class VerlScorer:
 
     def __init__(self, task: Task, reward: TaskReward) -> None:
         self.task, self.reward = task, reward
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the reward adapter's state: one batch at a time
+        self.turn = threading.Lock()  # whose thread scores what is waiting (``score_one``)
+        self.waiting: list[tuple[tuple[str, Mapping[str, Any], Mapping[str, Any] | None], Future]] = []
+        self.waiting_lock = threading.Lock()
+
+    def score_one(
+        self, completion: str, ground_truth: Mapping[str, Any], extra_info: Mapping[str, Any] | None
+    ) -> dict[str, float]:
+        """One completion's record, scored together with those other threads ask for meanwhile: verl 0.9's reward
+        loop calls the reward function once per completion, from a pool of threads. Whoever finds no batch being
+        scored scores everything waiting in one backend call; a failure reaches every caller of that batch."""
+        mine: Future = Future()
+        with self.waiting_lock:
+            self.waiting.append(((completion, ground_truth, extra_info), mine))
+        with self.turn:
+            if not mine.done():
+                with self.waiting_lock:
+                    batch, self.waiting = self.waiting, []
+                try:
+                    records = self.score(*(list(column) for column in zip(*(item for item, _ in batch), strict=True)))
+                except BaseException as exc:
+                    for _, future in batch:
+                        future.set_exception(exc)
+                else:
+                    for (_, future), record in zip(batch, records, strict=True):
+                        future.set_result(record)
+        return mine.result()
 
     def score(
         self,
@@ -262,8 +290,9 @@ def scorer(recipe_path: str | Path) -> VerlScorer:
 def score_one(
     recipe_path: str | Path, solution_str: str, ground_truth: Mapping[str, Any], extra_info: Mapping[str, Any] | None
 ) -> dict[str, float]:
-    """verl's ``compute_score`` for one completion (the exported ``reward.py`` calls it)."""
-    return scorer(recipe_path).score([solution_str], [ground_truth], [extra_info])[0]
+    """verl's ``compute_score`` for one completion (the exported ``reward.py`` calls it); concurrent calls are
+    scored in batches (``VerlScorer.score_one``)."""
+    return scorer(recipe_path).score_one(solution_str, ground_truth, extra_info)
 
 
 def score_many(

@@ -17,7 +17,8 @@ RECIPE = Path(__file__).resolve().with_name("recipe.yaml")
 
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, **_):
-    """``{"score": reward, "metric": the preset's metric, "format_ok": 1 or 0}`` for one completion."""
+    """``{"score": reward, "metric": the preset's metric, "format_ok": 1 or 0}`` for one completion (calls made at
+    once from verl's reward threads are scored together, in one backend call)."""
     return _verl.score_one(RECIPE, solution_str, ground_truth, extra_info)
 
 
