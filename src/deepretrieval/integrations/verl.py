@@ -27,7 +27,8 @@ process (the first call), from ``recipe.yaml``'s ``backend:`` section or, when s
 (a whole ``backend:`` mapping as YAML) or ``DEEPRETRIEVAL_BACKEND_URL`` (``{kind: remote, url: …}``: searches
 go to ``deepretrieval serve search``). A search that still fails after the backend's retries raises
 ``SearchFailure`` out of the reward function: verl's reward worker fails and training stops, rather than train
-on a number no search gave.
+on a number no search gave. verl's workers import ``deepretrieval`` (it must be installed where verl runs), and
+an example's metadata names files by path (a SQL example's database): the reward process must see them there.
 """
 
 from __future__ import annotations
