@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,6 +18,9 @@ from deepretrieval.recipe import TrainRecipe, load_recipe
 from deepretrieval.tasks import TaskReward
 from deepretrieval.tasks.base import show_context
 from deepretrieval.train import reward_config
+
+# `make test` installs verl (no GPU packages) here for the test of verl's own loader (see the Makefile).
+VERL_SITE = Path(__file__).resolve().parents[1] / ".verl-site"
 
 COLUMNS = ["data_source", "prompt", "ability", "reward_model", "extra_info"]
 
@@ -257,8 +261,15 @@ def test_modes_whose_actions_need_the_exporters_menu_are_refused(tmp_path):
         exported("retrieval", tmp_path, mode="feedback", context_docs=0)
 
 
-def test_verls_own_loader_reads_the_reward_module(tmp_path):
-    reward = pytest.importorskip("verl.trainer.ppo.reward", reason="verl is not installed")
+@pytest.fixture
+def verl_site(monkeypatch):
+    """verl's folder at the end of sys.path when `make test` installed it there (the venv's packages win)."""
+    if VERL_SITE.is_dir():
+        monkeypatch.setattr("sys.path", [*sys.path, str(VERL_SITE)])
+
+
+def test_verls_own_loader_reads_the_reward_module(tmp_path, verl_site):
+    reward = pytest.importorskip("verl.trainer.ppo.reward", reason="verl is not installed (make test installs it)")
     omegaconf = pytest.importorskip("omegaconf")
     recipe, _, _, result = exported("sql", tmp_path)
     section = {"path": str(result.out / "reward.py"), "name": "compute_score", "reward_kwargs": {}}
@@ -276,3 +287,38 @@ def test_verls_own_loader_reads_the_reward_module(tmp_path):
         extra_info=row["extra_info"],
     )
     assert score == {"score": pytest.approx(1.1), "metric": 1.0, "format_ok": 1.0}
+
+
+def test_verls_own_loader_scores_an_exported_batch_against_the_service(tmp_path, monkeypatch, verl_site):
+    """The acceptance path end to end: verl's loader reads the exported reward module, and each completion is
+    scored through the search service started here (127.0.0.1) exactly as through the recipe's local index."""
+    reward = pytest.importorskip("verl.trainer.ppo.reward", reason="verl is not installed (make test installs it)")
+    omegaconf = pytest.importorskip("omegaconf")
+    from deepretrieval.serve import serve_in_thread
+    from deepretrieval.service import ServiceConfig, build_service, create_app
+
+    monkeypatch.delenv("DEEPRETRIEVAL_SERVICE_TOKEN", raising=False)
+    recipe, collection, _, result = exported("retrieval", tmp_path)
+    task = recipe.task_family()
+    section = {"path": str(result.out / "reward.py"), "name": "compute_score", "reward_kwargs": {}}
+    compute_score = reward.get_custom_reward_fn(
+        omegaconf.OmegaConf.create({"reward": {"custom_reward_function": section}})
+    )
+    examples = {e.id: e for e in collection.examples}
+    batch = rows(result.out / "val.parquet")[:6]
+    calls = [
+        dict(
+            data_source=r["data_source"],
+            solution_str=answer(task, "cardiac " + task.user_query(examples[r["extra_info"]["example_id"]])),
+            ground_truth=r["reward_model"]["ground_truth"],
+            extra_info=r["extra_info"],
+        )
+        for r in batch
+    ]
+    local = [compute_score(**call) for call in calls]
+    service = build_service(ServiceConfig(data="demo", index=str(tmp_path / "served")))
+    with serve_in_thread(create_app(service)) as running:
+        monkeypatch.setenv(verl.BACKEND_URL_ENV, running.url)
+        served = [compute_score(**call) for call in calls]
+    assert served == local
+    assert len({s["score"] for s in local}) > 1  # the batch's answers score differently: the comparison can fail
