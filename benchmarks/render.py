@@ -932,6 +932,101 @@ def service_load(results: Results) -> str:
     return f"{table(head, lines)}\n\n{table(reward_head, rows)}"
 
 
+# Issue 23, deliverable 3: GRPO settings after one shared warm start, chosen on Cranfield's dev split and
+# reported on MED unchanged. Each entry: results-file suffix, what the recipe changes.
+REGULARISATION = (
+    ("base", "the recipe as it is (lr 2e-5, no KL, temperature 1.0)"),
+    ("kl", "KL towards the warm start, beta 0.02"),
+    ("temp", "sampling temperature 0.7"),
+    ("lowlr", "learning rate 5e-6"),
+    ("long", "the recipe, 48 steps"),
+)
+REGULARISATION_CHOSEN = "long"  # the best dev nDCG@10 at its selected step on Cranfield (0.334; the doc says why)
+
+
+def regularisation_row(run: dict, label: str) -> str:
+    """A study row: the setting, the selected step, dev nDCG@10 start -> selected, test nDCG@10 and R@100 of the
+    selected policy, and its paired tests (nDCG@10) against its own start and against RM3."""
+    chosen = run["selection"]
+    trained = policy(run, "trained")
+    step = f"{chosen['step']} of {chosen['last_step']}"
+    dev = f"{num(chosen['start_value'])} → {num(chosen['value'])}"
+    if chosen["step"] == 0:  # the start itself was kept: no difference to test
+        start = ["0 (the start)", "—", "—"]
+    else:
+        warm = _keys(run, "warm-started")[0]
+        test = run["significance"][f"{_keys(run, 'trained')[0]} vs {warm}"]["ndcg@10"]
+        start = [signed(test["difference"], 3), pvalue(test["t_test_p"]), pvalue(test["randomization_p"])]
+    rm3 = versus(run, "trained")["ndcg@10"]
+    cells = [label, step, dev, num(trained["ndcg@10"]), num(trained["recall@100"]), *start]
+    return markdown_row([*cells, signed(rm3["difference"], 3), pvalue(rm3["t_test_p"])])
+
+
+REGULARISATION_HEAD = header(
+    "GRPO after the warm start (16 steps unless said)",
+    "selected step",
+    "dev nDCG@10 start → selected",
+    "test nDCG@10",
+    "R@100",
+    "− start",
+    "t-test p",
+    "randomization p",
+    "− RM3",
+    "t-test p",
+)
+
+
+def regularisation_baselines(run: dict) -> str:
+    """The policies every row starts from or is compared with, on the same test queries."""
+    rows = [
+        Row(("original query",), values(policy(run, "original"))),
+        Row(("RM3",), values(policy(run, "prf"))),
+        Row(("the warm start (every row's step 0)",), values(policy(run, "warm-started"))),
+    ]
+    return table(header(f"test ({queries(run)} queries)", *MEASURE_COLUMNS), metric_rows(rows))
+
+
+def regularisation_cranfield(results: Results) -> str:
+    runs = [(results(f"learning_reg_{name}_cranfield"), label) for name, label in REGULARISATION]
+    lines = [regularisation_row(run, label) for run, label in runs]
+    return f"{regularisation_baselines(runs[0][0])}\n\n{table(REGULARISATION_HEAD, lines)}"
+
+
+def regularisation_curve(results: Results) -> str:
+    """Dev nDCG@10 at each held-out evaluation of each run (step 0: the warm start), Cranfield's then MED's; the
+    selected step in bold."""
+    runs = [(f"Cranfield: {label}", results(f"learning_reg_{name}_cranfield")) for name, label in REGULARISATION]
+    med = [
+        (f"MED: {label}", results(f"learning_reg_{name}_med"))
+        for name, label in REGULARISATION
+        if results.has(f"learning_reg_{name}_med")
+    ]
+    steps = sorted({point["step"] for _, run in runs + med for point in run["dev_curve"]})
+    lines = []
+    for label, run in runs + med:
+        chosen = run["selection"]["step"]
+        at = {point["step"]: point["ndcg@10"] for point in run["dev_curve"]}
+        cells = [("" if step not in at else bold(num(at[step])) if step == chosen else num(at[step])) for step in steps]
+        lines.append(markdown_row([label, *cells]))
+    return table(header("dev nDCG@10 at step", *(str(step) for step in steps)), lines)
+
+
+def regularisation_med(results: Results) -> str:
+    """The runs on MED: the setting chosen on Cranfield first (required), then the others that were run."""
+    names = [REGULARISATION_CHOSEN] + [n for n, _ in REGULARISATION if n != REGULARISATION_CHOSEN]
+    runs = [
+        (n, results(f"learning_reg_{n}_med"))
+        for n in names
+        if n == REGULARISATION_CHOSEN or results.has(f"learning_reg_{n}_med")
+    ]
+    labels = dict(REGULARISATION)
+    lines = [
+        regularisation_row(run, f"**chosen on Cranfield:** {labels[n]}" if n == REGULARISATION_CHOSEN else labels[n])
+        for n, run in runs
+    ]
+    return f"{regularisation_baselines(runs[0][1])}\n\n{table(REGULARISATION_HEAD, lines)}"
+
+
 TABLES: dict[str, Callable[[Results], str]] = {
     "search-overhead": search_overhead,
     "reward-throughput": reward_throughput,
@@ -964,6 +1059,9 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "trials-learning": trials_learning,
     "trials-curve": trials_curve,
     "service-load": service_load,
+    "regularisation-cranfield": regularisation_cranfield,
+    "regularisation-curve": regularisation_curve,
+    "regularisation-med": regularisation_med,
 }
 
 
