@@ -112,14 +112,14 @@ def topic_groups(recipe: dict, split: str = "test") -> dict[str, list]:
 def by_group(run_dir: Path, recipe: dict) -> dict:
     """Per topic group: its size, each policy's means and the paired tests (``topic_groups``)."""
     from deepretrieval import metrics as M
-    from deepretrieval.evaluate import _read_runs
+    from deepretrieval.evaluate import read_runs
 
     report = {}
     for name, examples in topic_groups(recipe).items():
         qrels = {e.id: dict(e.targets) for e in examples}
         means = {}
         for slug in load_policy_metrics(run_dir / "eval"):
-            run = {q: r for q, r in _read_runs(run_dir / "eval" / "policies" / slug / "runs.jsonl") if q in qrels}
+            run = {q: r for q, r in read_runs(run_dir / "eval" / "policies" / slug / "runs.jsonl") if q in qrels}
             per_query = M.evaluate_run(run, qrels, measures_of(run_dir / "eval", LITERATURE_MEASURES))
             means[slug] = {
                 m: sum(v[m] for v in per_query.values()) / len(per_query) for m in next(iter(per_query.values()))

@@ -430,11 +430,12 @@ def _check_config(config_path: Path, identity: dict[str, object], runs_path: Pat
 
 
 def _completed_ids(runs_path: Path) -> set[str]:
-    return {qid for qid, _ in _read_runs(runs_path, repair=True)} if runs_path.exists() else set()
+    return {qid for qid, _ in read_runs(runs_path, repair=True)} if runs_path.exists() else set()
 
 
-def _read_runs(runs_path: Path, *, repair: bool = False) -> Iterator[tuple[str, list[str]]]:
-    """Yield (id, ranked ids). With ``repair``, a torn last line (interrupted write) is cut off."""
+def read_runs(runs_path: Path, *, repair: bool = False) -> Iterator[tuple[str, list[str]]]:
+    """Yield (id, ranked ids) of a policy's ``runs.jsonl`` (public: benchmarks read per-query rankings with it).
+    With ``repair``, a torn last line (interrupted write) is cut off."""
     for qid, record in _read_records(runs_path, repair=repair):
         yield qid, record["ranked"]
 
