@@ -743,6 +743,11 @@ def literature_headline(results: Results) -> str:
     return literature_learning(run, "literature-demo")
 
 
+def literature_reasoning(results: Results) -> str:
+    """The reasoning variant (``<think>`` then the answer; the original's default) on the headline's recipe."""
+    return literature_learning(results("learning_literature_reasoning"), "literature-demo")
+
+
 def literature_headline_topics(results: Results) -> str:
     return literature_topics(results("learning_literature_headline"))
 
@@ -1059,6 +1064,7 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "trials-learning": trials_learning,
     "trials-curve": trials_curve,
     "service-load": service_load,
+    "literature-reasoning": literature_reasoning,
     "regularisation-cranfield": regularisation_cranfield,
     "regularisation-curve": regularisation_curve,
     "regularisation-med": regularisation_med,
