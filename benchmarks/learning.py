@@ -95,18 +95,36 @@ def measures_of(eval_dir: Path, measures: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def topic_groups(recipe: dict, split: str = "test") -> dict[str, list]:
-    """For a generated collection whose reviews name their concepts (``meta`` condition / intervention /
-    population): the split's judged examples whose condition-intervention pair some training review has
-    (the query could be recalled) and those with a pair no training review has (a new combination; by the
-    generator's split every single concept of a test review occurs in training). Empty for other data."""
+    """For a generated collection whose reviews name their concepts (``meta`` condition / intervention): the
+    split's judged examples by what training saw of them. With a concept-held-out split
+    (``literature-demo?held_out_conditions=N``): those whose condition no training review has, and of them
+    those whose intervention none has either (nothing of the topic was trained on). Always: those whose
+    condition-intervention pair a training review has (the query could be recalled) and those whose pair is
+    new but whose concepts training saw apart (the query has to be composed). Empty groups are left out, and
+    so is everything for data without concepts."""
     collection = load_collection(recipe["data"], seed=recipe.get("seed", 0))
     examples = [e for e in collection.split(split) if e.relevant]
     if not examples or "condition" not in examples[0].meta:
         return {}
-    pairs = {(e.meta["condition"], e.meta["intervention"]) for e in collection.split(recipe["split"])}
-    seen = [e for e in examples if (e.meta["condition"], e.meta["intervention"]) in pairs]
-    new = [e for e in examples if (e.meta["condition"], e.meta["intervention"]) not in pairs]
-    return {"pair in a training review": seen, "new pair (concepts seen apart)": new}
+    train = collection.split(recipe["split"])
+    conditions = {e.meta["condition"] for e in train}
+    interventions = {e.meta["intervention"] for e in train}
+    pairs = {(e.meta["condition"], e.meta["intervention"]) for e in train}
+
+    def seen(e) -> bool:
+        return e.meta["condition"] in conditions and e.meta["intervention"] in interventions
+
+    groups = {
+        "condition never in training": [e for e in examples if e.meta["condition"] not in conditions],
+        "... nor its intervention": [
+            e for e in examples if e.meta["condition"] not in conditions and e.meta["intervention"] not in interventions
+        ],
+        "pair in a training review": [e for e in examples if (e.meta["condition"], e.meta["intervention"]) in pairs],
+        "new pair (concepts seen apart)": [
+            e for e in examples if seen(e) and (e.meta["condition"], e.meta["intervention"]) not in pairs
+        ],
+    }
+    return {name: group for name, group in groups.items() if group}
 
 
 def by_group(run_dir: Path, recipe: dict) -> dict:

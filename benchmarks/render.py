@@ -712,17 +712,28 @@ def literature_learning(run: dict, collection: str) -> str:
 
 
 def literature_topics(run: dict) -> str:
-    """The test reviews by whether a training review has their condition-intervention pair (R@100)."""
+    """The test reviews by what training saw of their concepts (learning.py ``topic_groups``), R@100, with the
+    trained policy's paired t-tests against `pico-boolean` and against its own warm start."""
     lines = []
     for group, found in run["by_topic"].items():
         means = found["means"]
         as_run = {"policies": means, "significance": found["significance"]}  # the group read as a run of its own
         pick = {name: policy(as_run, name)["recall@100"] for name in ("pico-boolean", "warm-started", "trained")}
-        test = versus(as_run, "trained", "pico-boolean")["recall@100"]
-        cells = [group, str(found["queries"]), *(num(v) for v in pick.values()), pvalue(test["t_test_p"])]
+        tests = [
+            versus(as_run, "trained", base)["recall@100"]["t_test_p"]
+            for base in ("pico-boolean", _keys(as_run, "warm-started")[0])
+        ]
+        cells = [group, str(found["queries"]), *(num(v) for v in pick.values()), *(pvalue(p) for p in tests)]
         lines.append(markdown_row(cells))
     head = header(
-        "test reviews", "reviews", "`pico-boolean`", "warm start", "trained", "p (trained vs pico-boolean)", left=1
+        "test reviews",
+        "reviews",
+        "`pico-boolean`",
+        "warm start",
+        "trained",
+        "p vs pico-boolean",
+        "p vs warm start",
+        left=1,
     )
     return table(head, lines)
 

@@ -13,10 +13,11 @@ import bm25s
 import pytest
 import Stemmer
 
+from deepretrieval.data import load_collection
 from deepretrieval.data.litdemo import build_literature_demo
 from deepretrieval.data.literature import load_reviews, render_pico
 from deepretrieval.data.retrievaldemo import _vocabulary, build_demo_collection, load_table, oracle_query
-from deepretrieval.errors import DeepRetrievalError
+from deepretrieval.errors import DataError, DeepRetrievalError
 from deepretrieval.types import Collection, Document
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,3 +253,66 @@ def test_parameters_are_checked_and_scale_the_collection() -> None:
     for bad in ({"n_reviews": 2}, {"included": (0, 3)}, {"later": (2, 1)}, {"filler_docs": -1}, {"lay_rate": 2.0}):
         with pytest.raises(DeepRetrievalError, match="literature demo"):
             build_literature_demo(**bad)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A concept-held-out split: ``literature-demo?held_out_conditions=N``
+
+
+def _conditions(c: Collection, split: str) -> set[str]:
+    return {e.meta["condition"] for e in c.split(split)}
+
+
+@pytest.mark.parametrize("count", [3, 6])
+def test_held_out_conditions_never_reach_train_or_dev(lit: Collection, count: int) -> None:
+    held = load_collection(f"literature-demo?held_out_conditions={count}")
+    # The same documents and reviews: only the split moves.
+    assert [d.id for d in held.documents] == [d.id for d in lit.documents]
+    assert [(e.id, e.question, e.targets) for e in held.examples] == [
+        (e.id, e.question, e.targets) for e in lit.examples
+    ]
+    assert {k: len(v) for k, v in held.splits.items()} == {"train": 180, "dev": 60, "test": 60}
+    unseen = _conditions(held, "test") - _conditions(held, "train") - _conditions(held, "dev")
+    assert len(unseen) == count
+    # every review of a held-out condition is a test review
+    of_unseen = {e.id for e in held.examples if e.meta["condition"] in unseen}
+    assert of_unseen <= set(held.splits["test"]) and len(of_unseen) > count
+    # the rest of the split keeps its rule: every concept of a dev review occurs in train
+    train_concepts = {(k, e.meta[k]) for e in held.split("train") for k in ("condition", "intervention", "population")}
+    dev_concepts = {(k, e.meta[k]) for e in held.split("dev") for k in ("condition", "intervention", "population")}
+    assert dev_concepts <= train_concepts
+
+
+def test_the_default_split_has_no_unseen_condition(lit: Collection) -> None:
+    assert _conditions(lit, "test") <= _conditions(lit, "train")
+    assert load_collection("literature-demo?held_out_conditions=0").splits == lit.splits
+
+
+def test_the_held_out_conditions_do_not_depend_on_other_options() -> None:
+    a = load_collection("literature-demo?held_out_conditions=4")
+    b = load_collection("literature-demo?held_out_conditions=4&filler_docs=100")
+    unseen = [_conditions(c, "test") - _conditions(c, "train") for c in (a, b)]
+    assert unseen[0] == unseen[1] and len(unseen[0]) == 4
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("literature-demo?held_out_conditions=20", "more than the 60 the test split holds"),
+        ("literature-demo?held_out_conditions=-1", "held_out_conditions must be between 0 and"),
+        ("literature-demo?bogus=1", "unknown option 'bogus' for literature-demo .*held_out_conditions"),
+        ("literature-demo?n_reviews=many", "option 'n_reviews' must be an integer, got 'many'"),
+        ("literature-demo?held_out_conditions", "key=value pairs"),
+        ("sql-demo?folder=/tmp", "unknown option 'folder' for sql-demo"),
+    ],
+)
+def test_bad_generator_options_are_one_line_errors_naming_the_spec(spec: str, message: str) -> None:
+    with pytest.raises(DataError, match=message) as caught:
+        load_collection(spec)
+    assert str(caught.value).startswith(f"{spec}: ") and "\n" not in str(caught.value)
+
+
+def test_numeric_options_reach_the_generator() -> None:
+    small = load_collection("literature-demo?n_reviews=20&filler_docs=5&lay_rate=0.5")
+    assert len(small.examples) == 20
+    assert small.documents == build_literature_demo(n_reviews=20, filler_docs=5, lay_rate=0.5).documents

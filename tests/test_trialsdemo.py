@@ -333,3 +333,28 @@ def test_the_recipes_warm_start_has_a_pearl_demonstration_for_every_training_rev
     assert kept == train
     # The direct variant's completion: a space, the query, the closing tag (the prompt ends in <answer>).
     assert completions[0] == ' "Irritable Bowel Syndrome"[cond]</answer>'
+
+
+def test_held_out_conditions_split_the_trial_reviews_too(demo) -> None:
+    held = load_collection("trials-demo?held_out_conditions=5")
+    assert [(e.id, e.targets) for e in held.examples] == [(e.id, e.targets) for e in demo.collection.examples]
+    seen = {e.meta["condition"] for part in ("train", "dev") for e in held.split(part)}
+    unseen = {e.meta["condition"] for e in held.split("test")} - seen
+    assert len(unseen) == 5
+    assert {e.id for e in held.examples if e.meta["condition"] in unseen} <= set(held.splits["test"])
+
+
+def test_the_ctgov_emulator_takes_a_generated_spec_with_options(tmp_path) -> None:
+    small = generate_trials_demo(n_reviews=12, filler_docs=3)
+    emulator = build_emulator("ctgov", "trials-demo?n_reviews=12&filler_docs=3", index=tmp_path / "index")
+    condition = small.studies[0]["protocolSection"]["conditionsModule"]["conditions"][0]
+    expected = [s for s in small.studies if condition in s["protocolSection"]["conditionsModule"]["conditions"]]
+    with TestClient(create_app(emulator)) as client:
+        reply = client.get(
+            "/api/v2/studies",
+            params={"query.term": f'AREA[Condition]"{condition}"', "pageSize": "1000", "countTotal": "true"},
+        )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    key = lambda s: s["protocolSection"]["identificationModule"]["nctId"]  # noqa: E731
+    assert body["totalCount"] == len(expected) and sorted(body["studies"], key=key) == sorted(expected, key=key)

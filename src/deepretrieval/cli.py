@@ -46,8 +46,9 @@ DataOpt = Annotated[
     str,
     typer.Option(
         "--data",
-        help="'demo', 'literature-demo', 'trials-demo', 'qa-demo', 'sql-demo' (generated), a BEIR folder, a SMART "
-        "folder (Cranfield, MED), a Spider or BIRD folder, an examples, reviews or QA .jsonl",
+        help="'demo', 'literature-demo', 'trials-demo', 'qa-demo', 'sql-demo' (generated; options after '?', as "
+        "'literature-demo?held_out_conditions=6'), a BEIR folder, a SMART folder (Cranfield, MED), a Spider or BIRD "
+        "folder, an examples, reviews or QA .jsonl",
     ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed for generated data and for splitting collections without splits")]

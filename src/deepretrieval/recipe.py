@@ -47,7 +47,11 @@ class TrainRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # data
-    data: str = Field("demo", description="'demo', a BEIR folder, a SMART folder or an examples .jsonl")
+    data: str = Field(
+        "demo",
+        description="'demo' or another generated collection (options after '?', as in "
+        "'literature-demo?held_out_conditions=6'), a BEIR folder, a SMART folder or an examples .jsonl",
+    )
     corpus: str | None = Field(None, description="corpus.jsonl for a .jsonl of examples")
     split: str = Field("train", description="split to train on")
     seed: int = Field(0, description="seed for data generation, splitting, sampling and initialisation")

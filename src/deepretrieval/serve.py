@@ -1252,16 +1252,17 @@ def build_emulator(
     ``trials-demo`` — whose /studies replies are its generated v2 study objects —, a reviews .jsonl with its
     corpus …): built once and cached, like the literature task's offline backend.
     ``mesh_tree``: NLM's MeSH descriptor file, so that ``[mh]`` explodes (``backend.mesh_tree``)."""
-    from .data import load_collection
+    from .data import generated_spec, load_collection
     from .tasks import get_task
 
     if service not in SERVICES:
         raise DeepRetrievalError(f"no emulator for {service!r} (known: {', '.join(SERVICES)})")
     studies: Sequence[Mapping[str, Any]] = ()
-    if data == "trials-demo":  # its trials were written as CT.gov v2 objects: /studies answers with them
-        from .data.trialsdemo import generate_trials_demo
+    generated = generated_spec(data)
+    if generated and generated[0] == "trials-demo":  # its trials were written as CT.gov v2 objects: /studies
+        from .data.trialsdemo import generate_trials_demo  # answers with them
 
-        demo = generate_trials_demo(seed)
+        demo = generate_trials_demo(seed, **generated[1])
         collection, studies = demo.collection, demo.studies
     else:
         collection = load_collection(data, corpus=corpus, seed=seed)

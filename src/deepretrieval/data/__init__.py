@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qsl
 
-from ..errors import DataError
+from ..errors import DataError, DeepRetrievalError
 from ..types import Collection
 from .splits import split_ids
 
-__all__ = ["load_collection", "split_ids"]
+__all__ = ["generated_spec", "generator_options", "load_collection", "split_ids"]
 
 
 def load_collection(
@@ -21,27 +25,12 @@ def load_collection(
     """``demo`` | ``literature-demo`` | ``trials-demo`` | ``qa-demo`` | ``sql-demo`` (generated) | a Spider or BIRD
     folder (text-to-SQL) | a BEIR folder | a SMART folder | an examples ``.jsonl`` | a reviews ``.jsonl``
     (DeepRetrieval's PICO records) | a QA ``.jsonl`` (``question`` and ``answers``; for the last three, the corpus
-    beside it or ``corpus``)."""
-    if str(spec) == "demo":
-        from .retrievaldemo import build_demo_collection
+    beside it or ``corpus``).
 
-        return build_demo_collection(seed=seed)
-    if str(spec) == "literature-demo":
-        from .litdemo import build_literature_demo
-
-        return build_literature_demo(seed=seed)
-    if str(spec) == "trials-demo":
-        from .trialsdemo import build_trials_demo
-
-        return build_trials_demo(seed=seed)
-    if str(spec) == "qa-demo":
-        from .qademo import build_qa_demo
-
-        return build_qa_demo(seed=seed)
-    if str(spec) == "sql-demo":
-        from .sqldemo import build_sql_demo
-
-        return build_sql_demo(seed=seed)
+    A generated collection takes its generator's numeric options after a ``?``, as in a URL:
+    ``literature-demo?held_out_conditions=8&n_reviews=200`` (:func:`generator_options` lists them)."""
+    if (collection := _generated(str(spec), seed)) is not None:
+        return collection
     path = Path(spec)
     if path.is_file() and path.suffix == ".jsonl":
         from .beir import read_jsonl
@@ -87,3 +76,64 @@ def load_collection(
         "not a BEIR folder (corpus.jsonl), SMART folder (*.ALL, *.QRY or query.text, *.REL or qrels.text), Spider "
         "folder (dev.json, database/), BIRD folder (dev.json, dev_databases/) or .jsonl",
     )
+
+
+# name -> (module, builder, the function whose keyword parameters are the options)
+_GENERATORS = {
+    "demo": ("retrievaldemo", "build_demo_collection", "build_demo_collection"),
+    "literature-demo": ("litdemo", "build_literature_demo", "build_literature_demo"),
+    "trials-demo": ("trialsdemo", "build_trials_demo", "generate_trials_demo"),
+    "qa-demo": ("qademo", "build_qa_demo", "build_qa_demo"),
+    "sql-demo": ("sqldemo", "build_sql_demo", "build_sql_demo"),
+}
+
+
+def generator_options(name: str) -> dict[str, int | float]:
+    """A generated collection's options (``?key=value`` in its spec) and their defaults: the generator's
+    numeric keyword parameters other than ``seed`` (which is the recipe's)."""
+    module, _, described = _GENERATORS[name]
+    function = getattr(importlib.import_module(f".{module}", __package__), described)
+    return {
+        p.name: p.default
+        for p in inspect.signature(function).parameters.values()
+        if p.name != "seed" and type(p.default) in (int, float)
+    }
+
+
+def generated_spec(spec: str) -> tuple[str, dict[str, int | float]] | None:
+    """(name, options) of a generated collection's spec (``literature-demo?held_out_conditions=6``), or None if
+    ``spec`` names no generated collection; a bad option is a :class:`DataError` naming it."""
+    name, _, query = spec.partition("?")
+    if name not in _GENERATORS:
+        return None
+    allowed = generator_options(name)
+    options: dict[str, int | float] = {}
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True) if query else []
+    except ValueError:
+        raise DataError(spec, "options must be key=value pairs joined with '&'") from None
+    for key, text in pairs:
+        if key not in allowed:
+            raise DataError(spec, f"unknown option {key!r} for {name} (options: {', '.join(sorted(allowed))})")
+        kind = type(allowed[key])
+        try:
+            options[key] = kind(text)
+        except ValueError:
+            wanted = "an integer" if kind is int else "a number"
+            raise DataError(spec, f"option {key!r} must be {wanted}, got {text!r}") from None
+    return name, options
+
+
+def _generated(spec: str, seed: int) -> Collection | None:
+    """The generated collection ``spec`` names, built with its options, or None if it names none."""
+    if (found := generated_spec(spec)) is None:
+        return None
+    name, options = found
+    module, builder, _ = _GENERATORS[name]
+    build: Callable[..., Collection] = getattr(importlib.import_module(f".{module}", __package__), builder)
+    try:
+        return build(seed=seed, **options)
+    except DataError:
+        raise
+    except DeepRetrievalError as exc:  # the generator's verdict on an option's value
+        raise DataError(spec, str(exc)) from None

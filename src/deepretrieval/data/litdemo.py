@@ -52,6 +52,7 @@ from .retrievaldemo import (
     _Writer,
     load_table,
 )
+from .retrievaldemo import held_out_conditions as held_out_conditions_of
 
 FIRST_DATE, LAST_DATE = datetime.date(1970, 1, 1), datetime.date(2024, 12, 31)
 # Reviews leave room before them (included studies) and after them (later studies).
@@ -160,10 +161,14 @@ def build_literature_demo(
     distractors: int = 3,
     filler_docs: int = 800,
     lay_rate: float = 0.08,
+    held_out_conditions: int = 0,
 ) -> Collection:
     """Generate the SYNTHETIC literature collection (name ``"litdemo"``), deterministically from ``seed``.
 
     ``included`` and ``later`` are (min, max) numbers of a review's own studies before and after its date.
+    ``held_out_conditions`` > 0 makes the split concept-held-out: that many conditions (drawn apart from the
+    rest, :func:`.retrievaldemo.held_out_conditions`) have all their reviews in test, none in train or dev;
+    the documents and reviews are the same as without it.
     """
     pool = _topic_pool()
     _check(n_reviews, len(pool), included, later, min(partial, distractors, filler_docs), lay_rate)
@@ -184,7 +189,8 @@ def build_literature_demo(
     for n, (topic, date) in enumerate(zip(topics, dates, strict=True)):
         found = _matching(topic, studies[topic.key[:2]], pubs, ids, date)
         examples.append(_example(f"litdemo-r{n:04d}", topic, date, found, rng))
-    return Collection("litdemo", documents, examples, _split(topics, [e.id for e in examples], rng))
+    held_out = held_out_conditions_of(topics, held_out_conditions, seed)
+    return Collection("litdemo", documents, examples, _split(topics, [e.id for e in examples], rng, held_out))
 
 
 def _check(

@@ -418,32 +418,59 @@ def _example(qid: str, topic: _Topic, targets: dict[str, int], rng: random.Rando
     return Example(id=qid, question=question, targets=targets, meta=meta)
 
 
-def _split(topics: list[_Topic], ids: list[str], rng: random.Random) -> dict[str, list[str]]:
+def _split(
+    topics: list[_Topic], ids: list[str], rng: random.Random, held_out: frozenset[str] = frozenset()
+) -> dict[str, list[str]]:
     """Split topics into train/dev/test (60/20/20), putting first occurrences of concepts into train.
 
     While train has room, a topic with a concept not yet in train goes to train, so that every concept
     of a dev or test topic also occurs in train (always so with the default sizes; best effort for very
     small collections, where dev and test still get at least one topic each).
+
+    ``held_out`` (condition keys, :func:`held_out_conditions`): every topic of such a condition goes to test,
+    and the rest of test is filled as above, so those conditions never occur in a train or dev topic.
     """
     n = len(topics)
     quota = {name: max(1, round(frac * n)) for name, frac in _SPLIT_FRACTIONS}
     train_quota = n - sum(quota.values())
     order = list(range(n))
     rng.shuffle(order)
+    kept = [t for t in order if topics[t].key[0] in held_out]
+    if len(kept) > quota["test"]:
+        count = len({topics[t].key[0] for t in kept})
+        raise DeepRetrievalError(
+            f"held_out_conditions: the {count} held-out conditions have {len(kept)} topics, more than the "
+            f"{quota['test']} the test split holds; hold out fewer"
+        )
     seen: set[str] = set()
     train: list[int] = []
     rest: list[int] = []
     for t in order:
+        if topics[t].key[0] in held_out:
+            continue
         concepts = {f"{kind}:{k}" for kind, k in zip("cip", topics[t].key, strict=True) if k is not None}
         if concepts - seen and len(train) < train_quota:
             train.append(t)
             seen |= concepts
         else:
             rest.append(t)
-    test = rest[: quota["test"]]
-    dev = rest[quota["test"] : quota["test"] + quota["dev"]]
-    train += rest[quota["test"] + quota["dev"] :]
+    room = quota["test"] - len(kept)
+    test = kept + rest[:room]
+    dev = rest[room : room + quota["dev"]]
+    train += rest[room + quota["dev"] :]
     return {name: sorted(ids[t] for t in part) for name, part in (("train", train), ("dev", dev), ("test", test))}
+
+
+def held_out_conditions(topics: list[_Topic], count: int, seed: int) -> frozenset[str]:
+    """``count`` of the topics' conditions, drawn from their own seeded stream (so the collection is the same
+    whatever ``count`` is, but for its split): the conditions a concept-held-out split keeps out of training."""
+    conditions = sorted({t.key[0] for t in topics})
+    if not 0 <= count < len(conditions):
+        raise DeepRetrievalError(
+            f"held_out_conditions must be between 0 and {len(conditions) - 1} (the collection has "
+            f"{len(conditions)} conditions), got {count}"
+        )
+    return frozenset(random.Random(f"deepretrieval-held-out-{seed}").sample(conditions, count))
 
 
 def oracle_query(example: Example) -> str:

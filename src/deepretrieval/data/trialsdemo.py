@@ -65,6 +65,7 @@ from .retrievaldemo import (
     _Writer,
     load_table,
 )
+from .retrievaldemo import held_out_conditions as held_out_conditions_of
 
 # ClinicalTrials.gov opened in 2000; older trials were registered later with their real start dates.
 FIRST_DATE, LAST_DATE = datetime.date(1995, 1, 1), datetime.date(2025, 6, 30)
@@ -243,10 +244,12 @@ def generate_trials_demo(
     distractors: int = 3,
     filler_docs: int = 800,
     lay_rate: float = 0.08,
+    held_out_conditions: int = 0,
 ) -> TrialsDemo:
     """Generate the SYNTHETIC trial collection (name ``"trialsdemo"``), its study objects and its review
     records, deterministically from ``seed``. ``included`` and ``later`` are (min, max) numbers of a
-    review's own trials started before and after its date."""
+    review's own trials started before and after its date; ``held_out_conditions`` as the literature
+    demo's (:func:`.litdemo.build_literature_demo`)."""
     pool = _topic_pool()
     _check(n_reviews, len(pool), included, later, min(partial, distractors, filler_docs), lay_rate)
     rng = random.Random(f"deepretrieval-trialsdemo-{seed}")
@@ -270,7 +273,8 @@ def generate_trials_demo(
         examples.append(
             _example(f"trialsdemo-r{n:04d}", topic, date, found, rng, kind=TRIALS, oracle=oracle_trials_query)
         )
-    splits = _split(topics, [e.id for e in examples], rng)
+    held_out = held_out_conditions_of(topics, held_out_conditions, seed)
+    splits = _split(topics, [e.id for e in examples], rng, held_out)
     split_of = {qid: name for name, qids in splits.items() for qid in qids}
     reviews = tuple(
         {
