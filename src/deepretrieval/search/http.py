@@ -35,6 +35,7 @@ search is asked and read. Everything else is here, once:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -348,6 +349,36 @@ class HttpBackend:
             if settings.cache is not None
             else None
         )
+        self._service = service
+        self._concurrency = settings.concurrency
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def run_jobs(self, jobs: Sequence[Callable[[], T]]) -> list[T]:
+        """Each job's result, in order, the jobs run on at most ``concurrency`` threads. The first job that
+        raises cancels those not yet started; its error is raised once the running ones end, and every job
+        that failed counts as a ``failures``."""
+        if len(jobs) <= 1:
+            try:
+                return [job() for job in jobs]
+            except BaseException:
+                self._count("failures")
+                raise
+        workers = min(self._concurrency, len(jobs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self._service}-search") as pool:
+            futures = [pool.submit(job) for job in jobs]
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+        errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+        if errors:
+            self._count("failures", len(errors))
+            raise errors[0]  # type: ignore[misc]
+        return [future.result() for future in futures]
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
 
     def close(self) -> None:
         self.http.close()
@@ -380,8 +411,6 @@ class HttpSearcher(HttpBackend):
     def __init__(self, settings: HttpSettings, *, transport: Any = None) -> None:
         super().__init__(settings, service=self.service, transport=transport)
         self.settings = settings
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
 
     # -- subclasses ---------------------------------------------------------------------------------
     def params(self, query: str, request: BooleanRequest) -> dict[str, str]:
@@ -430,19 +459,8 @@ class HttpSearcher(HttpBackend):
             else:
                 self._count("cache_hits")
                 results[key] = decode_result(cached)
-        if not todo:
-            return results
-        workers = min(self.settings.concurrency, len(todo))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.service}-search") as pool:
-            futures = {pool.submit(self._one, key, jobs[key], k): key for key in todo}
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in pending:
-                future.cancel()
-        errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
-        if errors:
-            self._count("failures", len(errors))
-            raise errors[0]
-        results.update({futures_key: f.result() for f, futures_key in futures.items()})
+        found = self.run_jobs([functools.partial(self._one, key, jobs[key], k) for key in todo])
+        results.update(zip(todo, found, strict=True))
         return results
 
     def _one(self, key: str, params: Mapping[str, str], k: int) -> Ranking | RefusedQuery:
@@ -455,10 +473,6 @@ class HttpSearcher(HttpBackend):
             request = {"url": f"{self.settings.base_url}{self.endpoint}", "k": k, **params}
             self.cache.put(key, self.service, request, encode_result(result))
         return result
-
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += n
 
     # -- reporting ----------------------------------------------------------------------------------
     def stats(self) -> HttpStats:

@@ -29,12 +29,10 @@ or the variable ``token_env`` names). Built on the HTTP machinery every HTTP bac
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import threading
-from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +57,12 @@ class RemoteSettings:
     http: HttpSettings
     token: Secret | None = field(default=None, repr=False)
     batch_size: int = RemoteSpec.default("batch_size")
-    token_source: str = f"backend.token_file or ${RemoteSpec.default('token_env')}"  # where a token is set
+    token_env: str = RemoteSpec.default("token_env")
+
+    @property
+    def token_source(self) -> str:
+        """Where a token is set, for an error that asks for one."""
+        return f"backend.token_file or ${self.token_env}"
 
     @classmethod
     def from_spec(
@@ -74,8 +77,7 @@ class RemoteSettings:
             spec = validate(RemoteSpec, spec)
         token = read_secret(spec.token_file, environ, variable=spec.token_env, field="token_file")
         http = http_settings(spec, default_url=spec.base_url, default_cache=default_cache)
-        source = f"backend.token_file or ${spec.token_env}"
-        return cls(http=http, token=token, batch_size=spec.batch_size, token_source=source)
+        return cls(http=http, token=token, batch_size=spec.batch_size, token_env=spec.token_env)
 
 
 class RemoteBackend(HttpBackend):
@@ -88,8 +90,6 @@ class RemoteBackend(HttpBackend):
         super().__init__(settings.http, service=SERVICE, transport=transport)
         self.settings = settings
         self._health = dict(health) if health is not None else None
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
 
     # -- the service ----------------------------------------------------------------------------------
     @property
@@ -153,19 +153,7 @@ class RemoteBackend(HttpBackend):
             return found
 
         self._count("requests", len(chunks))
-        if len(chunks) <= 1:
-            answered = [run(chunk) for chunk in chunks]
-        else:
-            workers = min(self.settings.http.concurrency, len(chunks))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remote-search") as pool:
-                futures = [pool.submit(run, chunk) for chunk in chunks]
-                try:
-                    answered = [future.result() for future in futures]
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    self._count("failures")
-                    raise
+        answered = self.run_jobs([functools.partial(run, chunk) for chunk in chunks])
         for chunk, found in zip(chunks, answered, strict=True):
             for item, result in zip(chunk, found, strict=True):
                 results[item] = result
@@ -204,10 +192,6 @@ class RemoteBackend(HttpBackend):
         corpus = str(served.get("corpus_sha256", "")) if isinstance(served, Mapping) else ""
         endpoint = f"{self.settings.http.base_url}{path}#{corpus}"
         return cache_key(SERVICE, endpoint, {"item": json.dumps(item, sort_keys=True, ensure_ascii=False)}, k)
-
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += n
 
     def stats(self) -> dict[str, int]:
         """Requests and their outcomes so far: chunks sent, cache hits, duplicates, HTTP attempts, failures."""
