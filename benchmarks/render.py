@@ -767,6 +767,23 @@ def literature_headline_curve(results: Results) -> str:
     return literature_curve(results("learning_literature_headline"))
 
 
+def literature_reasoning_curve(results: Results) -> str:
+    return literature_curve(results("learning_literature_reasoning"))
+
+
+def literature_held_out(results: Results) -> str:
+    """The headline recipe on the concept-held-out split (``literature-demo?held_out_conditions=6``)."""
+    return literature_learning(results("learning_literature_held_out"), "concept-held-out literature-demo")
+
+
+def literature_held_out_topics(results: Results) -> str:
+    return literature_topics(results("learning_literature_held_out"))
+
+
+def literature_held_out_curve(results: Results) -> str:
+    return literature_curve(results("learning_literature_held_out"))
+
+
 SEMANTICS_ROWS = {
     "original": "the PICO's words as typed (`original`)",
     "pico-boolean": "`pico-boolean`",
@@ -1067,6 +1084,10 @@ TABLES: dict[str, Callable[[Results], str]] = {
     "literature-headline": literature_headline,
     "literature-headline-topics": literature_headline_topics,
     "literature-headline-curve": literature_headline_curve,
+    "literature-reasoning-curve": literature_reasoning_curve,
+    "literature-held-out": literature_held_out,
+    "literature-held-out-topics": literature_held_out_topics,
+    "literature-held-out-curve": literature_held_out_curve,
     "backends": backends,
     "dense-batching": dense_batching,
     "qa": qa,
