@@ -202,3 +202,16 @@ def test_a_mode_or_preset_the_task_lacks_is_refused_naming_the_field(tmp_path, f
     path.write_text("task: literature\n")
     with pytest.raises(DeepRetrievalError, match=f"r.yaml: {message}"):
         load_recipe(path, fields)
+
+
+def test_keep_checkpoints_reaches_the_trainer_rotation(tmp_path):
+    # transformers' save_total_limit: after each save only the newest N checkpoint-* folders remain (its docs)
+    from deepretrieval.recipe import TrainRecipe
+    from deepretrieval.train import grpo_config
+
+    assert grpo_config(TrainRecipe(), tmp_path, stops=[]).save_total_limit is None  # keep all
+    assert grpo_config(TrainRecipe(keep_checkpoints=2), tmp_path, stops=[]).save_total_limit == 2
+    with pytest.raises(ValueError, match="keep_checkpoints"):
+        TrainRecipe(keep_checkpoints=0)
+    headline = load_recipe(Path(__file__).parents[1] / "recipes" / "literature-demo.yaml", {})
+    assert headline.keep_checkpoints == 2

@@ -113,6 +113,12 @@ class TrainRecipe(BaseModel):
     loss_type: str = Field("dapo", description="grpo | dr_grpo | dapo | bnpo | ... (TRL's loss_type)")
     scale_rewards: str = Field("group", description="group | batch | none (TRL's scale_rewards)")
     save_steps: int = Field(8, ge=1, description="checkpoint every N steps")
+    keep_checkpoints: int | None = Field(
+        None,
+        ge=1,
+        description="checkpoint-N folders kept, the newest (each holds the optimizer state: 1.6 GB for SmolLM2-135M; "
+        "RUN/best is saved apart); none: keep all",
+    )
     logging_steps: int = Field(1, ge=1, description="log every N steps")
     bf16: bool = Field(False, description="bfloat16 training (a GPU)")
     use_vllm: bool = Field(False, description="generate with vLLM (a GPU; the stop tokens reach it)")

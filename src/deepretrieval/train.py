@@ -94,6 +94,7 @@ def grpo_config(recipe: TrainRecipe, output_dir: Path, stops: Sequence[int]):
         scale_rewards=recipe.scale_rewards,
         save_strategy="steps",
         save_steps=recipe.save_steps,
+        save_total_limit=recipe.keep_checkpoints,
         logging_steps=recipe.logging_steps,
         report_to=["tensorboard"],
         bf16=recipe.bf16,
