@@ -349,8 +349,6 @@ class HttpBackend:
             if settings.cache is not None
             else None
         )
-        self._service = service
-        self._concurrency = settings.concurrency
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
 
@@ -364,8 +362,8 @@ class HttpBackend:
             except BaseException:
                 self._count("failures")
                 raise
-        workers = min(self._concurrency, len(jobs))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self._service}-search") as pool:
+        workers = min(self.http.settings.concurrency, len(jobs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.http.service}-search") as pool:
             futures = [pool.submit(job) for job in jobs]
             _, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for future in pending:
